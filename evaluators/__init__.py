@@ -1,0 +1,1 @@
+"""Model backends (HF transformers, vLLM, OpenAI-compatible), model registry and the run loop."""

@@ -1,0 +1,1 @@
+"""Accuracy, multi-modal gain / leakage, uncertainty, leaderboard export and plots."""

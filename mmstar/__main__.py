@@ -1,0 +1,3 @@
+from mmstar.cli import main
+
+raise SystemExit(main())

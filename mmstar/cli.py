@@ -1,0 +1,144 @@
+"""The ``mmstar`` command. Every subcommand exits non-zero with one clear line on bad input."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from .errors import MmstarError
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from mmstar.metrics.accuracy import score_records
+
+    from .predictions import dedupe_latest, read_predictions
+    from .report import score_table
+
+    records = dedupe_latest(read_predictions(args.file), args.file)
+    summary = score_records(records, args.matcher)
+    if args.json:
+        keys = ("overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories")
+        print(json.dumps({k: summary[k] for k in keys}, indent=2, ensure_ascii=False))
+    else:
+        print(score_table(summary, title=str(args.file)))
+    return 0
+
+
+def _cmd_data_info(args: argparse.Namespace) -> int:
+    from .loaders import load_benchmark
+
+    bench = load_benchmark(args.spec)
+    with_image = sum(s.image is not None for s in bench)
+    print(f"{bench.origin}: {len(bench)} samples, {with_image} with images, fingerprint {bench.fingerprint()[:16]}")
+    for title, key in (("category", "category"), ("l2_category", "l2_category"), ("source", "source")):
+        counts = Counter(getattr(s, key) or "(none)" for s in bench)
+        print(f"\nper {title}:")
+        for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+            print(f"  {n:6d}  {name}")
+    return 0
+
+
+def _cmd_data_validate(args: argparse.Namespace) -> int:
+    from .loaders import read_table
+    from .validate import validate_table
+
+    table = read_table(args.spec)
+    samples, problems = validate_table(table, taxonomy_mode=args.taxonomy, check_images=not args.no_images)
+    for p in problems:
+        print(p.line(table.origin))
+    n_err = sum(p.severity == "error" for p in problems)
+    n_warn = len(problems) - n_err
+    verdict = "INVALID" if n_err else "valid"
+    print(f"{table.origin}: {len(table.rows)} rows, {len(samples)} samples built, "
+          f"{n_err} error(s), {n_warn} warning(s): {verdict}")
+    return 1 if n_err else 0
+
+
+def _cmd_data_convert(args: argparse.Namespace) -> int:
+    from .loaders import load_benchmark
+    from .writers import write_benchmark
+
+    bench = load_benchmark(args.src)
+    out = write_benchmark(bench, args.dst)
+    print(f"wrote {len(bench)} samples to {out}")
+    return 0
+
+
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("score", help="score a prediction file (our JSONL or the official xlsx)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--matcher", choices=("official", "robust"), default="official")
+    p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    p.set_defaults(func=_cmd_score)
+
+
+def _add_data(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("data", help="inspect, validate and convert benchmark files")
+    dsub = p.add_subparsers(dest="data_cmd", required=True)
+    info = dsub.add_parser("info", help="counts per capability, axis and source")
+    info.add_argument("spec")
+    info.set_defaults(func=_cmd_data_info)
+    val = dsub.add_parser("validate", help="report every problem with its row; non-zero exit if any error")
+    val.add_argument("spec")
+    val.add_argument("--taxonomy", choices=("auto", "mmstar", "none"), default="auto",
+                     help="check the MMStar 6 x 18 category strings (auto: when the data uses them)")
+    val.add_argument("--no-images", action="store_true", help="skip decoding images")
+    val.set_defaults(func=_cmd_data_validate)
+    conv = dsub.add_parser("convert", help="convert between formats (by the output's extension)")
+    conv.add_argument("src")
+    conv.add_argument("dst", help=".parquet, .tsv, .jsonl (+ images folder), .xlsx, or a folder (save_to_disk)")
+    conv.set_defaults(func=_cmd_data_convert)
+
+
+def _lazy(module: str, adder: str) -> Callable[[argparse._SubParsersAction], None]:
+    def add(sub: argparse._SubParsersAction) -> None:
+        import importlib
+
+        getattr(importlib.import_module(module), adder)(sub)
+
+    return add
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_score,
+    _add_data,
+    _lazy("mmstar.evaluators.cli", "add_commands"),
+    _lazy("mmstar.metrics.cli", "add_commands"),
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = argparse.ArgumentParser(
+        prog="mmstar",
+        description="Vision-indispensable multimodal benchmarks: S_v, S_wv, S_t, multi-modal gain and leakage.",
+    )
+    parser.add_argument("--version", action="version", version=f"mmstar {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except MmstarError as exc:
+        print(f"mmstar: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mmstar: interrupted; finished predictions are kept, re-run to resume", file=sys.stderr)
+        return 130
+    except (OSError, ValueError) as exc:
+        if os.environ.get("MMSTAR_DEBUG"):
+            raise
+        print(f"mmstar: error: {exc}", file=sys.stderr)
+        return 2

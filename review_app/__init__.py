@@ -1,0 +1,1 @@
+"""Streamlit human-review app and its decision store."""
