@@ -23,7 +23,7 @@ class MissingDependency(MmstarError):
         super().__init__(f"this needs the '{module}' package: pip install 'mmstar[{extra}]'")
 
 
-def require(module: str, extra: str):  # noqa: ANN201 - returns a module
+def require(module: str, extra: str):
     """Import an optional dependency or raise a clear install hint."""
     import importlib
 

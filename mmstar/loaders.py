@@ -30,7 +30,7 @@ _POINTER_MAX = 64  # VLMEvalKit: an image value this short is another row's inde
 class RawRow:
     rownum: int  # 1-based data row (header excluded) as a user would count in a spreadsheet
     fields: dict[str, Any]
-    image: ImageRef | None | Exception  # an Exception: the image reference itself is bad
+    image: ImageRef | Exception | None  # an Exception: the image reference itself is bad
 
 
 @dataclass
@@ -117,7 +117,7 @@ def _read_tsv(path: Path) -> RawTable:
     try:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[])
     except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-        raise DataError(path, f"not a readable TSV file ({type(exc).__name__}: {str(exc).splitlines()[0]})")
+        raise DataError(path, f"not a readable TSV file ({type(exc).__name__}: {str(exc).splitlines()[0]})") from None
     _require_columns(df.columns, path, ("index", "question", "answer"))
     records = df.to_dict("records")
     by_index = {str(r["index"]).strip(): r.get("image", "") for r in records}
@@ -127,7 +127,7 @@ def _read_tsv(path: Path) -> RawTable:
     return RawTable(path.stem, str(path), rows)
 
 
-def _tsv_image(rec: dict, by_index: dict[str, str], path: Path, row: int) -> ImageRef | None | Exception:
+def _tsv_image(rec: dict, by_index: dict[str, str], path: Path, row: int) -> ImageRef | Exception | None:
     value = (rec.get("image") or "").strip()
     if not value:
         return None
@@ -201,7 +201,7 @@ def _read_jsonl(path: Path) -> RawTable:
         opts = rec.pop("options", None)
         if isinstance(opts, dict) and not rec.get("options_embedded", True):
             rec.update(opts)
-        image: ImageRef | None | Exception = None
+        image: ImageRef | Exception | None = None
         rel = rec.pop("image", None)
         if rel:
             try:
@@ -228,7 +228,7 @@ def _arrow_rows(records: list[dict], origin: str, root: Path | None) -> list[Raw
     return rows
 
 
-def _arrow_image(value: Any, origin: str, row: int, root: Path | None) -> ImageRef | None | Exception:
+def _arrow_image(value: Any, origin: str, row: int, root: Path | None) -> ImageRef | Exception | None:
     if value is None:
         return None
     if isinstance(value, (bytes, bytearray)):

@@ -30,7 +30,7 @@ def official_match(prediction: object, answer: object) -> bool:
     return pred[:14] == "the answer is " and len(pred) > 14 and ans == pred[14]
 
 
-_CLEAN = re.compile(r"[*_`#]+")
+_CLEAN = re.compile(r"[*_`#]+|</?\w+>")  # markdown emphasis and <answer>-style tags
 _ONLY_LETTER = re.compile(r"^[\s(\[]*(?:option|choice)?\s*[(\[]?([A-Ja-j])[)\]]?[\s.:)]*$", re.I)
 _LEADING_LETTER = re.compile(r"^[(\[]?([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))")
 _STATEMENT_CI = re.compile(

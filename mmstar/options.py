@@ -70,9 +70,8 @@ def _parse_paren_lines(lines: list[str]) -> dict[str, str]:
 
 def parse_question(question: str) -> ParsedQuestion:
     """Split an MMStar-style question into stem and options; raises OptionParseError."""
-    m = None
-    for m in _INLINE_HEAD.finditer(question):
-        pass  # the last "Options:" header wins: a stem could mention the word
+    # the last "Options:" header wins: a stem could mention the word
+    m = next(reversed(list(_INLINE_HEAD.finditer(question))), None)
     if m is not None:
         options = _parse_inline(question[m.end() :])
         return _checked(ParsedQuestion(question[: m.start()].rstrip(), options, "inline"))

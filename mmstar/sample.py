@@ -53,11 +53,11 @@ class ImageRef:
             try:
                 return self._path.read_bytes()
             except OSError as exc:
-                raise DataError(self.origin or self._path, f"cannot read image {self._path}: {exc.strerror}")
+                raise DataError(self.origin or self._path, f"cannot read image {self._path}: {exc.strerror}") from None
         assert self._loader is not None
         return self._loader()
 
-    def pil(self):  # noqa: ANN201 - PIL.Image.Image
+    def pil(self):
         from PIL import Image, UnidentifiedImageError
 
         try:
@@ -133,7 +133,7 @@ class Benchmark(Sequence[Sample]):
     def __len__(self) -> int:
         return len(self._samples)
 
-    def __getitem__(self, i):  # noqa: ANN001, ANN204 - Sequence protocol
+    def __getitem__(self, i):
         return self._samples[i]
 
     def __iter__(self) -> Iterator[Sample]:
