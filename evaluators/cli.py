@@ -3,7 +3,104 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from mmstar.errors import MmstarError
+
+
+def _cmd_models(args: argparse.Namespace) -> int:
+    from .registry import REGISTRY
+
+    print(f"{'alias':<16} {'LVLM':<38} {'LLM backbone':<40} notes")
+    for e in REGISTRY.values():
+        print(f"{e.alias:<16} {e.lvlm:<38} {e.backbone or '-':<40} {e.notes}")
+    print("\nAny hub id or local folder works too: mmstar eval --model ORG/NAME --backbone ORG/LLM")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mmstar.loaders import load_benchmark
+    from mmstar.prompts import PromptConfig
+    from mmstar.report import score_table
+
+    from .backend import GenerationConfig
+    from .registry import resolve_model
+    from .runner import EvalConfig, hf_factory, parse_modes, run_eval, summary_line
+
+    if args.backend != "hf":
+        raise MmstarError(f"--backend {args.backend} is not available in this version yet; use --backend hf")
+    if args.batch_size < 1:
+        raise MmstarError("--batch-size must be at least 1")
+    entry = resolve_model(args.model, args.backbone)
+    modes = parse_modes(args.modes)
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    config = EvalConfig(
+        model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
+        gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
+        overwrite=args.overwrite, progress=not args.no_progress,
+    )
+    bench = load_benchmark(args.data)
+    device_map = args.device_map or entry.defaults.get("device_map") if args.device == "auto" else args.device_map
+    factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+    run_dir, scores = run_eval(bench, config, Path(args.out), factory)
+    for mode in modes:
+        if scores.get(mode):
+            print(score_table(scores[mode], title=f"\n[{mode}] {run_dir}/{mode}.jsonl"))
+    print(f"\n{run_dir}: {summary_line(scores)}")
+    return 0
+
+
+def _cmd_tiny(args: argparse.Namespace) -> int:
+    from .tiny import FAMILIES, build_tiny_pair
+
+    families = args.family or list(FAMILIES)
+    for fam in families:
+        pair = build_tiny_pair(fam, Path(args.dir))
+        print(f"{fam}: LVLM {pair.vlm}  backbone {pair.backbone}")
+    first = families[0]
+    print(f"\ntry: mmstar eval --model {Path(args.dir) / ('tiny-' + first)} "
+          f"--backbone {Path(args.dir) / ('tiny-' + first + '-backbone')} --data DEMO.parquet")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+
+    return run_demo(Path(args.out), batch_size=args.batch_size, quiet=args.no_progress)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    pass
+    p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
+    p.add_argument("--model", required=True, help="registry alias (see `mmstar models`), hub id or local folder")
+    p.add_argument("--backbone", help="LLM backbone id or folder for mode t (default: the registry's)")
+    p.add_argument("--data", default="mmstar", help="benchmark file/folder or hub id (default: Lin-Chen/MMStar)")
+    p.add_argument("--modes", default="v,wv,t", help="comma list of v, wv, t (default: all three)")
+    p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<model>/<benchmark>/")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--limit", type=int, help="only the first N samples")
+    p.add_argument("--prompt", choices=("official", "letter"), default="official")
+    p.add_argument("--shots", type=int, choices=(0, 2), default=2, help="in-context shots for mode t (paper: 2)")
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    p.add_argument("--device-map", help="e.g. auto: spread a model larger than one GPU over several")
+    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
+    p.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights, not just safetensors")
+    p.add_argument("--overwrite", action="store_true", help="discard an existing run dir instead of resuming")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=_cmd_eval)
+
+    m = sub.add_parser("models", help="list the model registry")
+    m.set_defaults(func=_cmd_models)
+
+    t = sub.add_parser("tiny-models", help="build tiny random checkpoints of real VLM families (offline smoke test)")
+    t.add_argument("dir")
+    t.add_argument("--family", action="append", choices=("llava", "qwen2-vl", "gemma3"))
+    t.set_defaults(func=_cmd_tiny)
+
+    d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")
+    d.add_argument("--out", default="mmstar-demo", help="output folder (runs, leaderboard, radar chart)")
+    d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--no-progress", action="store_true")
+    d.set_defaults(func=_cmd_demo)

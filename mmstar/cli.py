@@ -14,10 +14,9 @@ from .errors import MmstarError
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from mmstar.metrics.accuracy import score_records
-
     from .predictions import dedupe_latest, read_predictions
     from .report import score_table
+    from .scoring import score_records
 
     records = dedupe_latest(read_predictions(args.file), args.file)
     summary = score_records(records, args.matcher)

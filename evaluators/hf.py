@@ -1,0 +1,167 @@
+"""Hugging Face transformers backend: one generic path for every model family.
+
+LVLMs: ``AutoProcessor`` + ``AutoModelForImageTextToText`` with the model's chat template.
+LLM backbones: ``AutoTokenizer`` + ``AutoModelForCausalLM`` (chat template when the tokenizer has
+one, a plain transcript otherwise). Batched greedy generation with left padding.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmstar.errors import MmstarError, require
+from mmstar.sample import ImageRef
+
+from .backend import GenerationConfig, Request, Response, render_plain
+
+
+def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
+    torch = require("torch", "hf")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if dtype == "auto":
+        dtype = "bfloat16" if device.startswith("cuda") else "float32"
+    try:
+        return device, getattr(torch, dtype)
+    except AttributeError:
+        raise MmstarError(f"unknown --dtype {dtype!r} (use auto, float32, bfloat16, float16)") from None
+
+
+def _load_error(model_id: str, exc: Exception) -> MmstarError:
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+    local = Path(model_id).exists()
+    if ("safetensors" in first.lower() and "not found" not in first.lower()) or "use_safetensors" in first:
+        return MmstarError(f"cannot load {model_id}: it has no safetensors weights; pickled checkpoints run "
+                           "code when loaded, pass --allow-pickle to accept them")
+    if not local and (os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in first.lower()
+                      or "connect" in first.lower() or "resolve" in first.lower()):
+        return MmstarError(f"cannot load {model_id}: not a local folder and the Hugging Face hub is unreachable "
+                           f"({first}); download it elsewhere and pass its folder")
+    return MmstarError(f"cannot load {model_id}: {first}")
+
+
+class HFBackend:
+    """``kind`` is "vlm" (processor + image-text-to-text model) or "llm" (tokenizer + causal LM)."""
+
+    def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
+                 dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
+                 allow_pickle: bool = False) -> None:
+        if kind not in ("vlm", "llm"):
+            raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
+        self.torch = require("torch", "hf")
+        self.transformers = require("transformers", "hf")
+        self.model_id, self.kind, self.gen = model_id, kind, gen or GenerationConfig()
+        self.device, self.dtype = resolve_device_dtype(device, dtype)
+        self.trust_remote_code = trust_remote_code
+        kwargs: dict[str, Any] = {"dtype": self.dtype, "trust_remote_code": trust_remote_code,
+                                  "use_safetensors": None if allow_pickle else True}
+        if device_map:
+            kwargs["device_map"] = device_map
+        tf = self.transformers
+        try:
+            if kind == "vlm":
+                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                self.tokenizer = self.processor.tokenizer
+                self.model = tf.AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+            else:
+                self.processor = None
+                self.tokenizer = tf.AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                self.model = tf.AutoModelForCausalLM.from_pretrained(model_id, **kwargs)
+        except (OSError, ValueError, ImportError, KeyError) as exc:
+            raise _load_error(model_id, exc) from None
+        if not device_map:
+            self.model.to(self.device)
+        self.model.eval()
+        self.tokenizer.padding_side = "left"
+        if self.tokenizer.pad_token is None:
+            self.tokenizer.pad_token = self.tokenizer.eos_token
+        self.has_template = bool(getattr(self.processor or self.tokenizer, "chat_template", None))
+
+    def describe(self) -> dict[str, Any]:
+        return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
+                "dtype": str(self.dtype).replace("torch.", ""), "trust_remote_code": self.trust_remote_code,
+                "chat_template": self.has_template}
+
+    def close(self) -> None:
+        del self.model
+        gc.collect()
+        if self.torch.cuda.is_available():
+            self.torch.cuda.empty_cache()
+
+    # ------------------------------------------------------------------ inputs
+
+    @staticmethod
+    def _materialise(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Decode ImageRef parts into PIL images (per request, so one bad image fails one request)."""
+        out = []
+        for m in messages:
+            content = m["content"]
+            if isinstance(content, list):
+                content = [{"type": "image", "image": p["image"].pil()} if p.get("type") == "image"
+                           and isinstance(p.get("image"), ImageRef) else p for p in content]
+            out.append({**m, "content": content})
+        return out
+
+    def _encode(self, conversations: list[list[dict[str, Any]]]) -> Any:
+        if self.kind == "vlm":
+            return self.processor.apply_chat_template(
+                conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+                processor_kwargs={"padding": True})
+        if self.has_template:
+            texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                     for c in conversations]
+            # the template already holds any BOS; do not add a second one
+            return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        return self.tokenizer([render_plain(c) for c in conversations], return_tensors="pt", padding=True)
+
+    # ------------------------------------------------------------------ generation
+
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        responses: list[Response | None] = [None] * len(requests)
+        ready: list[tuple[int, list[dict[str, Any]]]] = []
+        for i, req in enumerate(requests):
+            try:
+                ready.append((i, self._materialise(req.messages)))
+            except MmstarError as exc:
+                responses[i] = Response(error=str(exc))
+        if ready:
+            for (i, _), resp in zip(ready, self._generate_split([c for _, c in ready])):
+                responses[i] = resp
+        return [r if r is not None else Response(error="no response") for r in responses]
+
+    def _generate_split(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+        """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
+        try:
+            return self._generate_batch(conversations)
+        except self.torch.cuda.OutOfMemoryError as exc:
+            self.torch.cuda.empty_cache()
+            if len(conversations) == 1:
+                return [Response(error=f"CUDA out of memory on a single request: {str(exc)[:160]}")]
+            half = len(conversations) // 2
+            return self._generate_split(conversations[:half]) + self._generate_split(conversations[half:])
+
+    def _generate_batch(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+        torch = self.torch
+        enc = self._encode(conversations)
+        enc = enc.to(self.model.device)
+        if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
+            enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
+        sampling = {"do_sample": False} if self.gen.temperature <= 0 else {
+            "do_sample": True, "temperature": self.gen.temperature}
+        with torch.inference_mode():
+            out = self.model.generate(**enc, max_new_tokens=self.gen.max_new_tokens,
+                                      pad_token_id=self.tokenizer.pad_token_id, **sampling)
+        prompt_len = enc["input_ids"].shape[1]
+        new = out[:, prompt_len:]
+        eos = self.model.generation_config.eos_token_id
+        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.pad_token_id}
+        responses = []
+        for row, prompt_mask in zip(new.tolist(), enc["attention_mask"].tolist()):
+            n_gen = next((k + 1 for k, t in enumerate(row) if t in stop_ids), len(row))
+            text = self.tokenizer.decode(row[:n_gen], skip_special_tokens=True).strip()
+            responses.append(Response(text=text, prompt_tokens=int(sum(prompt_mask)), completion_tokens=n_gen))
+        return responses

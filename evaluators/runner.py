@@ -1,0 +1,216 @@
+"""The evaluation loop: benchmark x modes -> run directory, batched, resumable.
+
+Resume is the default: finished indices are skipped; a run whose model, prompt, decoding or data
+differ from the manifest refuses to mix into the old files unless ``overwrite`` is set.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata as md
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mmstar.errors import MmstarError
+from mmstar.prompts import PromptConfig, build_messages
+from mmstar.runs import (
+    MODES,
+    append_predictions,
+    done_indices,
+    prediction_path,
+    read_manifest,
+    slugify,
+    write_manifest,
+    write_scores,
+)
+from mmstar.sample import Benchmark, Sample
+from mmstar.scoring import judge
+
+from .backend import Backend, GenerationConfig, Request, Response
+
+BackendFactory = Callable[[str, str], Backend]  # (model id, "vlm" | "llm") -> backend
+
+
+@dataclass
+class EvalConfig:
+    model: str  # the LVLM id / path
+    backbone: str | None
+    modes: tuple[str, ...] = MODES
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    gen: GenerationConfig = field(default_factory=GenerationConfig)
+    batch_size: int = 8
+    backend: str = "hf"
+    model_label: str | None = None  # registry alias, for display
+    limit: int | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+    def identity(self, fingerprint: str) -> dict[str, Any]:
+        """What must not change between a run and its resumption."""
+        return {"model": self.model, "backbone": self.backbone, "backend": self.backend,
+                "prompt": self.prompt.preset, "shots": self.prompt.shots, "decoding": self.gen.to_dict(),
+                "dataset_fingerprint": fingerprint}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("mmstar", "torch", "transformers", "vllm", "datasets", "pandas"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict[str, Any]:
+    identity = config.identity(bench.fingerprint())
+    old = read_manifest(run_dir)
+    if old is not None and not config.overwrite:
+        changed = [k for k, v in identity.items() if old.get(k) != v]
+        if changed:
+            detail = "; ".join(f"{k}: {old.get(k)!r} -> {identity[k]!r}" for k in changed)[:300]
+            raise MmstarError(f"{run_dir} holds a different run ({detail}); use another --out or --overwrite "
+                              "to start over")
+    if config.overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    manifest = old if old is not None and not config.overwrite else {
+        **identity, "model_label": config.model_label or config.model, "benchmark": bench.name,
+        "dataset": bench.origin, "n_samples": len(bench), "created": _now(), "modes": {}}
+    manifest["versions"] = _versions()
+    manifest["batch_size"] = config.batch_size
+    write_manifest(run_dir, manifest)
+    return manifest
+
+
+def prediction_record(sample: Sample, mode: str, resp: Response) -> dict[str, Any]:
+    rec: dict[str, Any] = {
+        "index": sample.index, "mode": mode, "prediction": resp.text, "choice": None, "answer": sample.answer,
+        "hit": False, "hit_official": False, "category": sample.category, "l2_category": sample.l2_category,
+        "source": sample.source, "question": sample.question, "options": sample.options, "error": resp.error,
+        "prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
+    }
+    hit_official, hit_robust, choice = judge(rec)
+    rec.update(choice=choice, hit=hit_robust, hit_official=hit_official)
+    return rec
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm comes with transformers
+        return None
+    return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
+
+
+def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get_backend: Callable[[], Backend],
+             ) -> dict[str, Any]:
+    path = prediction_path(run_dir, mode)
+    done = done_indices(path)
+    pending = [s for s in bench if s.index not in done]
+    stats = {"done_before": len(done), "ran": 0, "seconds": 0.0}
+    if not pending:
+        return stats
+    backend = get_backend()
+    bar = _progress(len(pending), f"{mode:>2}", config.progress)
+    start = time.perf_counter()
+    for i in range(0, len(pending), config.batch_size):
+        batch = pending[i:i + config.batch_size]
+        responses: list[Response | None] = [None] * len(batch)
+        requests, slots = [], []
+        for k, s in enumerate(batch):
+            if mode == "v" and s.image is None:
+                responses[k] = Response(error="sample has no image; mode v needs one")
+                continue
+            requests.append(Request(build_messages(s, mode, config.prompt), key=s.index))
+            slots.append(k)
+        for k, resp in zip(slots, backend.generate(requests) if requests else []):
+            responses[k] = resp
+        append_predictions(path, [prediction_record(s, mode, r or Response(error="no response"))
+                                  for s, r in zip(batch, responses)])
+        stats["ran"] += len(batch)
+        if bar is not None:
+            bar.update(len(batch))
+    stats["seconds"] = round(time.perf_counter() - start, 3)
+    if bar is not None:
+        bar.close()
+    return stats
+
+
+def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFactory,
+             bench_slug: str | None = None, model_slug: str | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run every requested mode into ``out/<model>/<benchmark>/``; returns the dir and the scores."""
+    if "t" in config.modes and not config.backbone:
+        raise MmstarError(f"mode t needs the LLM backbone of {config.model}: pass --backbone ID "
+                          "(or leave t out with --modes v,wv)")
+    bench = bench.limit(config.limit)
+    from .registry import model_slug as _model_slug
+
+    run_dir = out / (model_slug or _model_slug(config.model_label or config.model)) / slugify(
+        bench_slug or bench.name)
+    manifest = prepare_run_dir(run_dir, config, bench)
+    loaded: dict[str, Backend] = {}
+
+    def backend_for(model_id: str, kind: str) -> Callable[[], Backend]:
+        def get() -> Backend:
+            if kind not in loaded:
+                for other in list(loaded):  # one model in memory at a time
+                    loaded.pop(other).close()
+                loaded[kind] = factory(model_id, kind)
+                manifest.setdefault("backends", {})[kind] = loaded[kind].describe()
+            return loaded[kind]
+        return get
+
+    try:
+        for mode in config.modes:
+            model_id, kind = (config.backbone, "llm") if mode == "t" else (config.model, "vlm")
+            started = _now()
+            stats = run_mode(run_dir, bench, mode, config, backend_for(model_id, kind))
+            entry = manifest["modes"].setdefault(mode, {"started": started})
+            entry.update({"finished": _now(), **stats})
+            write_manifest(run_dir, manifest)
+    finally:
+        for backend in loaded.values():
+            backend.close()
+    manifest["finished"] = _now()
+    write_manifest(run_dir, manifest)
+    return run_dir, write_scores(run_dir)
+
+
+def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None = None,
+               trust_remote_code: bool = False, allow_pickle: bool = False,
+               gen: GenerationConfig | None = None) -> BackendFactory:
+    def make(model_id: str, kind: str) -> Backend:
+        from .hf import HFBackend
+
+        return HFBackend(model_id, kind, gen, device=device, dtype=dtype, device_map=device_map,
+                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    return make
+
+
+def parse_modes(text: str) -> tuple[str, ...]:
+    modes = tuple(m.strip() for m in text.split(",") if m.strip())
+    bad = [m for m in modes if m not in MODES]
+    if bad or not modes:
+        raise MmstarError(f"unknown mode(s) {', '.join(bad) or text!r}; use a comma list of v, wv, t")
+    return modes
+
+
+def summary_line(scores: dict[str, Any]) -> str:
+    def f(x: float | None) -> str:
+        return "-" if x is None else f"{x:.2f}"
+    return (f"S_v {f(scores['S_v'])}  S_wv {f(scores['S_wv'])}  S_t {f(scores['S_t'])}  "
+            f"MG {f(scores['MG'])}  ML {f(scores['ML'])}  (matcher {scores['matcher']})")
+
+
+def modes_in(seq: Sequence[str]) -> str:
+    return ",".join(seq)

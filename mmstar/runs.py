@@ -1,0 +1,136 @@
+"""The run directory contract (DESIGN.md): ``<out>/<model-slug>/<benchmark-slug>/`` with
+``manifest.json``, ``v.jsonl`` / ``wv.jsonl`` / ``t.jsonl`` and ``scores.json``.
+
+Prediction files are append-only; each batch is flushed and fsynced, and a torn last line left by a
+killed run is cut off before resuming, so no prediction is lost or written twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from .atomic import atomic_write_text
+from .errors import DataError, MmstarError
+from .predictions import read_jsonl_predictions
+from .scoring import gain_and_leakage, score_records
+
+MODES = ("v", "wv", "t")
+_UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
+
+
+def slugify(name: str) -> str:
+    slug = _UNSAFE.sub("-", name).strip("-.")
+    if not slug or slug in (".", ".."):
+        raise MmstarError(f"cannot make a safe folder name from {name!r}")
+    return slug[:120]
+
+
+def prediction_path(run_dir: Path, mode: str) -> Path:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}")
+    return run_dir / f"{mode}.jsonl"
+
+
+def repair_tail(path: Path) -> int:
+    """Cut a torn last line (no trailing newline) off a prediction file; returns bytes removed."""
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as fh:
+        size = fh.seek(0, os.SEEK_END)
+        if size == 0:
+            return 0
+        fh.seek(max(0, size - 1))
+        if fh.read(1) == b"\n":
+            return 0
+        # scan back for the last newline
+        pos, chunk = size, 4096
+        while pos > 0:
+            start = max(0, pos - chunk)
+            fh.seek(start)
+            block = fh.read(pos - start)
+            k = block.rfind(b"\n")
+            if k >= 0:
+                keep = start + k + 1
+                break
+            pos = start
+        else:
+            keep = 0
+        fh.truncate(keep)
+        fh.flush()
+        os.fsync(fh.fileno())
+        return size - keep
+
+
+def done_indices(path: Path) -> set[int]:
+    if not path.exists():
+        return set()
+    repair_tail(path)
+    records = read_jsonl_predictions(path, warn=False)
+    seen: set[int] = set()
+    for i, rec in enumerate(records, start=1):
+        if rec["index"] in seen:
+            raise DataError(path, f"index {rec['index']} appears twice; the file was edited by hand?", i)
+        seen.add(rec["index"])
+    return seen
+
+
+def append_predictions(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
+    """Append lines and make them durable before returning (one write call per batch)."""
+    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+    if not payload:
+        return 0
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(payload)
+        fh.flush()
+        os.fsync(fh.fileno())
+    return payload.count("\n")
+
+
+def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+    path = run_dir / "manifest.json"
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise DataError(path, f"manifest is not valid JSON ({exc.msg})") from None
+
+
+def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
+    atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def mode_records(run_dir: Path, mode: str) -> list[dict[str, Any]] | None:
+    path = prediction_path(run_dir, mode)
+    if not path.exists():
+        return None
+    return read_jsonl_predictions(path)
+
+
+def compute_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:
+    """``scores.json`` content, always derived from the prediction files."""
+    per_mode: dict[str, Any] = {}
+    for mode in MODES:
+        records = mode_records(run_dir, mode)
+        if records is None:
+            per_mode[mode] = None
+            continue
+        summary = score_records(records, matcher)
+        other = score_records(records, "robust" if matcher == "official" else "official")
+        summary[f"{other['matcher']}_overall"] = other["overall"]
+        summary[f"{other['matcher']}_macro"] = other["macro"]
+        per_mode[mode] = summary
+    s = {m: (per_mode[m] or {}).get("overall") for m in MODES}
+    mg, ml = gain_and_leakage(s["v"], s["wv"], s["t"])
+    return {"matcher": matcher, "S_v": s["v"], "S_wv": s["wv"], "S_t": s["t"], "MG": mg, "ML": ml, **per_mode}
+
+
+def write_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:
+    scores = compute_scores(run_dir, matcher)
+    atomic_write_text(run_dir / "scores.json", json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
+    return scores
