@@ -152,12 +152,13 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
     if "t" in config.modes and not config.backbone:
         raise MmstarError(f"mode t needs the LLM backbone of {config.model}: pass --backbone ID "
                           "(or leave t out with --modes v,wv)")
-    bench = bench.limit(config.limit)
     from .registry import model_slug as _model_slug
 
     run_dir = out / (model_slug or _model_slug(config.model_label or config.model)) / slugify(
         bench_slug or bench.name)
+    # the fingerprint is the whole benchmark's: --limit only changes how far a run has got
     manifest = prepare_run_dir(run_dir, config, bench)
+    bench = bench.limit(config.limit)
     loaded: dict[str, Backend] = {}
 
     def backend_for(model_id: str, kind: str) -> Callable[[], Backend]:
@@ -201,7 +202,7 @@ def parse_modes(text: str) -> tuple[str, ...]:
     modes = tuple(m.strip() for m in text.split(",") if m.strip())
     bad = [m for m in modes if m not in MODES]
     if bad or not modes:
-        raise MmstarError(f"unknown mode(s) {', '.join(bad) or text!r}; use a comma list of v, wv, t")
+        raise MmstarError(f"unknown mode(s) {', '.join(map(repr, bad)) or repr(text)}; use a comma list of v, wv, t")
     return modes
 
 

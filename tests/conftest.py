@@ -74,3 +74,25 @@ def assert_clean_error(proc, *fragments: str) -> None:
     assert len(lines) == 1, proc.stderr
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture(scope="session")
+def demo_parquet(tmp_path_factory) -> Path:
+    """36 generated demo samples (2 per axis) in the MMStar schema, as parquet."""
+    from mmstar.demo_data import generate
+    from mmstar.writers import write_benchmark
+
+    path = tmp_path_factory.mktemp("demo") / "demo.parquet"
+    write_benchmark(generate(per_axis=2, seed=1, split="test"), path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_pairs(tmp_path_factory):
+    """Tiny random checkpoints (LVLM + LLM backbone) of three real families, built once."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from mmstar.evaluators.tiny import FAMILIES, build_tiny_pair
+
+    root = tmp_path_factory.mktemp("tiny")
+    return {fam: build_tiny_pair(fam, root) for fam in FAMILIES}
