@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -16,6 +17,13 @@ from .options import LETTERS
 from .sample import Benchmark, Sample
 
 _META_INFO_KEYS = ("split", "image_path")
+# control characters that the xlsx format cannot store (openpyxl refuses them)
+_XLSX_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def xlsx_safe(value: Any) -> Any:
+    """Replace characters xlsx cannot hold with U+FFFD, so one odd model output cannot sink a file."""
+    return _XLSX_ILLEGAL.sub("\ufffd", value) if isinstance(value, str) else value
 
 
 def _option_columns(bench: Benchmark) -> list[str]:
@@ -103,7 +111,7 @@ def write_xlsx(bench: Benchmark, path: Path, predictions: dict[int, str] | None 
                "l2_category": s.l2_category, "bench": s.source}
         if predictions is not None:
             rec["prediction"] = predictions.get(s.index, "")
-        records.append(rec)
+        records.append({k: xlsx_safe(v) for k, v in rec.items()})
     with atomic_path(path, suffix=".xlsx") as tmp:
         pd.DataFrame.from_records(records).to_excel(tmp, index=False, engine="openpyxl")
 

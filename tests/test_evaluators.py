@@ -139,7 +139,6 @@ def test_kill_and_resume_gives_one_line_per_index_and_the_same_scores(tiny_pairs
 def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
     """CUDA memory is the true boundary here: inject OutOfMemoryError for batches over 2."""
     import torch
-
     from mmstar.evaluators.backend import Request
     from mmstar.evaluators.hf import HFBackend
 
@@ -164,6 +163,7 @@ def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
 def test_bad_image_fails_one_request_not_the_batch(tiny_pairs, demo_parquet):
     from mmstar.evaluators.backend import Request
     from mmstar.evaluators.hf import HFBackend
+
     from mmstar.sample import ImageRef
 
     backend = HFBackend(str(tiny_pairs["llava"].vlm), "vlm", device="cpu")

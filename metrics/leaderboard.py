@@ -1,0 +1,182 @@
+"""Leaderboard rows from run directories, the CSV, the official submission xlsx files, and the
+console table. One row per (model, benchmark); a model evaluated on several benchmarks also gets
+an ``average`` row (MG and ML by the paper's Table 4 rule)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from mmstar import taxonomy
+from mmstar.atomic import atomic_path, atomic_write_text
+from mmstar.errors import MmstarError
+from mmstar.runs import slugify
+from mmstar.writers import xlsx_safe
+
+from .leakage import BenchScores, average_gain_leakage
+from .runs import Run, load_run
+from .uncertainty import bootstrap_paired_difference, bootstrap_score
+
+BASE_COLUMNS = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n", "matcher",
+                "prompt", "shots", "unparsed_v"]
+CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
+              "wv_minus_t_high", "ML_spans_zero"]
+COLUMNS = BASE_COLUMNS + CI_COLUMNS
+
+
+def _r(x: float | None, nd: int = 2) -> float | None:
+    return None if x is None else round(x, nd)
+
+
+def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any]:
+    summaries = {m: run.summary(m, matcher) for m in ("v", "wv", "t")}
+    s = {m: (summaries[m] or {}).get("overall") for m in summaries}
+    bench = BenchScores(s["v"], s["wv"], s["t"])
+    v = summaries["v"] or {}
+    cats = v.get("categories", {})
+    row: dict[str, Any] = {
+        "model": run.model, "benchmark": run.benchmark, "S_v": _r(s["v"]), "S_wv": _r(s["wv"]), "S_t": _r(s["t"]),
+        "MG": _r(bench.mg), "ML": _r(bench.ml), "macro": _r(v.get("macro")), "n": v.get("n"), "matcher": matcher,
+        "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"),
+    }
+    for cap in taxonomy.CAPABILITIES:
+        row[cap.code] = _r(cats.get(cap.name))
+    row.update(_intervals(run, matcher, seed))
+    return row
+
+
+def _intervals(run: Run, matcher: str, seed: int) -> dict[str, Any]:
+    out: dict[str, Any] = dict.fromkeys(CI_COLUMNS)
+    hv, hwv, ht = (run.hits(m, matcher) if m in run.records else None for m in ("v", "wv", "t"))
+    if hv:
+        ci = bootstrap_score(hv, seed)
+        out.update(S_v_low=_r(ci.low), S_v_high=_r(ci.high))
+    if hv and hwv:
+        ci = bootstrap_paired_difference(hv, hwv, seed)
+        out.update(MG_low=_r(ci.low), MG_high=_r(ci.high), MG_spans_zero=ci.spans_zero)
+    if hwv and ht:
+        ci = bootstrap_paired_difference(hwv, ht, seed)
+        out.update(wv_minus_t=_r(ci.estimate), wv_minus_t_low=_r(ci.low), wv_minus_t_high=_r(ci.high),
+                   ML_spans_zero=ci.spans_zero)
+    return out
+
+
+def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_model[row["model"]].append(row)
+    out = []
+    for model, group in by_model.items():
+        if len({r["benchmark"] for r in group}) < 2:
+            continue
+        # the per-benchmark values are recomputed from unrounded S_* via BenchScores
+        benches = [BenchScores(r["S_v"], r["S_wv"], r["S_t"]) for r in group]
+        mg, ml = average_gain_leakage(benches)
+
+        def mean(key: str, group: list[dict[str, Any]] = group) -> float | None:
+            vals = [r[key] for r in group if r[key] is not None]
+            return _r(sum(vals) / len(vals)) if vals else None
+
+        avg = dict.fromkeys(COLUMNS)
+        avg.update(model=model, benchmark="average", S_v=mean("S_v"), S_wv=mean("S_wv"), S_t=mean("S_t"),
+                   MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
+                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"])
+        out.append(avg)
+    return out
+
+
+def build_rows(runs: Sequence[Run], matcher: str = "official", seed: int = 0) -> list[dict[str, Any]]:
+    rows = [run_row(r, matcher, seed) for r in runs]
+    return rows + average_rows(rows)
+
+
+def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    atomic_write_text(path, buf.getvalue())
+
+
+SUBMISSION_COLUMNS = ["index", "question", "answer", "category", "l2_category", "bench", "prediction"]
+SUBMISSION_FILES = {"v": "{model}_{bench}.xlsx", "wv": "{model}_{bench}_wo_image.xlsx",
+                    "t": "{model}_{bench}_llm_base.xlsx"}
+
+
+def write_submission(run: Run, out_dir: Path) -> list[Path]:
+    """The official leaderboard files, one per mode present: every data column but ``image``,
+    plus ``prediction`` (the raw model text, as the official evaluator expects)."""
+    import pandas as pd
+
+    written = []
+    for mode, pattern in SUBMISSION_FILES.items():
+        records = run.records.get(mode)
+        if records is None:
+            continue
+        rows = [{"index": r["index"], "question": xlsx_safe(r.get("question", "")), "answer": r.get("answer", ""),
+                 "category": r.get("category", ""), "l2_category": r.get("l2_category", ""),
+                 "bench": r.get("source", ""), "prediction": xlsx_safe(r.get("prediction", ""))}
+                for r in sorted(records, key=lambda r: r["index"])]
+        name = pattern.format(model=slugify(run.model), bench=slugify(run.benchmark))
+        path = out_dir / name
+        with atomic_path(path, suffix=".xlsx") as tmp:
+            pd.DataFrame(rows, columns=SUBMISSION_COLUMNS).to_excel(tmp, index=False, engine="openpyxl")
+        written.append(path)
+    return written
+
+
+def format_table(rows: Sequence[dict[str, Any]]) -> str:
+    cols = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n"]
+    widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
+    lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
+    for r in rows:
+        lines.append("  ".join(_cell(r.get(c)).ljust(widths[c]) for c in cols))
+    flags = [f"{r['model']}/{r['benchmark']}: MG interval [{r['MG_low']}, {r['MG_high']}] spans 0"
+             for r in rows if r.get("MG_spans_zero")]
+    flags += [f"{r['model']}/{r['benchmark']}: S_wv - S_t interval [{r['wv_minus_t_low']}, {r['wv_minus_t_high']}] "
+              "spans 0 (ML not distinguishable from 0)" for r in rows if r.get("ML_spans_zero")]
+    return "\n".join(lines + ([""] + flags if flags else []))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return "-"
+    return f"{v:.2f}" if isinstance(v, float) else str(v)
+
+
+def publish(run_dirs: Sequence[Path], csv: Path | None = None, radar: Path | None = None,
+            submission: Path | None = None, leakage: Path | None = None, mg_ml: Path | None = None,
+            json_out: Path | None = None, matcher: str = "official", seed: int = 0,
+            echo: bool = False) -> list[dict[str, Any]]:
+    if not run_dirs:
+        raise MmstarError("no run directories given")
+    runs = [load_run(p) for p in run_dirs]
+    rows = build_rows(runs, matcher, seed)
+    if csv is not None:
+        write_csv(rows, csv)
+    if json_out is not None:
+        atomic_write_text(json_out, json.dumps(rows, indent=2) + "\n")
+    if leakage is not None:
+        from .leakage import write_leakage_csv
+
+        write_leakage_csv(runs, leakage, matcher)
+    if submission is not None:
+        for run in runs:
+            write_submission(run, submission)
+    if radar is not None or mg_ml is not None:
+        from .plots import mg_ml_chart, radar_chart
+
+        per_bench = [r for r in rows if r["benchmark"] != "average"]
+        if radar is not None:
+            radar_chart(per_bench, radar)
+        if mg_ml is not None:
+            mg_ml_chart(per_bench, mg_ml)
+    if echo:
+        print(format_table(rows))
+    return rows

@@ -1,0 +1,76 @@
+"""Multi-modal gain and leakage: per (model, benchmark), across benchmarks, and sample-level lists."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmstar.atomic import atomic_write_text
+from mmstar.scoring import gain_and_leakage
+
+from .runs import Run
+
+__all__ = ["average_gain_leakage", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
+
+
+@dataclass(frozen=True)
+class BenchScores:
+    s_v: float | None
+    s_wv: float | None
+    s_t: float | None
+
+    @property
+    def mg(self) -> float | None:
+        return gain_and_leakage(self.s_v, self.s_wv, self.s_t)[0]
+
+    @property
+    def ml(self) -> float | None:
+        return gain_and_leakage(self.s_v, self.s_wv, self.s_t)[1]
+
+
+def average_gain_leakage(per_bench: Sequence[BenchScores]) -> tuple[float | None, float | None]:
+    """The paper's Table 4 rule: ML is clipped at 0 per benchmark first, then MG and ML are plain
+    means over the benchmarks that have them."""
+    mgs = [b.mg for b in per_bench if b.mg is not None]
+    mls = [b.ml for b in per_bench if b.ml is not None]
+    return (sum(mgs) / len(mgs) if mgs else None, sum(mls) / len(mls) if mls else None)
+
+
+LEAK_COLUMNS = ["model", "benchmark", "index", "source", "category", "l2_category", "question", "answer",
+                "wv_prediction", "t_prediction", "t_hit", "backbone_missed"]
+
+
+def leakage_rows(run: Run, matcher: str = "official") -> list[dict[str, object]]:
+    """Samples the LVLM answered without the image (``wv`` hit); ``backbone_missed`` marks those its
+    LLM backbone got wrong text-only (``t`` miss): the sample-level evidence behind ML."""
+    wv_hits, t_hits = run.hits("wv", matcher), run.hits("t", matcher)
+    t_pred = {r["index"]: r.get("prediction", "") for r in run.records.get("t") or []}
+    rows = []
+    for rec in run.records.get("wv") or []:
+        if not wv_hits.get(rec["index"]):
+            continue
+        t_hit = t_hits.get(rec["index"])
+        rows.append({
+            "model": run.model, "benchmark": run.benchmark, "index": rec["index"], "source": rec.get("source", ""),
+            "category": rec.get("category", ""), "l2_category": rec.get("l2_category", ""),
+            "question": rec.get("question", ""), "answer": rec.get("answer", ""),
+            "wv_prediction": rec.get("prediction", ""), "t_prediction": t_pred.get(rec["index"], ""),
+            "t_hit": "" if t_hit is None else t_hit, "backbone_missed": "" if t_hit is None else not t_hit,
+        })
+    return rows
+
+
+def write_leakage_csv(runs: Iterable[Run], path: Path, matcher: str = "official") -> int:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=LEAK_COLUMNS)
+    writer.writeheader()
+    n = 0
+    for run in runs:
+        for row in leakage_rows(run, matcher):
+            writer.writerow(row)
+            n += 1
+    atomic_write_text(path, buf.getvalue())
+    return n
