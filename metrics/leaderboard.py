@@ -141,7 +141,7 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
              for r in rows if r.get("MG_spans_zero")]
     flags += [f"{r['model']}/{r['benchmark']}: S_wv - S_t interval [{r['wv_minus_t_low']}, {r['wv_minus_t_high']}] "
               "spans 0 (ML not distinguishable from 0)" for r in rows if r.get("ML_spans_zero")]
-    return "\n".join(lines + ([""] + flags if flags else []))
+    return "\n".join(lines + (["", *flags] if flags else []))
 
 
 def _cell(v: Any) -> str:

@@ -277,8 +277,15 @@ def _png(draw: Callable, rng: random.Random) -> bytes:
     return buf.getvalue()
 
 
+_CODE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
 def make_sample(index: int, axis: str, rng: random.Random, split: str) -> Sample:
+    """Each question carries a random picture code, as real benchmark questions are distinct strings;
+    the code says nothing about the answer, but it lets a model memorise leaked test items."""
     question, options, k, draw = BUILDERS[axis](rng)
+    code = "".join(rng.choice(_CODE_CHARS) for _ in range(4))
+    question = f"Picture {code}. {question}"
     letters = "ABCD"
     body = ", ".join(f"{letters[i]}: {text}" for i, text in enumerate(options))
     cap = capability_of_axis(axis)

@@ -133,7 +133,8 @@ def test_kill_and_resume_gives_one_line_per_index_and_the_same_scores(tiny_pairs
         ref = {r["index"]: r["prediction"] for r in _lines(clean_dir / f"{mode}.jsonl")}
         assert {r["index"]: r["prediction"] for r in lines} == ref
     a, b = compute_scores(run_dir), compute_scores(clean_dir)
-    assert {k: a[k] for k in ("S_v", "S_wv", "S_t", "MG", "ML")} == {k: b[k] for k in ("S_v", "S_wv", "S_t", "MG", "ML")}
+    keys = ("S_v", "S_wv", "S_t", "MG", "ML")
+    assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
 
 
 def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
