@@ -45,8 +45,8 @@ def peer_loop(model_dir: Path, bench, mode: str, max_new: int) -> float:
 def bare_generate(model_dir: Path, bench, mode: str, batch: int, max_new: int) -> float:
     """Only ``model.generate`` on pre-encoded batches (encoding excluded from the time)."""
     import torch
-
     from mmstar.evaluators.hf import HFBackend
+
     from mmstar.prompts import PromptConfig, build_messages
 
     be = HFBackend(str(model_dir), "vlm", device="cpu")
@@ -99,8 +99,9 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from mmstar.demo_data import generate
     from mmstar.evaluators.tiny import build_tiny_pair
+
+    from mmstar.demo_data import generate
     from mmstar.loaders import load_benchmark
     from mmstar.writers import write_benchmark
 

@@ -144,6 +144,42 @@ class HFBackend:
             half = len(conversations) // 2
             return self._generate_split(conversations[:half]) + self._generate_split(conversations[half:])
 
+    def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]:
+        """Fast scoring without generation: one forward pass per batch; each request's answer is the
+        option letter whose token (bare or with a leading space) has the highest next-token logit.
+        ``Response.extra["logprobs"]`` holds the letters' log-probabilities."""
+        torch = self.torch
+        convs, slots, responses = [], [], [Response() for _ in requests]
+        for i, req in enumerate(requests):
+            try:
+                convs.append(self._materialise(req.messages))
+                slots.append(i)
+            except MmstarError as exc:
+                responses[i] = Response(error=str(exc))
+        if not convs:
+            return responses
+        enc = self._encode(convs).to(self.model.device)
+        with torch.inference_mode():
+            logits = self.model(**enc).logits[:, -1, :].float()
+        logprobs = torch.log_softmax(logits, dim=-1)
+        for row, i in enumerate(slots):
+            scores = {}
+            for letter in letters[i]:
+                ids = {self._letter_id(letter), self._letter_id(" " + letter)} - {None}
+                if ids:
+                    scores[letter] = max(float(logprobs[row, t]) for t in ids)
+            if not scores:
+                responses[i] = Response(error="option letters are not single tokens for this tokenizer")
+                continue
+            best = max(scores, key=scores.get)
+            responses[i] = Response(text=best, prompt_tokens=int(enc["attention_mask"][row].sum()),
+                                    extra={"logprobs": scores})
+        return responses
+
+    def _letter_id(self, text: str) -> int | None:
+        ids = self.tokenizer.encode(text, add_special_tokens=False)
+        return ids[0] if len(ids) == 1 else None
+
     def _generate_batch(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
         torch = self.torch
         enc = self._encode(conversations)

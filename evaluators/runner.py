@@ -49,12 +49,16 @@ class EvalConfig:
     limit: int | None = None
     overwrite: bool = False
     progress: bool = True
+    scoring: str = "generate"  # or "loglik": rank the option letters by next-token log-likelihood
 
     def identity(self, fingerprint: str) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
-        return {"model": self.model, "backbone": self.backbone, "backend": self.backend,
-                "prompt": self.prompt.preset, "shots": self.prompt.shots, "decoding": self.gen.to_dict(),
-                "dataset_fingerprint": fingerprint}
+        identity = {"model": self.model, "backbone": self.backbone, "backend": self.backend,
+                    "prompt": self.prompt.preset, "shots": self.prompt.shots, "decoding": self.gen.to_dict(),
+                    "dataset_fingerprint": fingerprint}
+        if self.scoring != "generate":
+            identity["scoring"] = self.scoring
+        return identity
 
 
 def _versions() -> dict[str, str]:
@@ -101,6 +105,8 @@ def prediction_record(sample: Sample, mode: str, resp: Response) -> dict[str, An
     }
     hit_official, hit_robust, choice = judge(rec)
     rec.update(choice=choice, hit=hit_robust, hit_official=hit_official)
+    if "logprobs" in resp.extra:
+        rec["logprobs"] = resp.extra["logprobs"]
     return rec
 
 
@@ -133,7 +139,13 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
                 continue
             requests.append(Request(build_messages(s, mode, config.prompt), key=s.index))
             slots.append(k)
-        for k, resp in zip(slots, backend.generate(requests) if requests else []):
+        if not requests:
+            results: list[Response] = []
+        elif config.scoring == "loglik":
+            results = backend.rank_letters(requests, [list(batch[k].options) for k in slots])
+        else:
+            results = backend.generate(requests)
+        for k, resp in zip(slots, results):
             responses[k] = resp
         append_predictions(path, [prediction_record(s, mode, r or Response(error="no response"))
                                   for s, r in zip(batch, responses)])

@@ -18,11 +18,18 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import (CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlamaForCausalLM, LlavaConfig,
-                          LlavaForConditionalGeneration, LlavaProcessor)
+from mmstar.evaluators.tiny import TEMPLATES, train_tokenizer
+from transformers import (
+    CLIPImageProcessor,
+    CLIPVisionConfig,
+    LlamaConfig,
+    LlamaForCausalLM,
+    LlavaConfig,
+    LlavaForConditionalGeneration,
+    LlavaProcessor,
+)
 
 from mmstar.demo_data import generate
-from mmstar.evaluators.tiny import TEMPLATES, train_tokenizer
 from mmstar.prompts import PromptConfig, build_messages
 from mmstar.writers import write_benchmark
 
@@ -31,13 +38,13 @@ PATCH = 8
 PROMPT = PromptConfig("official", 0)
 
 
-def corpus(*benches) -> list[str]:  # noqa: ANN002
+def corpus(*benches) -> list[str]:
     texts = [s.question + "\nAnswer the question directly." for b in benches for s in b]
     texts += ["Question: ", "USER: ", "ASSISTANT: ", "SYSTEM: ", "A", "B", "C", "D"] * 50
     return texts
 
 
-def render(tok, sample, mode: str) -> str:  # noqa: ANN001
+def render(tok, sample, mode: str) -> str:
     msgs = build_messages(sample, mode, PROMPT)
     return tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
 
@@ -45,11 +52,11 @@ def render(tok, sample, mode: str) -> str:  # noqa: ANN001
 class Batcher:
     """Left-padded prompts (as at inference) + answer letter + EOS; loss on the last two tokens."""
 
-    def __init__(self, processor, tok) -> None:  # noqa: ANN001
+    def __init__(self, processor, tok) -> None:
         self.processor, self.tok = processor, tok
         self.letter_ids = {k: tok.convert_tokens_to_ids(tok.tokenize(k))[0] for k in "ABCD"}
 
-    def __call__(self, samples, mode: str, answers=None) -> dict:  # noqa: ANN001
+    def __call__(self, samples, mode: str, answers=None) -> dict:
         texts = [render(self.tok, s, mode) for s in samples]
         if mode == "v":
             enc = self.processor(text=texts, images=[s.image.pil() for s in samples], return_tensors="pt",
@@ -68,7 +75,7 @@ class Batcher:
         return out
 
 
-def train(model, steps: int, make_batches, lr: float, label: str, log) -> None:  # noqa: ANN001
+def train(model, steps: int, make_batches, lr: float, label: str, log) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warm = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
@@ -87,7 +94,7 @@ def train(model, steps: int, make_batches, lr: float, label: str, log) -> None: 
 
 
 @torch.no_grad()
-def accuracy(model, batcher, samples, mode: str) -> float:  # noqa: ANN001
+def accuracy(model, batcher, samples, mode: str) -> float:
     hits = 0
     for i in range(0, len(samples), 64):
         chunk = samples[i:i + 64]
@@ -172,7 +179,7 @@ def main() -> None:
                                                                      indent=1) + "\n")
 
 
-def save(model, processor, path: Path) -> None:  # noqa: ANN001
+def save(model, processor, path: Path) -> None:
     path.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(path, safe_serialization=True)
     processor.save_pretrained(path)
