@@ -20,7 +20,7 @@ def source_table(matrix: Any, llm_columns: list[str], max_hits: int, abnormal_fr
 
     need = abnormal_threshold(len(llm_columns), abnormal_fraction)
     rows = []
-    groups = list(matrix.groupby("source", sort=True)) + [("ALL", matrix)]
+    groups = [*matrix.groupby("source", sort=True), ("ALL", matrix)]
     for source, g in groups:
         row = {"source": source, "samples": len(g), "dropped": int((g["n_hits"] > max_hits).sum()),
                "kept": int((g["n_hits"] <= max_hits).sum()),

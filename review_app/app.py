@@ -149,7 +149,8 @@ def _decision_form(s, reviewer: str, store: Store) -> bool:
     if st.button("Submit decision", type="primary", disabled=not reviewer, key=f"{key}-submit"):
         try:
             store.add_decision(s.index, reviewer, decision, reason=reason,
-                               category=category, l2_category=l2, corrections=corrections, client_token=st.session_state[token_key])
+                               category=category, l2_category=l2, corrections=corrections,
+                               client_token=st.session_state[token_key])
         except MmstarError as exc:
             st.error(str(exc))
             return False

@@ -79,7 +79,8 @@ def stats_text(db: str, quorum: int | None = None) -> str:
         return "n/a" if x is None else f"{x:.3f}"
 
     return "\n".join([
-        f"{db}: {len(rows)} decisions by {len(reviewers)} reviewer(s) ({', '.join(reviewers)}) on {len(latest)} samples",
+        f"{db}: {len(rows)} decisions by {len(reviewers)} reviewer(s) ({', '.join(reviewers)}) "
+        f"on {len(latest)} samples",
         "status: " + ", ".join(f"{s} {n}" for s, n in sorted(counts.items())),
         f"Fleiss' kappa keep/drop {k(ag['kappa_keep_drop'])}, capability {k(ag['kappa_capability'])} "
         f"(over {int(ag['samples_with_2plus_votes'] or 0)} samples with 2+ votes)",

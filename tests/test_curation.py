@@ -53,7 +53,7 @@ def reference_pool(tmp_path_factory, reference_xlsx):
 def test_filter_hit_matrix_keep_rule_report_and_resume(tmp_path, tiny_pairs, reference_pool):
     llms = [str(tiny_pairs[f].backbone) for f in ("llava", "qwen2-vl", "gemma3")]
     out = tmp_path / "filter"
-    args = ["curate", "filter", str(reference_pool), *sum((["--llm", m] for m in llms), []), "--lvlm",
+    args = ["curate", "filter", str(reference_pool), *[x for m in llms for x in ("--llm", m)], "--lvlm",
             str(tiny_pairs["llava"].vlm), "--max-hits", "1", "--shots", "2", "--out", str(out), "--no-progress",
             "--max-new-tokens", "4", "--batch-size", "16"]
     assert main(args) == 0
