@@ -25,13 +25,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .backend import GenerationConfig
     from .registry import resolve_model
-    from .runner import EvalConfig, hf_factory, parse_modes, run_eval, summary_line
+    from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line
 
-    if args.backend != "hf":
-        raise MmstarError(f"--backend {args.backend} is not available in this version yet; use --backend hf")
+    if args.backend == "vllm":
+        raise MmstarError("--backend vllm is not available in this version yet; use --backend hf or openai "
+                          "(e.g. against `vllm serve`)")
+    if args.backend == "openai" and not args.base_url:
+        raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
     if args.batch_size < 1:
         raise MmstarError("--batch-size must be at least 1")
-    entry = resolve_model(args.model, args.backbone)
+    entry = resolve_model(args.model, args.backbone, any_name=args.backend == "openai")
     modes = parse_modes(args.modes)
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
     config = EvalConfig(
@@ -41,7 +44,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     )
     bench = load_benchmark(args.data)
     device_map = args.device_map or entry.defaults.get("device_map") if args.device == "auto" else args.device_map
-    factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+    if args.backend == "openai":
+        factory = openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
+    else:
+        factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
     run_dir, scores = run_eval(bench, config, Path(args.out), factory)
     for mode in modes:
         if scores.get(mode):
@@ -88,6 +94,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
     p.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights, not just safetensors")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run dir instead of resuming")
+    p.add_argument("--base-url", help="openai backend: the API root, e.g. http://127.0.0.1:8000/v1")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai backend: env var holding the key")
+    p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
 

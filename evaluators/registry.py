@@ -42,13 +42,14 @@ _ENTRIES = [
 REGISTRY: dict[str, ModelEntry] = {e.alias: e for e in _ENTRIES}
 
 
-def resolve_model(name: str, backbone: str | None = None) -> ModelEntry:
-    """An alias, a local folder or any hub id; ``backbone`` overrides the registry's."""
+def resolve_model(name: str, backbone: str | None = None, any_name: bool = False) -> ModelEntry:
+    """An alias, a local folder or any hub id; ``backbone`` overrides the registry's. With
+    ``any_name`` (API backends) any model name the server knows is accepted."""
     entry = REGISTRY.get(name.lower())
     if entry is not None:
         return ModelEntry(entry.alias, entry.lvlm, backbone or entry.backbone, entry.family, entry.notes,
                           entry.defaults)
-    looks_like_id = "/" in name or Path(name).exists()
+    looks_like_id = any_name or "/" in name or Path(name).exists()
     if not looks_like_id:
         raise MmstarError(f"unknown model {name!r}: not a registry alias ({', '.join(REGISTRY)}), "
                           "a local folder or a hub id like org/name; see `mmstar models`")

@@ -23,6 +23,7 @@ from mmstar.runs import (
     append_predictions,
     done_indices,
     prediction_path,
+    prune_errors,
     read_manifest,
     slugify,
     write_manifest,
@@ -50,6 +51,7 @@ class EvalConfig:
     overwrite: bool = False
     progress: bool = True
     scoring: str = "generate"  # or "loglik": rank the option letters by next-token log-likelihood
+    retry_errors: bool = True  # on resume, re-run samples whose line recorded an error
 
     def identity(self, fingerprint: str) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
@@ -121,9 +123,10 @@ def _progress(total: int, desc: str, enabled: bool):
 def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get_backend: Callable[[], Backend],
              ) -> dict[str, Any]:
     path = prediction_path(run_dir, mode)
+    retried = prune_errors(path) if config.retry_errors else 0
     done = done_indices(path)
     pending = [s for s in bench if s.index not in done]
-    stats = {"done_before": len(done), "ran": 0, "seconds": 0.0}
+    stats = {"done_before": len(done), "ran": 0, "seconds": 0.0, "retried_errors": retried}
     if not pending:
         return stats
     backend = get_backend()
@@ -207,6 +210,16 @@ def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None
 
         return HFBackend(model_id, kind, gen, device=device, dtype=dtype, device_map=device_map,
                          trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    return make
+
+
+def openai_factory(base_url: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
+                   gen: GenerationConfig | None = None, max_retries: int = 6, backoff: float = 1.0) -> BackendFactory:
+    def make(model_id: str, kind: str) -> Backend:
+        from .openai_api import OpenAIBackend
+
+        return OpenAIBackend(model_id, base_url, gen, api_key_env=api_key_env, concurrency=concurrency,
+                             max_retries=max_retries, backoff=backoff)
     return make
 
 

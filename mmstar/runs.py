@@ -66,6 +66,19 @@ def repair_tail(path: Path) -> int:
         return size - keep
 
 
+def prune_errors(path: Path) -> int:
+    """Drop lines whose ``error`` is set (atomic rewrite), so a resumed run retries them and the
+    file still holds one line per index. Returns how many were dropped."""
+    if not path.exists():
+        return 0
+    repair_tail(path)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    keep = [ln for ln in lines if not (ln.strip() and json.loads(ln).get("error"))]
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(keep))
+    return len(lines) - len(keep)
+
+
 def done_indices(path: Path) -> set[int]:
     if not path.exists():
         return set()
