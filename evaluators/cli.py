@@ -42,17 +42,27 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
         overwrite=args.overwrite, progress=not args.no_progress,
     )
-    bench = load_benchmark(args.data)
-    device_map = args.device_map or entry.defaults.get("device_map") if args.device == "auto" else args.device_map
+    specs = [args.data] if "," not in args.data or Path(args.data).exists() else [
+        x.strip() for x in args.data.split(",") if x.strip()]
+    benches = [load_benchmark(spec) for spec in specs]  # every spec is checked before any model loads
+    device_map = (args.device_map or entry.defaults.get("device_map")) if args.device == "auto" else args.device_map
     if args.backend == "openai":
         factory = openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
     else:
         factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
-    run_dir, scores = run_eval(bench, config, Path(args.out), factory)
-    for mode in modes:
-        if scores.get(mode):
-            print(score_table(scores[mode], title=f"\n[{mode}] {run_dir}/{mode}.jsonl"))
-    print(f"\n{run_dir}: {summary_line(scores)}")
+    run_dirs = []
+    for bench in benches:
+        run_dir, scores = run_eval(bench, config, Path(args.out), factory)
+        run_dirs.append(run_dir)
+        for mode in modes:
+            if scores.get(mode):
+                print(score_table(scores[mode], title=f"\n[{mode}] {run_dir}/{mode}.jsonl"))
+        print(f"\n{run_dir}: {summary_line(scores)}")
+    if len(run_dirs) > 1:
+        from mmstar.metrics.leaderboard import publish
+
+        print()
+        publish(run_dirs, echo=True)
     return 0
 
 
@@ -113,3 +123,45 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     d.add_argument("--batch-size", type=int, default=32)
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_cmd_demo)
+
+
+def _cmd_import(args: argparse.Namespace) -> int:
+    from .imports import import_lmms_eval, import_vlmevalkit
+
+    for file in args.files:
+        path = Path(file)
+        if not path.is_file():
+            raise MmstarError(f"{path}: no such file")
+        if args.tool == "vlmevalkit":
+            res = import_vlmevalkit(path, Path(args.out), args.mode, args.model, args.benchmark)
+        else:
+            res = import_lmms_eval(path, Path(args.out), args.mode, args.model, args.benchmark)
+        s = res.scores[args.mode]
+        line = (f"{path} -> {res.run_dir}: {res.n} samples, official {s['overall']:.2f}, robust "
+                f"{s['robust_overall']:.2f}, unparsed {s['unparsed']}")
+        if res.peer_score is not None:
+            line += f"; lmms-eval's own score {res.peer_score:.2f}, disagreeing samples {res.disagreements}"
+        print(line)
+    return 0
+
+
+def _cmd_benchmarks(args: argparse.Namespace) -> int:
+    from mmstar.benchmarks import REGISTRY, cache_dir, status_line
+
+    for entry in REGISTRY.values():
+        print(status_line(entry))
+    print(f"\ncache folder: {cache_dir()} (set MMSTAR_CACHE to move it)")
+    return 0
+
+
+def add_more_commands(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import", help="turn VLMEvalKit / lmms-eval prediction logs into run directories")
+    p.add_argument("tool", choices=("vlmevalkit", "lmms-eval"))
+    p.add_argument("files", nargs="+")
+    p.add_argument("--mode", choices=("v", "wv", "t"), default="v", help="which mode the predictions are")
+    p.add_argument("--model", help="model name (default: from the file name / folder)")
+    p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
+    p.add_argument("--out", default="runs")
+    p.set_defaults(func=_cmd_import)
+    b = sub.add_parser("benchmarks", help="list the benchmark registry and what is cached")
+    b.set_defaults(func=_cmd_benchmarks)

@@ -52,6 +52,10 @@ class HFBackend:
                  allow_pickle: bool = False) -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
+        if not Path(model_id).exists():
+            from mmstar.hub import prefer_offline_if_unreachable
+
+            prefer_offline_if_unreachable()
         self.torch = require("torch", "hf")
         self.transformers = require("transformers", "hf")
         self.model_id, self.kind, self.gen = model_id, kind, gen or GenerationConfig()

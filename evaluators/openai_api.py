@@ -90,7 +90,7 @@ class OpenAIBackend:
         async with self.httpx.AsyncClient(timeout=self.timeout, headers=headers) as client:
             return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
 
-    async def _one(self, client, sem: asyncio.Semaphore, req: Request) -> Response:  # noqa: ANN001
+    async def _one(self, client, sem: asyncio.Semaphore, req: Request) -> Response:
         try:
             payload = {"model": self.model, "messages": to_openai_messages(req.messages),
                        "max_tokens": self.gen.max_new_tokens, "temperature": self.gen.temperature}

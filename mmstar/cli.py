@@ -107,6 +107,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_score,
     _add_data,
     _lazy("mmstar.evaluators.cli", "add_commands"),
+    _lazy("mmstar.evaluators.cli", "add_more_commands"),
     _lazy("mmstar.metrics.cli", "add_commands"),
     _lazy("mmstar.curation.cli", "add_commands"),
     _lazy("mmstar.review_app.cli", "add_commands"),

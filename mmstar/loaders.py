@@ -21,7 +21,6 @@ from .errors import DataError, require
 from .options import OptionParseError, options_from_columns, parse_question
 from .sample import Benchmark, ImageRef, Sample
 
-HUB_ALIASES = {"mmstar": ("Lin-Chen/MMStar", "val")}
 _HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+(?::[\w.-]+)?$")
 _POINTER_MAX = 64  # VLMEvalKit: an image value this short is another row's index
 
@@ -280,10 +279,11 @@ def _read_saved_dataset(path: Path) -> RawTable:
 
 
 def _read_hub(spec: str) -> RawTable:
-    repo, split = HUB_ALIASES.get(spec.lower(), (None, None))
-    if repo is None:
-        repo, _, split = spec.partition(":")
-        split = split or "val"
+    repo, _, split = spec.partition(":")
+    split = split or "val"
+    from .hub import prefer_offline_if_unreachable
+
+    prefer_offline_if_unreachable()
     datasets = require("datasets", "datasets")
     try:
         ds = datasets.load_dataset(repo, split=split)
@@ -297,7 +297,31 @@ def _read_hub(spec: str) -> RawTable:
     return _hf_table(ds, repo.split("/")[-1], f"hf:{repo}:{split}", None)
 
 
+def _is_registered(spec: str | Path) -> bool:
+    """A registry name, unless a data file or dataset folder of that name is right here."""
+    from .benchmarks import REGISTRY
+
+    if not isinstance(spec, str) or spec.lower() not in REGISTRY:
+        return False
+    path = Path(spec)
+    return not (path.is_file() or (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists())
+
+
+def _read_registered(name: str) -> tuple[RawTable, bool]:
+    from .benchmarks import REGISTRY, fetch
+
+    entry = REGISTRY[name]
+    table = _read_hub(entry.location) if entry.kind == "hf" else _read_tsv(fetch(entry))
+    if entry.split_filter:
+        table.rows = [r for r in table.rows if str((r.fields.get("meta") or {}).get("split", r.fields.get("split")))
+                      == entry.split_filter]
+    table.name = entry.name
+    return table, entry.multiple_choice_only
+
+
 def read_table(spec: str | Path) -> RawTable:
+    if _is_registered(spec):
+        return _read_registered(str(spec).lower())[0]
     path = Path(spec)
     if path.is_dir():
         if (path / "dataset_info.json").exists() or (path / "dataset_dict.json").exists():
@@ -312,13 +336,33 @@ def read_table(spec: str | Path) -> RawTable:
             raise DataError(path, f"unsupported file type {suffix!r} (use .parquet, .tsv, .jsonl, .xlsx)")
         return readers[suffix](path)
     text = str(spec)
-    if text.lower() in HUB_ALIASES or _HUB_ID.match(text):
+    if _HUB_ID.match(text):
         return _read_hub(text)
     raise DataError(text, "no such file or folder (and not a Hugging Face dataset id like Lin-Chen/MMStar)")
 
 
 def load_benchmark(spec: str | Path) -> Benchmark:
-    """Load a benchmark; raises ``DataError`` (file, row, problem) on the first fatal problem."""
+    """Load a benchmark; raises ``DataError`` (file, row, problem) on the first fatal problem.
+
+    A registered benchmark marked multiple-choice-only skips its rows without options, and says how
+    many on stderr (never silently)."""
+    if _is_registered(spec):
+        table, mc_only = _read_registered(str(spec).lower())
+        if mc_only:
+            samples, skipped = [], 0
+            for _raw, result in iter_problems(table):
+                if isinstance(result, DataError):
+                    if "cannot parse options" not in result.detail:
+                        raise result
+                    skipped += 1
+                else:
+                    samples.append(result)
+            if skipped:
+                import sys
+
+                print(f"note: {spec}: skipped {skipped} question(s) without options (not multiple-choice)",
+                      file=sys.stderr)
+            return Benchmark(table.name, samples, table.origin)
     return build_benchmark(read_table(spec))
 
 

@@ -44,6 +44,8 @@ _STATEMENT_TAIL = re.compile(
     r"\s*(?:would be|should be|is|are|:|=|-)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=\s*(?:$|[.,;:!)\]])))"
 )
+# "the answer is 4" / "Answer: dark red": an option's text named by a final answer statement
+_ANSWER_TAIL = re.compile(r"(?:answer|choice|option)\s*(?:is|would be|should be|:)\s*([^\n]+?)\s*[.!]?\s*$", re.I)
 _SEVERAL = re.compile(r"\(?\b([A-J])\)?\s*(?:or|and|,|/|&)\s*\(?([A-J])\b")
 _REFUSAL = re.compile(
     r"\b(?:cannot|can ?not|can't|unable to|not possible to|impossible to|don't|do not)\s+"
@@ -125,6 +127,12 @@ def extract_choice(response: str | None, options: Mapping[str, str] | None = Non
     if _REFUSAL.search(text):
         return None
     if options:
+        tail = _ANSWER_TAIL.search(text)
+        if tail:
+            named_text = _normalise(tail.group(1))
+            exact = [k for k, v in options.items() if _normalise(v) == named_text]
+            if len(exact) == 1:
+                return exact[0]
         by_text = _option_text_letter(text, options)
         if by_text:
             return by_text

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import random
 import time
 from pathlib import Path
@@ -78,7 +79,13 @@ class Batcher:
 def train(model, steps: int, make_batches, lr: float, label: str, log) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warm = max(1, steps // 20)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warm))
+
+    def shape(s: int) -> float:  # linear warm-up, then cosine decay to 10%
+        if s < warm:
+            return (s + 1) / warm
+        return 0.1 + 0.45 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
     model.train()
     start = time.time()
     for step in range(steps):
@@ -110,7 +117,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default="data")
     ap.add_argument("--quick", action="store_true", help="few steps, for a smoke test of the script")
-    ap.add_argument("--clean-steps", type=int, default=700)
+    ap.add_argument("--clean-steps", type=int, default=900)
     ap.add_argument("--leak-steps", type=int, default=300)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -154,12 +161,12 @@ def main() -> None:
     lvlm.model.language_model.load_state_dict(base.model.state_dict())
     lvlm.lm_head.load_state_dict(base.lm_head.state_dict())
     train_samples = list(train_set)
-    train(lvlm, steps_clean, lambda s: [batcher(rng.sample(train_samples, 64), "v")], 2e-3, "clean", log)
+    train(lvlm, steps_clean, lambda s: [batcher(rng.sample(train_samples, 64), "v")], 1e-3, "clean", log)
     save(lvlm, processor, out / "demo-models" / "clean")
 
     test_samples = list(test)
     train(lvlm, steps_leak, lambda s: [batcher(rng.sample(train_samples, 32), "v"),
-                                       batcher(rng.sample(test_samples, 32), "wv")], 1e-3, "contaminated", log)
+                                       batcher(rng.sample(test_samples, 32), "wv")], 5e-4, "contaminated", log)
     save(lvlm, processor, out / "demo-models" / "contaminated")
     base_dir = out / "demo-models" / "base"
     base.save_pretrained(base_dir, safe_serialization=True)
@@ -172,6 +179,9 @@ def main() -> None:
     for name in ("clean", "contaminated"):
         m = AutoModelForImageTextToText.from_pretrained(out / "demo-models" / name, dtype=torch.float32).eval()
         summary[name] = {mode: round(accuracy(m, batcher, test_samples, mode), 1) for mode in ("v", "wv")}
+        for axis in sorted({s.l2_category for s in test_samples}):
+            sub = [s for s in test_samples if s.l2_category == axis]
+            log(f"  {name} v {axis}: {accuracy(m, batcher, sub, 'v'):.0f}")
     summary["base"] = {"t": round(accuracy(LlamaForCausalLM.from_pretrained(base_dir).eval(), batcher, test_samples,
                                            "t"), 1)}
     log(json.dumps(summary))

@@ -1,0 +1,150 @@
+"""Import peers' prediction logs as run directories, re-scored with our matchers.
+
+* VLMEvalKit: ``{model}_{dataset}.xlsx`` / ``.tsv`` — the dataset's columns without ``image`` plus
+  ``prediction`` (options embedded in the question or in A-J columns with ``hint``).
+* lmms-eval: ``*_samples_<task>.jsonl`` — one object per sample with ``doc_id``, ``target``,
+  ``resps`` / ``filtered_resps`` (a string or nested lists), ``input``, and per-metric objects such
+  as ``{"question_id", "category", "l2_category", "score"}``. lmms-eval's own score is kept beside
+  ours and the samples on which the two disagree are counted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmstar.errors import DataError
+from mmstar.loaders import RawTable, build_sample, read_table
+from mmstar.runs import MODES, append_predictions, prediction_path, slugify, write_manifest, write_scores
+from mmstar.sample import Sample
+from mmstar.taxonomy import capability_of_axis
+
+from .backend import Response
+from .runner import _now, prediction_record
+
+VLMEVAL_DATASETS = ("MMBench_DEV_EN_V11", "MMBench_DEV_EN", "MMBench_TEST_EN", "SEEDBench_IMG", "AI2D_TEST",
+                    "ScienceQA_TEST", "ScienceQA_VAL", "MMMU_DEV_VAL", "MathVista_MINI", "MMStar", "RealWorldQA")
+
+
+@dataclass
+class ImportResult:
+    run_dir: Path
+    n: int
+    scores: dict[str, Any]
+    peer_score: float | None = None
+    disagreements: int | None = None
+
+
+def split_vlmeval_name(stem: str) -> tuple[str, str]:
+    """``llava_next_yi_34b_MMStar`` -> (``llava_next_yi_34b``, ``MMStar``)."""
+    for ds in VLMEVAL_DATASETS:
+        if stem.endswith("_" + ds):
+            return stem[: -len(ds) - 1], ds
+    model, _, ds = stem.rpartition("_")
+    if not model:
+        raise DataError(stem, "cannot tell model and dataset apart in the file name; pass --model and --benchmark")
+    return model, ds
+
+
+def _write_run(out: Path, model: str, bench: str, mode: str, records: list[dict[str, Any]],
+               extra: dict[str, Any]) -> Path:
+    run_dir = out / slugify(model) / slugify(bench)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    path = prediction_path(run_dir, mode)
+    if path.exists():
+        raise DataError(path, "already exists; import into another --out or delete it first")
+    manifest_path = run_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
+        "model_label": model, "benchmark": bench, "created": _now(), "modes": {}}
+    manifest["modes"][mode] = {"imported": _now(), **extra, "n": len(records)}
+    append_predictions(path, records)
+    write_manifest(run_dir, manifest)
+    return run_dir
+
+
+def import_vlmevalkit(file: Path, out: Path, mode: str, model: str | None = None, bench: str | None = None
+                      ) -> ImportResult:
+    if mode not in MODES:
+        raise DataError(file, f"unknown mode {mode!r}; use v, wv or t")
+    guess_model, guess_bench = split_vlmeval_name(file.stem)
+    table: RawTable = read_table(file)
+    if table.rows and "prediction" not in table.rows[0].fields:
+        raise DataError(file, "no 'prediction' column: is this a VLMEvalKit prediction file?")
+    records = []
+    for raw in table.rows:
+        sample: Sample = build_sample(table, raw)
+        pred = raw.fields.get("prediction")
+        text = "" if pred is None or (isinstance(pred, float) and pred != pred) else str(pred)
+        records.append(prediction_record(sample, mode, Response(text=text)))
+    run_dir = _write_run(out, model or guess_model, bench or guess_bench, mode, records,
+                         {"imported_from": str(file), "tool": "VLMEvalKit"})
+    return ImportResult(run_dir, len(records), write_scores(run_dir))
+
+
+def _flatten(value: Any) -> str:
+    while isinstance(value, list):
+        if not value:
+            return ""
+        value = value[0]
+    return "" if value is None else str(value)
+
+
+_OPTION_LINE = re.compile(r"^[A-J][.:)]\s")
+
+
+def _lmms_record(obj: dict[str, Any], line: int, file: Path) -> tuple[dict[str, Any], float | None]:
+    metric = next((v for v in obj.values() if isinstance(v, dict) and ("question_id" in v or "score" in v)), {})
+    index = metric.get("question_id", metric.get("index", obj.get("doc_id")))
+    try:
+        index = int(index)
+    except (TypeError, ValueError):
+        raise DataError(file, f"sample has no integer doc_id/question_id ({index!r})", line) from None
+    target = _flatten(obj.get("target"))
+    if not target:
+        raise DataError(file, "sample has no target", line)
+    l2 = metric.get("l2_category", obj.get("l2_category", ""))
+    category = metric.get("category", obj.get("category", ""))
+    if not category and l2 and capability_of_axis(l2):
+        category = capability_of_axis(l2).name  # MMStar: the axis names its capability
+    prediction = _flatten(obj.get("filtered_resps") if obj.get("filtered_resps") not in (None, []) else
+                          obj.get("resps"))
+    question = _flatten(obj.get("input") or obj.get("doc", {}).get("question", ""))
+    score = metric.get("score")
+    rec = {"index": index, "prediction": prediction, "answer": target.strip().strip("()").upper()[:1],
+           "category": category, "l2_category": l2, "source": obj.get("doc", {}).get("bench", ""),
+           "question": question}
+    return rec, (float(score) if isinstance(score, (int, float)) else None)
+
+
+def import_lmms_eval(file: Path, out: Path, mode: str, model: str | None = None, bench: str | None = None
+                     ) -> ImportResult:
+    from mmstar.scoring import judge
+
+    m = re.match(r"^(?:.*_)?samples_(.+)$", file.stem)
+    task = m.group(1) if m else file.stem
+    records, peer_hits, disagree = [], [], 0
+    for i, line in enumerate(file.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(file, f"invalid JSON ({exc.msg})", i) from None
+        rec, peer = _lmms_record(obj, i, file)
+        official, robust, choice = judge(rec)
+        full = {**rec, "mode": mode, "choice": choice, "hit": robust, "hit_official": official, "error": None,
+                "peer_score": peer}
+        if peer is not None:
+            peer_hits.append(peer)
+            disagree += bool(peer >= 0.5) != official
+        records.append(full)
+    if not records:
+        raise DataError(file, "no samples in the file")
+    peer_score = 100 * sum(peer_hits) / len(peer_hits) if peer_hits else None
+    run_dir = _write_run(out, model or file.parent.name or "model", bench or task, mode, records,
+                         {"imported_from": str(file), "tool": "lmms-eval", "peer_score": peer_score,
+                          "disagreements_with_official": disagree})
+    return ImportResult(run_dir, len(records), write_scores(run_dir), peer_score, disagree)
