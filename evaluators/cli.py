@@ -25,11 +25,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .backend import GenerationConfig
     from .registry import resolve_model
-    from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line
+    from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line, vllm_factory
 
-    if args.backend == "vllm":
-        raise MmstarError("--backend vllm is not available in this version yet; use --backend hf or openai "
-                          "(e.g. against `vllm serve`)")
     if args.backend == "openai" and not args.base_url:
         raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
     if args.batch_size < 1:
@@ -48,11 +45,17 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     device_map = (args.device_map or entry.defaults.get("device_map")) if args.device == "auto" else args.device_map
     if args.backend == "openai":
         factory = openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
+    elif args.backend == "vllm":
+        factory = vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
+                               args.images_per_prompt, "auto" if args.dtype == "auto" else args.dtype,
+                               args.trust_remote_code)
     else:
         factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
     run_dirs = []
     for bench in benches:
         run_dir, scores = run_eval(bench, config, Path(args.out), factory)
+        if not scores:  # a non-zero torchrun rank: rank 0 reports
+            continue
         run_dirs.append(run_dir)
         for mode in modes:
             if scores.get(mode):
@@ -107,6 +110,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--base-url", help="openai backend: the API root, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai backend: env var holding the key")
     p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
+    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend: GPUs per model")
+    p.add_argument("--max-model-len", type=int, help="vllm backend: context length to reserve")
+    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend: GPU memory fraction")
+    p.add_argument("--images-per-prompt", type=int, default=1, help="vllm backend: images per prompt")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_eval)
 

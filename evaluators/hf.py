@@ -22,7 +22,8 @@ from .backend import GenerationConfig, Request, Response, render_plain
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
     torch = require("torch", "hf")
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        # under torchrun each rank takes its own GPU
+        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     try:

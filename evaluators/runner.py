@@ -122,15 +122,24 @@ def _progress(total: int, desc: str, enabled: bool):
 
 def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get_backend: Callable[[], Backend],
              ) -> dict[str, Any]:
+    from . import distributed as dp
+
+    rank, size = dp.world()
     path = prediction_path(run_dir, mode)
-    retried = prune_errors(path) if config.retry_errors else 0
-    done = done_indices(path)
-    pending = [s for s in bench if s.index not in done]
+    retried = prune_errors(path) if config.retry_errors and rank == 0 else 0
+    dp.barrier()
+    if size > 1:  # this rank's share, into its own shard file
+        done = dp.done_in_shard(run_dir, mode, rank, size)
+        pending = [s for s in dp.shard_samples(bench, rank, size) if s.index not in done]
+        path = dp.shard_path(run_dir, mode, rank, size)
+    else:
+        done = done_indices(path)
+        pending = [s for s in bench if s.index not in done]
     stats = {"done_before": len(done), "ran": 0, "seconds": 0.0, "retried_errors": retried}
     if not pending:
         return stats
-    backend = get_backend()
-    bar = _progress(len(pending), f"{mode:>2}", config.progress)
+    backend = get_backend()  # a rank with nothing left never loads the model
+    bar = _progress(len(pending), f"{mode:>2}", config.progress and rank == 0)
     start = time.perf_counter()
     for i in range(0, len(pending), config.batch_size):
         batch = pending[i:i + config.batch_size]
@@ -171,8 +180,18 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
 
     run_dir = out / (model_slug or _model_slug(config.model_label or config.model)) / slugify(
         bench_slug or bench.name)
+    from . import distributed as dp
+
+    rank, size = dp.world()
+    if size > 1:
+        dp.init()
     # the fingerprint is the whole benchmark's: --limit only changes how far a run has got
-    manifest = prepare_run_dir(run_dir, config, bench)
+    if rank == 0:
+        manifest = prepare_run_dir(run_dir, config, bench)
+    dp.barrier()
+    if rank != 0:
+        manifest = read_manifest(run_dir) or {}
+        manifest.setdefault("modes", {})
     bench = bench.limit(config.limit)
     loaded: dict[str, Backend] = {}
 
@@ -191,15 +210,28 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
             model_id, kind = (config.backbone, "llm") if mode == "t" else (config.model, "vlm")
             started = _now()
             stats = run_mode(run_dir, bench, mode, config, backend_for(model_id, kind))
-            entry = manifest["modes"].setdefault(mode, {"started": started})
-            entry.update({"finished": _now(), **stats})
-            write_manifest(run_dir, manifest)
+            dp.barrier()  # every rank has finished its shard of this mode
+            if rank == 0:
+                if size > 1:
+                    stats["merged_from_ranks"] = size
+                    dp.merge_shards(run_dir, mode, bench)
+                entry = manifest["modes"].setdefault(mode, {"started": started})
+                entry.update({"finished": _now(), **stats})
+                write_manifest(run_dir, manifest)
     finally:
         for backend in loaded.values():
             backend.close()
+    if rank != 0:  # rank 0 alone owns the manifest and scores.json
+        dp.barrier()
+        dp.shutdown()
+        return run_dir, {}
     manifest["finished"] = _now()
     write_manifest(run_dir, manifest)
-    return run_dir, write_scores(run_dir)
+    scores = write_scores(run_dir)
+    if size > 1:
+        dp.barrier()
+        dp.shutdown()
+    return run_dir, scores
 
 
 def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None = None,
@@ -210,6 +242,18 @@ def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None
 
         return HFBackend(model_id, kind, gen, device=device, dtype=dtype, device_map=device_map,
                          trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    return make
+
+
+def vllm_factory(gen: GenerationConfig | None = None, tensor_parallel_size: int = 1, max_model_len: int | None = None,
+                 gpu_memory_utilization: float = 0.9, images_per_prompt: int = 1, dtype: str = "auto",
+                 trust_remote_code: bool = False) -> BackendFactory:
+    def make(model_id: str, kind: str) -> Backend:
+        from .vllm_backend import VLLMBackend
+
+        return VLLMBackend(model_id, kind, gen, tensor_parallel_size=tensor_parallel_size,
+                           max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
+                           images_per_prompt=images_per_prompt, dtype=dtype, trust_remote_code=trust_remote_code)
     return make
 
 
