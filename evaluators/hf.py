@@ -59,6 +59,9 @@ class HFBackend:
             prefer_offline_if_unreachable()
         self.torch = require("torch", "hf")
         self.transformers = require("transformers", "hf")
+        # our own progress bar reports; transformers' per-load bars and notices would bury it
+        self.transformers.utils.logging.disable_progress_bar()
+        self.transformers.utils.logging.set_verbosity_error()
         self.model_id, self.kind, self.gen = model_id, kind, gen or GenerationConfig()
         self.device, self.dtype = resolve_device_dtype(device, dtype)
         self.trust_remote_code = trust_remote_code

@@ -38,8 +38,25 @@ def read_jsonl_predictions(path: Path, *, warn: bool = True) -> list[dict[str, A
         missing = [k for k in REQUIRED if k not in rec]
         if missing:
             raise DataError(path, f"prediction line lacks {', '.join(missing)}", i)
-        records.append(rec)
+        records.append(_normalise(rec, path, i))
     return records
+
+
+def _normalise(rec: dict[str, Any], path: Path, row: int) -> dict[str, Any]:
+    """Types a scorer relies on: an integer index, text for prediction/answer/labels."""
+    index = rec["index"]
+    if isinstance(index, bool) or not isinstance(index, int):
+        if isinstance(index, str) and index.strip().lstrip("-").isdigit():
+            index = int(index)
+        else:
+            raise DataError(path, f"index {index!r} is not an integer", row)
+    rec["index"] = index
+    rec["prediction"] = "" if rec["prediction"] is None else str(rec["prediction"])
+    rec["answer"] = "" if rec["answer"] is None else str(rec["answer"])
+    for key in ("category", "l2_category", "question", "source"):
+        if key in rec and rec[key] is not None and not isinstance(rec[key], str):
+            rec[key] = str(rec[key])
+    return rec
 
 
 def read_xlsx_predictions(path: Path) -> list[dict[str, Any]]:
