@@ -16,21 +16,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from mmstar.errors import MmstarError, require
-from mmstar.sample import ImageRef
+from mmstar.sample import ImageRef, image_format
 
 from .backend import GenerationConfig, Request, Response
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
-
-
-def _mime(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "image/png"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[:3] == b"GIF":
-        return "image/gif"
-    return "image/jpeg"
 
 
 def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -45,7 +35,8 @@ def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if p.get("type") == "image":
                 img = p["image"]
                 data = img.data() if isinstance(img, ImageRef) else img
-                url = f"data:{_mime(data)};base64,{base64.b64encode(data).decode('ascii')}"
+                fmt = image_format(data)
+                url = f"data:image/{'jpeg' if fmt == 'bin' else fmt};base64,{base64.b64encode(data).decode('ascii')}"
                 parts.append({"type": "image_url", "image_url": {"url": url}})
             elif p.get("type") == "text":
                 parts.append({"type": "text", "text": p["text"]})

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from mmstar.errors import DataError
-from mmstar.predictions import dedupe_latest
+from mmstar.predictions import check_unique
 from mmstar.runs import MODES, mode_records, read_manifest
 from mmstar.scoring import judge, score_records
 
@@ -54,7 +54,7 @@ def load_run(path: str | Path) -> Run:
     for mode in MODES:
         recs = mode_records(path, mode)
         if recs is not None:
-            records[mode] = dedupe_latest(recs, path / f"{mode}.jsonl")
+            records[mode] = check_unique(recs, path / f"{mode}.jsonl")
     if not records:
         raise DataError(path, "run directory holds no v.jsonl, wv.jsonl or t.jsonl")
     model = manifest.get("model_label") or path.parent.name

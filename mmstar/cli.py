@@ -14,11 +14,11 @@ from .errors import MmstarError
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .predictions import dedupe_latest, read_predictions
+    from .predictions import check_unique, read_predictions
     from .report import score_table
     from .scoring import score_records
 
-    records = dedupe_latest(read_predictions(args.file), args.file)
+    records = check_unique(read_predictions(args.file), args.file)
     summary = score_records(records, args.matcher)
     if args.json:
         keys = ("overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories")

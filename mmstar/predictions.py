@@ -90,8 +90,9 @@ def read_predictions(path: str | Path) -> list[dict[str, Any]]:
     raise DataError(path, "prediction files are .jsonl (ours) or .xlsx (official submission format)")
 
 
-def dedupe_latest(records: list[dict[str, Any]], origin: str | Path) -> list[dict[str, Any]]:
-    """One record per index; a repeated index is an error (a run never writes one twice)."""
+def check_unique(records: list[dict[str, Any]], origin: str | Path) -> list[dict[str, Any]]:
+    """One record per index; a repeated index is an error (a run never writes one twice, so the
+    file was edited or concatenated by hand)."""
     seen: set[Any] = set()
     for i, rec in enumerate(records, start=1):
         if rec["index"] in seen:

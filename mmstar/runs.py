@@ -16,7 +16,7 @@ from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import DataError, MmstarError
-from .predictions import read_jsonl_predictions
+from .predictions import check_unique, read_jsonl_predictions
 from .scoring import gain_and_leakage, score_records
 
 MODES = ("v", "wv", "t")
@@ -83,13 +83,7 @@ def done_indices(path: Path) -> set[int]:
     if not path.exists():
         return set()
     repair_tail(path)
-    records = read_jsonl_predictions(path, warn=False)
-    seen: set[int] = set()
-    for i, rec in enumerate(records, start=1):
-        if rec["index"] in seen:
-            raise DataError(path, f"index {rec['index']} appears twice; the file was edited by hand?", i)
-        seen.add(rec["index"])
-    return seen
+    return {rec["index"] for rec in check_unique(read_jsonl_predictions(path, warn=False), path)}
 
 
 def append_predictions(path: Path, records: Iterable[Mapping[str, Any]]) -> int:

@@ -14,6 +14,19 @@ from typing import Any
 from .errors import DataError
 
 
+def image_format(data: bytes) -> str:
+    """The encoded image's format from its magic bytes: png, jpeg, webp, gif, or bin (unknown)."""
+    if data.startswith(b"\x89PNG"):
+        return "png"
+    if data.startswith(b"\xff\xd8"):
+        return "jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "webp"
+    if data[:3] == b"GIF":
+        return "gif"
+    return "bin"
+
+
 class ImageRef:
     """An image that is read and decoded only when asked for.
 

@@ -14,7 +14,7 @@ from typing import Any
 from .atomic import atomic_path, atomic_write_text
 from .errors import DataError, require
 from .options import LETTERS
-from .sample import Benchmark, Sample
+from .sample import Benchmark, Sample, image_format
 
 _META_INFO_KEYS = ("split", "image_path")
 # control characters that the xlsx format cannot store (openpyxl refuses them)
@@ -127,24 +127,13 @@ def write_jsonl(bench: Benchmark, path: Path) -> None:
         if s.options_embedded:
             rec.pop("options")
         if s.image is not None:
-            name = f"{s.index}.{_image_ext(s.image.data())}"
+            ext = {"jpeg": "jpg"}.get(image_format(s.image.data()), image_format(s.image.data()))
+            name = f"{s.index}.{ext}"
             with atomic_path(image_dir / name) as tmp:
                 tmp.write_bytes(s.image.data())
             rec["image"] = f"{image_dir_name}/{name}"
         lines.append(json.dumps(rec, ensure_ascii=False))
     atomic_write_text(path, "\n".join(lines) + "\n")
-
-
-def _image_ext(data: bytes) -> str:
-    if data.startswith(b"\x89PNG"):
-        return "png"
-    if data.startswith(b"\xff\xd8"):
-        return "jpg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "webp"
-    if data[:3] == b"GIF":
-        return "gif"
-    return "bin"
 
 
 def write_saved_dataset(bench: Benchmark, path: Path) -> None:

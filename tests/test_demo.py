@@ -1,0 +1,60 @@
+"""The shipped demo assets reproduce the demo's figures: MG clearly positive for the clean model with
+ML near 0, ML clearly positive for the contaminated one. A regression in image handling, prompt
+building or scoring shows up here as a broken metric."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from mmstar.data import DEMO_MODELS, DEMO_TEST, DEMO_TRAIN
+
+from mmstar.loaders import load_benchmark
+
+pytestmark = pytest.mark.skipif(not (DEMO_MODELS / "clean" / "model.safetensors").exists(),
+                                reason="demo models not built (python scripts/train_demo_models.py)")
+
+
+def test_demo_benchmark_is_valid_balanced_and_text_blind():
+    from mmstar.cli import main
+
+    assert main(["data", "validate", str(DEMO_TEST)]) == 0
+    test, train = load_benchmark(DEMO_TEST), load_benchmark(DEMO_TRAIN)
+    assert len(test) == 360 and len(train) == 2700
+    assert {s.l2_category for s in test} == {a for c in __import__("mmstar").taxonomy.CAPABILITIES
+                                             for a in c.axis_names}
+    # answers balanced per axis (no letter above 50%), no test question text in the train split
+    for axis in {s.l2_category for s in test}:
+        letters = [s.answer for s in test if s.l2_category == axis]
+        assert max(letters.count(x) for x in "ABCD") <= len(letters) // 2
+    assert not {s.question for s in test} & {s.question for s in train}
+    size = sum(p.stat().st_size for p in DEMO_TEST.parent.iterdir())
+    assert size < 5_000_000
+
+
+def test_mmstar_demo_reproduces_the_figures(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "mmstar", "demo", "--out", str(tmp_path), "--no-progress"],
+                          capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"}, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    scores = {}
+    for name in ("demo-clean", "demo-contaminated"):
+        (path,) = list((tmp_path / "runs" / name).glob("*/scores.json"))
+        scores[name] = json.loads(path.read_text())
+    clean, leak = scores["demo-clean"], scores["demo-contaminated"]
+    assert clean["MG"] >= 30 and clean["ML"] <= 5, clean
+    assert leak["ML"] >= 20, leak
+    assert 15 <= clean["S_t"] <= 35  # the base LLM knows the format, not the answers: chance is 25
+    assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "radar.png").read_bytes()[:4] == b"\x89PNG"
+    assert "demo-clean" in proc.stdout and "MG" in proc.stdout
+
+
+@pytest.mark.slow
+def test_retraining_from_the_script_gets_there_too(tmp_path):
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "train_demo_models.py")
+    proc = subprocess.run([sys.executable, script, "--out", str(tmp_path)], capture_output=True, text=True,
+                          timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "demo-models" / "training-log.json").read_text())["summary"]
+    assert summary["clean"]["v"] - summary["clean"]["wv"] >= 30
+    assert summary["contaminated"]["wv"] - summary["base"]["t"] >= 20
