@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mmstar.loaders import load_benchmark
 from mmstar.prompts import PromptConfig
+from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
 from .backend import GenerationConfig
@@ -22,7 +23,8 @@ def demo_benchmark(out: Path):
     from mmstar.data import DEMO_TEST
 
     if DEMO_TEST.exists():
-        return load_benchmark(DEMO_TEST)
+        bench = load_benchmark(DEMO_TEST)
+        return Benchmark("mmstar-demo", list(bench), bench.origin)
     from mmstar.demo_data import generate
 
     path = out / "data" / "mmstar-demo-test.parquet"
@@ -77,4 +79,5 @@ def _publish(run_dirs: list[Path], out: Path) -> None:
         from mmstar.metrics.leaderboard import publish
     except ImportError:
         return
-    publish(run_dirs, csv=out / "leaderboard.csv", radar=out / "radar.png", echo=True)
+    publish(run_dirs, csv=out / "leaderboard.csv", radar=out / "radar.png", mg_ml=out / "mg_ml.png",
+            leakage=out / "leaked_samples.csv", echo=True)
