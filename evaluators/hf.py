@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +44,17 @@ def _load_error(model_id: str, exc: Exception) -> MmstarError:
         return MmstarError(f"cannot load {model_id}: not a local folder and the Hugging Face hub is unreachable "
                            f"({first}); download it elsewhere and pass its folder")
     return MmstarError(f"cannot load {model_id}: {first}")
+
+
+@dataclass
+class Prepared:
+    """A batch made ready for the model: decoded, templated and tokenised (CPU work only)."""
+
+    n: int
+    slots: list[int] = field(default_factory=list)
+    conversations: list[list[dict[str, Any]]] = field(default_factory=list)
+    errors: dict[int, Response] = field(default_factory=dict)
+    encoded: Any = None
 
 
 class HFBackend:
@@ -96,8 +108,8 @@ class HFBackend:
 
     def close(self) -> None:
         del self.model
-        gc.collect()
-        if self.torch.cuda.is_available():
+        if self.torch.cuda.is_available():  # give the GPU memory back before the next model loads
+            gc.collect()
             self.torch.cuda.empty_cache()
 
     # ------------------------------------------------------------------ inputs
@@ -128,23 +140,35 @@ class HFBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def generate(self, requests: Sequence[Request]) -> list[Response]:
-        responses: list[Response | None] = [None] * len(requests)
-        ready: list[tuple[int, list[dict[str, Any]]]] = []
+    def prepare(self, requests: Sequence[Request]) -> Prepared:
+        """The CPU half of a batch (image decoding, templating, tokenising, image processing). The
+        runner calls it for the next batch while the model generates the current one."""
+        prepared = Prepared(len(requests))
         for i, req in enumerate(requests):
             try:
-                ready.append((i, self._materialise(req.messages)))
+                prepared.conversations.append(self._materialise(req.messages))
+                prepared.slots.append(i)
             except MmstarError as exc:
-                responses[i] = Response(error=str(exc))
-        if ready:
-            for (i, _), resp in zip(ready, self._generate_split([c for _, c in ready])):
+                prepared.errors[i] = Response(error=str(exc))
+        if prepared.conversations:
+            prepared.encoded = self._encode(prepared.conversations)
+        return prepared
+
+    def generate_prepared(self, prepared: Prepared) -> list[Response]:
+        responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
+        if prepared.conversations:
+            outs = self._generate_split(prepared.conversations, prepared.encoded)
+            for i, resp in zip(prepared.slots, outs):
                 responses[i] = resp
         return [r if r is not None else Response(error="no response") for r in responses]
 
-    def _generate_split(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+    def generate(self, requests: Sequence[Request]) -> list[Response]:
+        return self.generate_prepared(self.prepare(requests))
+
+    def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
         """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
         try:
-            return self._generate_batch(conversations)
+            return self._generate_batch(conversations, encoded)
         except self.torch.cuda.OutOfMemoryError as exc:
             self.torch.cuda.empty_cache()
             if len(conversations) == 1:
@@ -188,10 +212,9 @@ class HFBackend:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return ids[0] if len(ids) == 1 else None
 
-    def _generate_batch(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+    def _generate_batch(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
         torch = self.torch
-        enc = self._encode(conversations)
-        enc = enc.to(self.model.device)
+        enc = (encoded if encoded is not None else self._encode(conversations)).to(self.model.device)
         if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
             enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
         sampling = {"do_sample": False} if self.gen.temperature <= 0 else {

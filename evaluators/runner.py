@@ -11,6 +11,7 @@ import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -120,6 +121,17 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="sample", disable=not enabled, file=sys.stderr, dynamic_ncols=True)
 
 
+def _requests(batch: list[Sample], mode: str, config: EvalConfig) -> tuple[list[Request], list[int]]:
+    """Requests for the samples that can run in this mode, and their positions in the batch."""
+    requests, slots = [], []
+    for j, s in enumerate(batch):
+        if mode == "v" and s.image is None:
+            continue
+        requests.append(Request(build_messages(s, mode, config.prompt), key=s.index))
+        slots.append(j)
+    return requests, slots
+
+
 def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get_backend: Callable[[], Backend],
              ) -> dict[str, Any]:
     from . import distributed as dp
@@ -141,29 +153,37 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
     backend = get_backend()  # a rank with nothing left never loads the model
     bar = _progress(len(pending), f"{mode:>2}", config.progress and rank == 0)
     start = time.perf_counter()
-    for i in range(0, len(pending), config.batch_size):
-        batch = pending[i:i + config.batch_size]
-        responses: list[Response | None] = [None] * len(batch)
-        requests, slots = [], []
-        for k, s in enumerate(batch):
-            if mode == "v" and s.image is None:
-                responses[k] = Response(error="sample has no image; mode v needs one")
-                continue
-            requests.append(Request(build_messages(s, mode, config.prompt), key=s.index))
-            slots.append(k)
-        if not requests:
-            results: list[Response] = []
-        elif config.scoring == "loglik":
-            results = backend.rank_letters(requests, [list(batch[k].options) for k in slots])
-        else:
-            results = backend.generate(requests)
-        for k, resp in zip(slots, results):
-            responses[k] = resp
-        append_predictions(path, [prediction_record(s, mode, r or Response(error="no response"))
-                                  for s, r in zip(batch, responses)])
-        stats["ran"] += len(batch)
-        if bar is not None:
-            bar.update(len(batch))
+    batches = [pending[i:i + config.batch_size] for i in range(0, len(pending), config.batch_size)]
+    pipelined = config.scoring == "generate" and hasattr(backend, "prepare")
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        def prepare(k: int):
+            requests, slots = _requests(batches[k], mode, config)
+            return requests, slots, (pool.submit(backend.prepare, requests) if pipelined and requests else None)
+
+        upcoming = prepare(0)
+        for k, batch in enumerate(batches):
+            requests, slots, future = upcoming
+            if k + 1 < len(batches):
+                upcoming = prepare(k + 1)
+            responses: list[Response | None] = [None] * len(batch)
+            for j in range(len(batch)):
+                if j not in slots:
+                    responses[j] = Response(error="sample has no image; mode v needs one")
+            if not requests:
+                results: list[Response] = []
+            elif config.scoring == "loglik":
+                results = backend.rank_letters(requests, [list(batch[j].options) for j in slots])
+            elif future is not None:
+                results = backend.generate_prepared(future.result())
+            else:
+                results = backend.generate(requests)
+            for j, resp in zip(slots, results):
+                responses[j] = resp
+            append_predictions(path, [prediction_record(s, mode, r or Response(error="no response"))
+                                      for s, r in zip(batch, responses)])
+            stats["ran"] += len(batch)
+            if bar is not None:
+                bar.update(len(batch))
     stats["seconds"] = round(time.perf_counter() - start, 3)
     if bar is not None:
         bar.close()

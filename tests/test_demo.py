@@ -50,6 +50,8 @@ def test_mmstar_demo_reproduces_the_figures(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(os.environ.get("MMSTAR_RETRAIN") != "1",
+                    reason="retraining takes ~17 CPU-minutes; set MMSTAR_RETRAIN=1 to run it")
 def test_retraining_from_the_script_gets_there_too(tmp_path):
     script = os.path.join(os.path.dirname(__file__), "..", "scripts", "train_demo_models.py")
     proc = subprocess.run([sys.executable, script, "--out", str(tmp_path)], capture_output=True, text=True,
