@@ -147,11 +147,11 @@ def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
     sizes = []
     real = backend._generate_batch
 
-    def flaky(convs):
+    def flaky(convs, encoded=None):
         sizes.append(len(convs))
         if len(convs) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(convs)
+        return real(convs, encoded)
 
     monkeypatch.setattr(backend, "_generate_batch", flaky)
     bench = load_benchmark(demo_parquet)

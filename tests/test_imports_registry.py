@@ -105,3 +105,19 @@ def test_import_lmms_eval_samples_log(tmp_path):
     bad = tmp_path / "x_samples_t.jsonl"
     bad.write_text('{"doc_id": 0, "target": "A"}\n{broken\n')
     assert_clean_error(run_cli("import", "lmms-eval", str(bad), "--out", str(tmp_path / "r2")), "row 2", "invalid JSON")
+
+
+def test_eval_over_several_benchmarks_gives_table4_layout(tmp_path, tiny_pairs, capsys):
+    from mmstar.demo_data import generate
+
+    a = write_benchmark(generate(per_axis=1, seed=5), tmp_path / "bench_a.parquet")
+    b = write_benchmark(Benchmark("b", make_samples(6, columns=True)), tmp_path / "bench_b.tsv")
+    pair = tiny_pairs["llava"]
+    code = main(["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", f"{a},{b}",
+                 "--out", str(tmp_path / "runs"), "--no-progress", "--max-new-tokens", "4"])
+    assert code == 0
+    out = capsys.readouterr().out
+    runs = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/*/manifest.json"))
+    assert runs == ["bench_a", "bench_b"]
+    table = [ln for ln in out.splitlines() if ln.startswith("tiny-llava")]
+    assert [ln.split()[1] for ln in table] == ["bench_a", "bench_b", "average"]
