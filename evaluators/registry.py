@@ -53,7 +53,8 @@ def resolve_model(name: str, backbone: str | None = None, any_name: bool = False
     if not looks_like_id:
         raise MmstarError(f"unknown model {name!r}: not a registry alias ({', '.join(REGISTRY)}), "
                           "a local folder or a hub id like org/name; see `mmstar models`")
-    return ModelEntry(name, name, backbone, "custom")
+    label = Path(name).resolve().name if Path(name).exists() else name
+    return ModelEntry(label, name, backbone, "custom")
 
 
 def model_slug(name: str) -> str:

@@ -119,5 +119,5 @@ def test_eval_over_several_benchmarks_gives_table4_layout(tmp_path, tiny_pairs, 
     out = capsys.readouterr().out
     runs = sorted(p.parent.name for p in (tmp_path / "runs").glob("*/*/manifest.json"))
     assert runs == ["bench_a", "bench_b"]
-    table = [ln for ln in out.splitlines() if ln.startswith("tiny-llava")]
+    table = [ln for ln in out.splitlines() if ln.split()[:1] == ["tiny-llava"]]
     assert [ln.split()[1] for ln in table] == ["bench_a", "bench_b", "average"]
