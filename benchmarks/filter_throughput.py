@@ -26,7 +26,7 @@ def run_filter(pool: Path, model: str, out: Path, scoring: str, batch: int) -> f
     from mmstar.cli import main
 
     args = ["curate", "filter", str(pool), "--llm", model, "--shots", "2", "--out", str(out), "--no-progress",
-            "--scoring", scoring, "--batch-size", str(batch), "--max-new-tokens", "8", "--max-hits", "0"]
+            "--scoring", scoring, "--batch-size", str(batch), "--max-new-tokens", "32", "--max-hits", "0"]
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
         assert main(args) == 0
@@ -62,11 +62,22 @@ def main() -> None:
     lettered = [i for i in g if g[i] is not None]
     agree = sum(g[i] == ll[i] for i in lettered)
     print(f"inspector {args.model}; {n} reference questions; 2-shot; batch {args.batch_size}; CPU, 2 threads")
-    print(f"  generation (max 8 new tokens)   {t_gen:7.2f} s  {n / t_gen:7.1f} samples/s")
+    print(f"  generation (max 32 new tokens)  {t_gen:7.2f} s  {n / t_gen:7.1f} samples/s")
     print(f"  log-likelihood (one forward)    {t_ll:7.2f} s  {n / t_ll:7.1f} samples/s")
     print(f"  speed-up of log-likelihood:     {t_gen / t_ll:6.2f}x")
     print(f"  agreement on the {len(lettered)} samples where generation gave a letter: "
           f"{agree}/{len(lettered)} = {100 * agree / max(1, len(lettered)):.1f}%")
+    # a model that answers in one token leaves generation little to save; a chatty one (here a tiny
+    # random checkpoint that never stops before 32 tokens) shows what the decode steps cost
+    from mmstar.evaluators.tiny import build_tiny_pair
+
+    chatty = str(build_tiny_pair("llava", tmp / "tiny").backbone)
+    t_gen2 = run_filter(pool, chatty, tmp / "gen2", "generate", args.batch_size)
+    t_ll2 = run_filter(pool, chatty, tmp / "ll2", "loglik", args.batch_size)
+    print(f"inspector: tiny random Llama (always 32 new tokens); same {n} questions")
+    print(f"  generation (max 32 new tokens)  {t_gen2:7.2f} s  {n / t_gen2:7.1f} samples/s")
+    print(f"  log-likelihood (one forward)    {t_ll2:7.2f} s  {n / t_ll2:7.1f} samples/s")
+    print(f"  speed-up of log-likelihood:     {t_gen2 / t_ll2:6.2f}x")
 
 
 if __name__ == "__main__":

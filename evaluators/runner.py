@@ -153,6 +153,8 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
     backend = get_backend()  # a rank with nothing left never loads the model
     bar = _progress(len(pending), f"{mode:>2}", config.progress and rank == 0)
     start = time.perf_counter()
+    # batches of similar length waste less compute on padding; outputs do not depend on batching
+    pending = sorted(pending, key=lambda s: len(s.question) + sum(map(len, s.options.values())), reverse=True)
     batches = [pending[i:i + config.batch_size] for i in range(0, len(pending), config.batch_size)]
     pipelined = config.scoring == "generate" and hasattr(backend, "prepare")
     with ThreadPoolExecutor(max_workers=1) as pool:
