@@ -72,9 +72,10 @@ def _writer(url, name, n):
 def test_postgres_store_concurrent_writers_consensus_and_export(pg_url, tmp_path):
     import multiprocessing as mp
 
-    from mmstar.demo_data import generate
     from mmstar.review_app.export import export, stats_text
     from mmstar.review_app.store import Store
+
+    from mmstar.demo_data import generate
     from mmstar.writers import write_benchmark
 
     store = Store(pg_url)
