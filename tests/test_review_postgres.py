@@ -93,5 +93,6 @@ def test_postgres_store_concurrent_writers_consensus_and_export(pg_url, tmp_path
     cands = write_benchmark(generate(per_axis=4, seed=0), tmp_path / "c.parquet")
     store.set_setting("candidates", str(cands))
     paths, n = export(pg_url, tmp_path / "out", fmt="parquet")
+    assert [p.name for p in paths] == ["reviewed.parquet"]
     assert n == 59  # index 0 is disputed by carol's drop; 1..59 accepted by alice and bob
     assert "accepted 59" in stats_text(pg_url) and "disputed 1" in stats_text(pg_url)
