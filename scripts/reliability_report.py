@@ -49,7 +49,7 @@ def fuzz_examples() -> tuple[int, str]:
     proc = subprocess.run([sys.executable, "-m", "pytest", "-q", str(REPO / "tests" / "test_fuzz.py"),
                            "--hypothesis-show-statistics", "-p", "no:cacheprovider"], capture_output=True, text=True,
                           cwd=REPO)
-    passing = sum(int(x) for x in re.findall(r"(\d+) passing examples", proc.stdout))
+    passing = sum(int(x) for x in re.findall(r"(\d+) passing(?: examples)?,", proc.stdout))
     return passing, proc.stdout.strip().splitlines()[-1]
 
 
