@@ -10,7 +10,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing as mp
 import os
 import random
 import signal
@@ -71,36 +70,52 @@ def kill_resume_trial(cmd: list[str], run_glob: str, out: Path, reference: dict[
     return {"kills": kills, "torn": torn, "ok": True}
 
 
-def _review_writer(db: str, name: str, seconds: float, queue: Any) -> None:
+def review_writer(db: str, name: str, seconds: float | None = None, count: int | None = None) -> int:
+    """Append decisions as reviewer ``name`` for ``seconds`` (or ``count`` decisions); returns how many."""
     from mmstar.review_app.store import Store
 
     store = Store(db)
-    n, deadline = 0, time.monotonic() + seconds
-    while time.monotonic() < deadline:
+    n, deadline = 0, time.monotonic() + (seconds if seconds is not None else 1e9)
+    while time.monotonic() < deadline and (count is None or n < count):
         store.add_decision(n, name, "keep" if n % 3 else "drop", reason=None if n % 3 else "other",
                            category="math", l2_category="geometry")
         n += 1
-    queue.put((name, n))
+    return n
+
+
+def start_writers(db: str, names: list[str], seconds: float | None = None, count: int | None = None
+                  ) -> list[subprocess.Popen]:
+    """Separate interpreters (not multiprocessing): nothing of the parent's ``__main__`` is re-run."""
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from reliability import review_writer; "
+            "print(review_writer(sys.argv[2], sys.argv[3], *(None if a == '-' else float(a) for a in sys.argv[4:5]), "
+            "*(None if a == '-' else int(a) for a in sys.argv[5:6])))")
+    here = str(Path(__file__).resolve().parent)
+    return [subprocess.Popen([sys.executable, "-c", code, here, db, name, "-" if seconds is None else str(seconds),
+                              "-" if count is None else str(count)], stdout=subprocess.PIPE, text=True)
+            for name in names]
+
+
+def finish_writers(procs: list[subprocess.Popen], timeout: float) -> list[int]:
+    counts = []
+    for p in procs:
+        out, _ = p.communicate(timeout=timeout)
+        assert p.returncode == 0, f"writer failed with exit code {p.returncode}"
+        counts.append(int(out.strip().splitlines()[-1]))
+    return counts
 
 
 def review_load(db: str, writers: int, seconds: float) -> dict[str, Any]:
     from mmstar.review_app.store import Store
 
     Store(db)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    procs = [ctx.Process(target=_review_writer, args=(db, f"r{i}", seconds, queue)) for i in range(writers)]
+    names = [f"r{i}" for i in range(writers)]
     start = time.monotonic()
-    for p in procs:
-        p.start()
-    reported = dict(queue.get(timeout=seconds + 120) for _ in procs)
-    for p in procs:
-        p.join(60)
+    counts = finish_writers(start_writers(db, names, seconds=seconds), timeout=seconds + 120)
     elapsed = time.monotonic() - start
     rows = Store(db).all_rows()
     keys = [(r["reviewer"], r["sample_index"]) for r in rows]
-    expected = {(name, i) for name, n in reported.items() for i in range(n)}
-    return {"writers": writers, "seconds": round(elapsed, 1), "written": sum(reported.values()),
+    expected = {(name, i) for name, n in zip(names, counts) for i in range(n)}
+    return {"writers": writers, "seconds": round(elapsed, 1), "written": sum(counts),
             "stored": len(rows), "duplicates": len(keys) - len(set(keys)), "lost": len(expected - set(keys)),
             "decisions_per_s": round(len(rows) / elapsed, 1)}
 

@@ -2,7 +2,6 @@
 app through AppTest."""
 
 import json
-import multiprocessing as mp
 import os
 
 import pytest
@@ -74,22 +73,13 @@ def test_store_is_append_only_and_validates(tmp_path):
     assert mode == "wal"
 
 
-def _writer(db, name, n):
-    store = Store(db)
-    for i in range(n):
-        store.add_decision(i, name, "keep", category="math", l2_category="geometry")
-
-
 def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
+    from reliability import finish_writers, start_writers
+
     db = str(tmp_path / "c.db")
     Store(db)
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(db, name, 150)) for name in ("alice", "bob")]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    counts = finish_writers(start_writers(db, ["alice", "bob"], count=150), timeout=120)
+    assert counts == [150, 150]
     rows = Store(db).all_rows()
     assert len(rows) == 300 and len({r["id"] for r in rows}) == 300
     assert sorted((r["reviewer"], r["sample_index"]) for r in rows) == sorted(

@@ -61,31 +61,16 @@ def pg_url():
     shutil.rmtree(root, ignore_errors=True)
 
 
-def _writer(url, name, n):
-    from mmstar.review_app.store import Store
-
-    store = Store(url)
-    for i in range(n):
-        store.add_decision(i, name, "keep", category="math", l2_category="geometry")
-
-
 def test_postgres_store_concurrent_writers_consensus_and_export(pg_url, tmp_path):
-    import multiprocessing as mp
-
     from mmstar.review_app.export import export, stats_text
     from mmstar.review_app.store import Store
+    from reliability import finish_writers, start_writers
 
     from mmstar.demo_data import generate
     from mmstar.writers import write_benchmark
 
     store = Store(pg_url)
-    ctx = mp.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(pg_url, name, 60)) for name in ("alice", "bob")]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+    assert finish_writers(start_writers(pg_url, ["alice", "bob"], count=60), timeout=120) == [60, 60]
     rows = store.all_rows()
     assert len(rows) == 120 and len({r["id"] for r in rows}) == 120
     assert store.add_decision(0, "carol", "drop", reason="other", client_token="tok") is not None
@@ -94,5 +79,6 @@ def test_postgres_store_concurrent_writers_consensus_and_export(pg_url, tmp_path
     store.set_setting("candidates", str(cands))
     paths, n = export(pg_url, tmp_path / "out", fmt="parquet")
     assert [p.name for p in paths] == ["reviewed.parquet"]
-    assert n == 59  # index 0 is disputed by carol's drop; 1..59 accepted by alice and bob
-    assert "accepted 59" in stats_text(pg_url) and "disputed 1" in stats_text(pg_url)
+    # the writers keep 2 of every 3 samples and drop the third (index 0, 3, ...): 40 accepted, 20 rejected
+    assert n == 40
+    assert "accepted 40" in stats_text(pg_url) and "rejected 20" in stats_text(pg_url)
