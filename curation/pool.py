@@ -11,7 +11,7 @@ from pathlib import Path
 from mmstar.errors import MmstarError
 from mmstar.loaders import build_sample, read_table
 from mmstar.sample import Benchmark, Sample
-from mmstar.validate import Problem, validate_table
+from mmstar.validate import validate_table
 
 
 @dataclass
@@ -72,6 +72,3 @@ def build_pool(specs: list[str], skip_invalid: bool = False) -> tuple[Benchmark,
         raise MmstarError("the pool is empty: no valid samples in the sources")
     return Benchmark("pool", pooled), report
 
-
-def problems_summary(problems: list[Problem]) -> str:
-    return f"{sum(p.severity == 'error' for p in problems)} error(s)"

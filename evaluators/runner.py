@@ -10,7 +10,7 @@ import importlib.metadata as md
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -303,6 +303,3 @@ def summary_line(scores: dict[str, Any]) -> str:
     return (f"S_v {f(scores['S_v'])}  S_wv {f(scores['S_wv'])}  S_t {f(scores['S_t'])}  "
             f"MG {f(scores['MG'])}  ML {f(scores['ML'])}  (matcher {scores['matcher']})")
 
-
-def modes_in(seq: Sequence[str]) -> str:
-    return ",".join(seq)
