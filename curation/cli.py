@@ -35,11 +35,15 @@ def _cmd_pool(args: argparse.Namespace) -> int:
 
 def _factory(args: argparse.Namespace):
     from mmstar.evaluators.backend import GenerationConfig
-    from mmstar.evaluators.runner import hf_factory
+    from mmstar.evaluators.runner import hf_factory, vllm_factory
 
-    if args.backend != "hf":
-        raise MmstarError(f"--backend {args.backend} is not available in this version yet; use --backend hf")
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    if args.backend == "vllm":
+        if getattr(args, "scoring", "generate") == "loglik":
+            raise MmstarError("--scoring loglik needs --backend hf")
+        return vllm_factory(gen, trust_remote_code=args.trust_remote_code), gen
+    if args.backend != "hf":
+        raise MmstarError(f"--backend {args.backend} is not available for curation yet; use hf or vllm")
     return hf_factory(args.device, args.dtype, None, args.trust_remote_code, False, gen), gen
 
 

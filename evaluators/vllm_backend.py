@@ -40,6 +40,10 @@ class VLLMBackend:
         self.tokenizer = self.llm.get_tokenizer()
         self.has_template = bool(getattr(self.tokenizer, "chat_template", None))
         self.settings = {k: v for k, v in kwargs.items() if k != "model"}
+        try:
+            self.max_len = int(self.llm.llm_engine.model_config.max_model_len)
+        except (AttributeError, TypeError, ValueError):
+            self.max_len = None
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "vllm", "model": self.model_id, "kind": self.kind, **self.settings,
@@ -80,7 +84,13 @@ class VLLMBackend:
                     image_convs.append(self._chat_messages(req.messages))
                     image_slots.append(i)
                 else:
-                    text_inputs.append({"prompt_token_ids": self._token_ids(req.messages)})
+                    ids = self._token_ids(req.messages)
+                    if self.max_len and len(ids) + self.gen.max_new_tokens > self.max_len:
+                        # vLLM would reject the whole batch for one long prompt: fail just this one
+                        responses[i] = Response(error=f"prompt of {len(ids)} tokens + {self.gen.max_new_tokens} "
+                                                      f"new exceeds the model's context of {self.max_len}")
+                        continue
+                    text_inputs.append({"prompt_token_ids": ids})
                     text_slots.append(i)
             except MmstarError as exc:
                 responses[i] = Response(error=str(exc))

