@@ -142,31 +142,33 @@ def build_llava(out: Path, tok=None, image_size: int = 32, patch: int = 8, seed:
     return model, processor
 
 
+def _tiny_text(tok, **extra: object) -> dict:
+    """The text-model sizes every tiny family shares, plus family-specific keys."""
+    return {"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
+            "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 2048, **extra}
+
+
 def build_qwen2_vl(out: Path, tok=None, seed: int = 0):
     """Qwen2-VL architecture (M-RoPE, dynamic resolution; its processor needs torchvision)."""
     import torch
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
     tok = tok or train_tokenizer("qwen2-vl")
     torch.manual_seed(seed)
     image_pad, video_pad, vstart, vend, eos, pad = _ids(
         tok, "<|image_pad|>", "<|video_pad|>", "<|vision_start|>", "<|vision_end|>", "<|im_end|>", "<pad>")
-    text = {"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 4, "max_position_embeddings": 2048,
-            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]},
-            "bos_token_id": eos, "eos_token_id": eos, "pad_token_id": pad}
+    text = _tiny_text(tok, bos_token_id=eos, eos_token_id=eos, pad_token_id=pad,
+                      rope_parameters={"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [2, 3, 3]})
     vision = {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "patch_size": 14,
               "spatial_merge_size": 2, "temporal_patch_size": 2}
     config = Qwen2VLConfig(text_config=text, vision_config=vision, image_token_id=image_pad,
                            video_token_id=video_pad, vision_start_token_id=vstart, vision_end_token_id=vend)
     model = Qwen2VLForConditionalGeneration(config).eval()
-    image_proc = Qwen2VLImageProcessor(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2,
-                                       temporal_patch_size=2)
-    from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
-
-    video_proc = Qwen2VLVideoProcessor(min_pixels=56 * 56, max_pixels=56 * 56, patch_size=14, merge_size=2,
-                                       temporal_patch_size=2)
+    pixels = {"min_pixels": 56 * 56, "max_pixels": 56 * 56, "patch_size": 14, "merge_size": 2,
+              "temporal_patch_size": 2}  # one 56x56 image -> 4x4 patches -> 4 tokens after merging
+    image_proc, video_proc = Qwen2VLImageProcessor(**pixels), Qwen2VLVideoProcessor(**pixels)
     processor = Qwen2VLProcessor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
                                  chat_template=TEMPLATES["qwen2-vl"])
     _save(out, model, processor)
@@ -182,9 +184,7 @@ def build_gemma3(out: Path, tok=None, seed: int = 0):
     torch.manual_seed(seed)
     bos, eos, pad, boi, eoi, img = _ids(tok, "<bos>", "<end_of_turn>", "<pad>", "<start_of_image>",
                                         "<end_of_image>", "<image_soft_token>")
-    text = {"vocab_size": len(tok), "hidden_size": 64, "intermediate_size": 128, "num_hidden_layers": 2,
-            "num_attention_heads": 4, "num_key_value_heads": 4, "head_dim": 16, "max_position_embeddings": 2048,
-            "sliding_window": 512, "bos_token_id": bos, "eos_token_id": eos, "pad_token_id": pad}
+    text = _tiny_text(tok, head_dim=16, sliding_window=512, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
               "image_size": 32, "patch_size": 8}
     config = Gemma3Config(text_config=text, vision_config=vision, mm_tokens_per_image=4,
