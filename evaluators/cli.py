@@ -1,4 +1,4 @@
-"""CLI commands of the evaluators: eval, models, tiny-models, demo."""
+"""CLI commands of the evaluators: eval, models, tiny-models, demo, serve, import, benchmarks."""
 
 from __future__ import annotations
 
@@ -161,6 +161,50 @@ def _cmd_benchmarks(args: argparse.Namespace) -> int:
     return 0
 
 
+def model_kind(model_id: str, trust_remote_code: bool = False) -> str:
+    """"vlm" when the checkpoint's config has a vision part, else "llm" (read from config.json only)."""
+    from mmstar.errors import require
+
+    transformers = require("transformers", "hf")
+    try:
+        config = transformers.AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise MmstarError(f"{model_id}: cannot read its config ({str(exc).splitlines()[0][:160]})") from None
+    return "vlm" if getattr(config, "vision_config", None) is not None else "llm"
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from .backend import GenerationConfig
+    from .hf import HFBackend
+    from .serve import make_server
+
+    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
+        raise MmstarError(f"--host {args.host} exposes the model beyond this machine; add --allow-remote "
+                          "(the server has no authentication: put it behind a proxy that has)")
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    models = {}
+    for spec in args.model:
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if not name or name in models:
+            raise MmstarError(f"--model {spec}: give each model a distinct NAME (NAME=PATH)")
+        kind = model_kind(path, args.trust_remote_code)
+        models[name] = HFBackend(path, kind, gen, device=args.device, dtype=args.dtype,
+                                 trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+        print(f"loaded {name} ({kind}) from {path}")
+    server = make_server(models, args.host, args.port, max_batch=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000)
+    host, port = server.server_address[:2]
+    print(f"serving {', '.join(models)} at http://{host}:{port}/v1 (batches of up to {args.max_batch}); Ctrl-C stops",
+          flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        server.batcher.stop()  # type: ignore[attr-defined]
+    return 0
+
+
 def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="turn VLMEvalKit / lmms-eval prediction logs into run directories")
     p.add_argument("tool", choices=("vlmevalkit", "lmms-eval"))
@@ -172,3 +216,17 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_import)
     b = sub.add_parser("benchmarks", help="list the benchmark registry and what is cached")
     b.set_defaults(func=_cmd_benchmarks)
+    s = sub.add_parser("serve", help="an OpenAI-compatible endpoint over local HF models (batches concurrent requests)")
+    s.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
+                   help="a local folder or hub id; repeat to serve several (name defaults to the folder name)")
+    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
+    s.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
+    s.add_argument("--max-batch", type=int, default=32, help="requests gathered into one generate call")
+    s.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests")
+    s.add_argument("--max-new-tokens", type=int, default=32, help="when a request gives no max_tokens")
+    s.add_argument("--device", default="auto")
+    s.add_argument("--dtype", default="auto")
+    s.add_argument("--trust-remote-code", action="store_true")
+    s.add_argument("--allow-pickle", action="store_true")
+    s.set_defaults(func=_cmd_serve)

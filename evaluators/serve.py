@@ -1,22 +1,27 @@
-"""A minimal OpenAI-compatible chat-completions server over any backend (HF by default).
+"""A small OpenAI-compatible chat-completions server over any backend (HF by default).
 
-Useful to share one loaded model between tools, and used by the tests as a *real* local HTTP
-endpoint for the OpenAI backend. ``fail_first`` makes it answer the first requests with 429 / 500,
-to exercise clients' retries. Loopback only by default.
+``mmstar serve`` shares one loaded model between tools; the tests use it as a *real* local HTTP
+endpoint for the OpenAI backend. Requests that arrive together are gathered into one backend call
+(up to ``max_batch``, waiting at most ``batch_wait_s`` after the first), as ``vllm serve`` batches
+concurrent requests: that is what makes a client's concurrency pay off. ``fail_first`` makes it
+answer the first requests with 429 / 500, to exercise clients' retries. Loopback only by default.
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
+import queue
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from mmstar.sample import ImageRef
 
-from .backend import Backend, Request
+from .backend import Backend, Request, Response
 
 
 def from_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -39,13 +44,96 @@ def from_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
+@dataclasses.dataclass
+class _Pending:
+    model: str
+    request: Request
+    max_tokens: int | None
+    temperature: float | None
+    done: threading.Event = dataclasses.field(default_factory=threading.Event)
+    response: Response | None = None
+
+    def group(self) -> tuple[str, bool, int | None, float | None]:
+        # one backend call needs one model, one generation config, and (for families such as
+        # Mllama that cannot mix them) either all-image or all-text rows
+        return self.model, self.request.has_image, self.max_tokens, self.temperature
+
+
+class Batcher:
+    """One worker thread owns the backends (they are not re-entrant); handler threads queue their
+    request and wait. Requests queued together go to the backend as one batch."""
+
+    def __init__(self, models: dict[str, Backend], max_batch: int = 32, batch_wait_s: float = 0.01) -> None:
+        self.models, self.max_batch, self.batch_wait_s = models, max(1, max_batch), max(0.0, batch_wait_s)
+        self.queue: queue.Queue[_Pending | None] = queue.Queue()
+        self.batch_sizes: list[int] = []
+        self.thread = threading.Thread(target=self._loop, daemon=True, name="mmstar-serve-batcher")
+        self.thread.start()
+
+    def submit(self, pending: _Pending) -> Response:
+        self.queue.put(pending)
+        pending.done.wait()
+        return pending.response or Response(error="no response")
+
+    def stop(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def _collect(self, first: _Pending) -> list[_Pending]:
+        batch, deadline = [first], time.monotonic() + self.batch_wait_s
+        while len(batch) < self.max_batch:
+            try:
+                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            if item is None:  # stop after this batch
+                self.queue.put(None)
+                break
+            batch.append(item)
+        return batch
+
+    def _loop(self) -> None:
+        while (first := self.queue.get()) is not None:
+            groups: dict[tuple, list[_Pending]] = {}
+            for item in self._collect(first):
+                groups.setdefault(item.group(), []).append(item)
+            for items in groups.values():
+                self._run(items)
+
+    def _run(self, items: list[_Pending]) -> None:
+        backend = self.models[items[0].model]
+        saved = getattr(backend, "gen", None)
+        try:
+            if saved is not None:  # honour the request's max_tokens / temperature for this call only
+                changes = {k: v for k, v in (("max_new_tokens", items[0].max_tokens),
+                                             ("temperature", items[0].temperature)) if v is not None}
+                backend.gen = dataclasses.replace(saved, **changes)  # type: ignore[attr-defined]
+            responses = backend.generate([p.request for p in items])
+        except Exception as exc:  # the server must keep serving; the failure goes to these clients
+            responses = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items)
+        finally:
+            if saved is not None:
+                backend.gen = saved  # type: ignore[attr-defined]
+        self.batch_sizes.append(len(items))
+        for p, r in zip(items, responses):
+            p.response = r
+            p.done.set()
+
+
+def _number(body: dict[str, Any], key: str, cast: Callable[[Any], Any]) -> Any:
+    value = body.get(key)
+    return None if value is None else cast(value)
+
+
 def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int = 0,
-                fail_first: tuple[int, ...] = ()) -> ThreadingHTTPServer:
+                fail_first: tuple[int, ...] = (), max_batch: int = 32, batch_wait_s: float = 0.01,
+                ) -> ThreadingHTTPServer:
     """Serve each backend under its model name. ``fail_first``: HTTP statuses returned, in order,
     to the first requests (e.g. (429, 500)), to exercise clients' retries."""
-    lock = threading.Lock()  # one generate at a time: the model is not re-entrant
+    lock = threading.Lock()
     failures = list(fail_first)
     counters = {"requests": 0, "failed_on_purpose": 0}
+    batcher = Batcher(models, max_batch, batch_wait_s)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, *args: Any) -> None:  # quiet
@@ -71,33 +159,37 @@ def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int =
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._send(404, {"error": {"message": "not found"}})
                 return
-            counters["requests"] += 1
             with lock:
+                counters["requests"] += 1
                 status = failures.pop(0) if failures else None
+                if status is not None:
+                    counters["failed_on_purpose"] += 1
             if status is not None:
-                counters["failed_on_purpose"] += 1
                 self._send(status, {"error": {"message": f"injected {status}"}}, {"Retry-After": "0"})
                 return
             try:
                 body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                messages = from_openai_messages(body["messages"])
-                model_name = body["model"]
-                backend = models[model_name]
+                pending = _Pending(body["model"], Request(from_openai_messages(body["messages"])),
+                                   _number(body, "max_tokens", int), _number(body, "temperature", float))
             except (ValueError, KeyError, TypeError) as exc:
-                self._send(400 if not isinstance(exc, KeyError) else 404, {"error": {"message": f"bad request: {exc}"}})
+                self._send(400, {"error": {"message": f"bad request: {exc}"}})
                 return
-            with lock:
-                (resp,) = backend.generate([Request(messages)])
+            if pending.model not in models:
+                self._send(404, {"error": {"message": f"unknown model {pending.model!r}; served: {sorted(models)}"}})
+                return
+            resp = batcher.submit(pending)
             if resp.error:
                 self._send(500, {"error": {"message": resp.error}})
                 return
-            self._send(200, {"object": "chat.completion", "model": model_name, "choices": [
+            self._send(200, {"object": "chat.completion", "model": pending.model, "choices": [
                 {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": resp.text}}],
                 "usage": {"prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
                           "total_tokens": resp.prompt_tokens + resp.completion_tokens}})
 
     server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
     server.counters = counters  # type: ignore[attr-defined]
+    server.batcher = batcher  # type: ignore[attr-defined]
     return server
 
 
@@ -108,5 +200,6 @@ def serve_in_thread(server: ThreadingHTTPServer) -> Callable[[], None]:
     def stop() -> None:
         server.shutdown()
         server.server_close()
+        server.batcher.stop()  # type: ignore[attr-defined]
 
     return stop

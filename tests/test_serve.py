@@ -1,0 +1,122 @@
+"""The local OpenAI-compatible server: batching of concurrent requests, per-request generation
+settings, and the `mmstar serve` command as a real process."""
+
+import json
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+from mmstar.evaluators.backend import GenerationConfig, Request
+from mmstar.evaluators.hf import HFBackend
+from mmstar.evaluators.serve import make_server, serve_in_thread
+
+httpx = pytest.importorskip("httpx")
+
+
+def _ask(url, model, text, max_tokens=6, results=None, slot=None):
+    body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
+            "temperature": 0}
+    resp = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
+    if results is not None:
+        results[slot] = resp
+    return resp
+
+
+def test_concurrent_requests_are_batched_and_answer_as_batch_1(tiny_pairs):
+    pair = tiny_pairs["llava"]
+    backend = HFBackend(str(pair.backbone), "llm", GenerationConfig(max_new_tokens=6), device="cpu")
+    # a long wait and a batch of 8: eight concurrent requests fill exactly one batch
+    srv = make_server({"lm": backend}, max_batch=8, batch_wait_s=5.0)
+    stop = serve_in_thread(srv)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    questions = [f"Question: how many objects are there? {i}" for i in range(8)]
+    try:
+        results = [None] * 8
+        threads = [threading.Thread(target=_ask, args=(url, "lm", q, 6, results, i)) for i, q in enumerate(questions)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert srv.batcher.batch_sizes == [8]
+        alone = [backend.generate([Request([{"role": "user", "content": [{"type": "text", "text": q}]}])])[0]
+                 for q in questions]
+        for resp, one in zip(results, alone):
+            assert resp.status_code == 200
+            body = resp.json()
+            assert body["choices"][0]["message"]["content"] == one.text
+            assert body["usage"]["prompt_tokens"] == one.prompt_tokens
+        # the request's max_tokens holds for that request only; the backend's own setting is restored
+        short = _ask(url, "lm", questions[0], max_tokens=1).json()
+        assert short["usage"]["completion_tokens"] == 1
+        assert backend.gen.max_new_tokens == 6
+        assert _ask(url, "nope", "hi").status_code == 404
+        bad = httpx.post(f"{url}/chat/completions", content=b"{not json", timeout=10)
+        assert bad.status_code == 400
+    finally:
+        stop()
+
+
+def test_a_backend_exception_fails_its_requests_not_the_server(tiny_pairs):
+    class Broken:
+        gen = GenerationConfig()
+
+        def generate(self, requests):
+            raise RuntimeError("device lost")
+
+    pair = tiny_pairs["llava"]
+    good = HFBackend(str(pair.backbone), "llm", GenerationConfig(max_new_tokens=4), device="cpu")
+    srv = make_server({"broken": Broken(), "good": good}, batch_wait_s=0.0)
+    stop = serve_in_thread(srv)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    try:
+        resp = _ask(url, "broken", "hi")
+        assert resp.status_code == 500 and "device lost" in resp.json()["error"]["message"]
+        assert _ask(url, "good", "hi").status_code == 200
+    finally:
+        stop()
+
+
+@pytest.mark.slow
+def test_mmstar_serve_command_serves_eval(tiny_pairs, demo_parquet, tmp_path):
+    from mmstar.cli import main
+
+    pair = tiny_pairs["llava"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mmstar", "serve", "--model", f"vlm={pair.vlm}",
+                             "--model", f"lm={pair.backbone}", "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("serving"):
+                break
+        assert lines and lines[-1].startswith("serving vlm, lm at http://127.0.0.1:"), "".join(lines)
+        assert "loaded vlm (vlm)" in lines[0] and "loaded lm (llm)" in lines[1]
+        url = lines[-1].split(" at ")[1].split()[0]
+        assert [m["id"] for m in httpx.get(f"{url}/models").json()["data"]] == ["vlm", "lm"]
+        common = ["--data", str(demo_parquet), "--no-progress", "--max-new-tokens", "6", "--limit", "10"]
+        assert main(["eval", "--model", "vlm", "--backbone", "lm", "--backend", "openai", "--base-url", url,
+                     "--concurrency", "10", "--out", str(tmp_path / "api"), *common]) == 0
+        assert main(["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone),
+                     "--out", str(tmp_path / "hf"), *common]) == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    (api_dir,) = [p.parent for p in (tmp_path / "api").glob("*/*/manifest.json")]
+    (hf_dir,) = [p.parent for p in (tmp_path / "hf").glob("*/*/manifest.json")]
+    for mode in ("v", "wv", "t"):
+        assert _predictions(api_dir, mode) == _predictions(hf_dir, mode), mode
+
+
+def _predictions(run_dir, mode):
+    return {r["index"]: r["prediction"] for r in map(json.loads, (run_dir / f"{mode}.jsonl").read_text().splitlines())}
+
+
+def test_serve_refuses_a_public_host_without_allow_remote(capsys):
+    from mmstar.cli import main
+
+    assert main(["serve", "--model", "x", "--host", "0.0.0.0"]) != 0
+    assert "--allow-remote" in capsys.readouterr().err
