@@ -168,6 +168,14 @@ def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int =
                 self._send(404, {"error": {"message": "not found"}})
 
         def do_POST(self) -> None:
+            # read the body before any reply: on a kept-alive connection an unread body would be
+            # taken for the next request
+            try:
+                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            except ValueError:
+                self.close_connection = True
+                self._send(400, {"error": {"message": "bad Content-Length"}})
+                return
             if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
                 self._send(404, {"error": {"message": "not found"}})
                 return
@@ -180,7 +188,7 @@ def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int =
                 self._send(status, {"error": {"message": f"injected {status}"}}, {"Retry-After": "0"})
                 return
             try:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                body = json.loads(raw)
                 pending = _Pending(body["model"], Request(from_openai_messages(body["messages"])),
                                    _number(body, "max_tokens", int), _number(body, "temperature", float))
             except (ValueError, KeyError, TypeError) as exc:
