@@ -47,7 +47,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         factory = openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
     elif args.backend == "vllm":
         factory = vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
-                               args.images_per_prompt, "auto" if args.dtype == "auto" else args.dtype,
+                               args.images_per_prompt, args.dtype,
                                args.trust_remote_code)
     else:
         factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
@@ -89,6 +89,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from .tiny import FAMILIES  # a plain tuple: tiny.py imports torch/transformers only inside builders
+
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
     p.add_argument("--model", required=True, help="registry alias (see `mmstar models`), hub id or local folder")
     p.add_argument("--backbone", help="LLM backbone id or folder for mode t (default: the registry's)")
@@ -122,7 +124,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("tiny-models", help="build tiny random checkpoints of real VLM families (offline smoke test)")
     t.add_argument("dir")
-    t.add_argument("--family", action="append", choices=("llava", "qwen2-vl", "gemma3"))
+    t.add_argument("--family", action="append", choices=FAMILIES)
     t.set_defaults(func=_cmd_tiny)
 
     d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")

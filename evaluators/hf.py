@@ -225,7 +225,9 @@ class HFBackend:
         prompt_len = enc["input_ids"].shape[1]
         new = out[:, prompt_len:]
         eos = self.model.generation_config.eos_token_id
-        stop_ids = set(eos if isinstance(eos, list) else [eos]) | {self.tokenizer.pad_token_id}
+        # a row ends at its EOS (generate pads after it); a pad token the model emits mid-answer is
+        # an ordinary token, as in vLLM: stopping there would cut answers short
+        stop_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         responses = []
         for row, prompt_mask in zip(new.tolist(), enc["attention_mask"].tolist()):
             n_gen = next((k + 1 for k, t in enumerate(row) if t in stop_ids), len(row))

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-FAMILIES = ("llava", "qwen2-vl", "gemma3")
+FAMILIES = ("llava", "qwen2-vl", "gemma3", "idefics3")
 
 # Chat templates kept deliberately small; each places the family's image placeholder where the
 # image part is and renders string or list content, with an optional system turn.
@@ -47,6 +47,8 @@ TEMPLATES = {
                           "<|vision_start|><|image_pad|><|vision_end|>"),
     "gemma3": _template("{{ bos_token }}", ("<start_of_turn>", "\n"), "<end_of_turn>\n",
                         "<start_of_turn>model\n", "<start_of_image>"),
+    # the processor expands <image> into <fake_token_around_image><global-img><image>... itself
+    "idefics3": _template("{{ bos_token }}", ("UPPER", ":"), "<end_of_utterance>\n", "ASSISTANT:", "<image>"),
 }
 SPECIALS = {
     "llava": ["<s>", "</s>", "<unk>", "<pad>", "<image>"],
@@ -54,12 +56,16 @@ SPECIALS = {
                  "<|image_pad|>", "<|video_pad|>", "<pad>"],
     "gemma3": ["<bos>", "<eos>", "<unk>", "<pad>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>",
                "<end_of_image>", "<image_soft_token>"],
+    "idefics3": ["<|im_start|>", "<end_of_utterance>", "<unk>", "<pad>", "<fake_token_around_image>", "<image>",
+                 "<global-img>", *[f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7)]],
 }
 _TOKEN_ROLES = {
     "llava": {"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "pad_token": "<pad>"},
     "qwen2-vl": {"eos_token": "<|im_end|>", "pad_token": "<pad>", "unk_token": None},
     "gemma3": {"bos_token": "<bos>", "eos_token": "<end_of_turn>", "unk_token": "<unk>", "pad_token": "<pad>",
                "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
+    "idefics3": {"bos_token": "<|im_start|>", "eos_token": "<end_of_utterance>", "unk_token": "<unk>",
+                 "pad_token": "<pad>", "image_token": "<image>"},
 }
 
 DEFAULT_CORPUS = (
@@ -197,6 +203,32 @@ def build_gemma3(out: Path, tok=None, seed: int = 0):
     return model, processor
 
 
+def build_idefics3(out: Path, tok=None, seed: int = 0):
+    """Idefics3 (SmolVLM v1) architecture: SigLIP-style vision tower, pixel-shuffle connector, Llama.
+    Its image processor runs on PIL, and vLLM's CPU build can load the family: the text part uses a
+    head size of 32, which vLLM's CPU attention supports, so the vLLM image path is testable here."""
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+
+    tok = tok or train_tokenizer("idefics3")
+    torch.manual_seed(seed)
+    bos, eos, pad, image = _ids(tok, "<|im_start|>", "<end_of_utterance>", "<pad>", "<image>")
+    text = _tiny_text(tok, num_attention_heads=2, num_key_value_heads=2, head_dim=32, model_type="llama",
+                      bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8}
+    # (32 / 8)^2 = 16 patches, pixel-shuffled by 2 -> 4 image tokens; no tiling: one global image
+    config = Idefics3Config(vision_config=vision, text_config=text, scale_factor=2, image_token_id=image,
+                            pad_token_id=pad, tie_word_embeddings=False)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    image_proc = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 32},
+                                        max_image_size={"longest_edge": 32})
+    processor = Idefics3Processor(image_processor=image_proc, tokenizer=tok, image_seq_len=4,
+                                  chat_template=TEMPLATES["idefics3"])
+    _save(out, model, processor)
+    return model, processor
+
+
 def _save(out: Path, model, processor) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
@@ -215,9 +247,10 @@ def extract_backbone(vlm, tokenizer, out: Path, causal_lm_class: str) -> None:
     lm = cls(text_config).eval()
     state = {}
     for key, value in vlm.state_dict().items():
-        if key.startswith("model.language_model."):
-            state["model." + key[len("model.language_model."):]] = value
-        elif key.startswith("lm_head."):
+        for prefix in ("model.language_model.", "model.text_model."):  # Idefics3 names it text_model
+            if key.startswith(prefix):
+                state["model." + key[len(prefix):]] = value
+        if key.startswith("lm_head."):
             state[key] = value
     missing, unexpected = lm.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("rotary_emb.inv_freq")]
@@ -232,6 +265,7 @@ _BUILDERS: dict[str, tuple[Callable, str]] = {
     "llava": (build_llava, "LlamaForCausalLM"),
     "qwen2-vl": (build_qwen2_vl, "Qwen2ForCausalLM"),
     "gemma3": (build_gemma3, "Gemma3ForCausalLM"),
+    "idefics3": (build_idefics3, "LlamaForCausalLM"),
 }
 
 

@@ -24,6 +24,10 @@ class VLLMBackend:
                  trust_remote_code: bool = False, seed: int = 0) -> None:
         vllm = require("vllm", "vllm")
         self.model_id, self.kind, self.gen = model_id, kind, gen or GenerationConfig()
+        if dtype == "auto":
+            # the HF backend's rule (bf16 on CUDA, fp32 on CPU), so both backends compute in the same
+            # precision; vLLM's own "auto" runs an fp32 checkpoint in bf16 on CPU
+            dtype = "bfloat16" if require("torch", "vllm").cuda.is_available() else "float32"
         kwargs: dict[str, Any] = {"model": model_id, "tensor_parallel_size": tensor_parallel_size,
                                   "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype,
                                   "trust_remote_code": trust_remote_code, "seed": seed}
@@ -104,8 +108,10 @@ class VLLMBackend:
                 responses[i] = self._response(o)
         return [r if r is not None else Response(error="no response") for r in responses]
 
-    @staticmethod
-    def _response(out: Any) -> Response:
+    def _response(self, out: Any) -> Response:
         gen = out.outputs[0]
-        return Response(text=gen.text.strip(), prompt_tokens=len(out.prompt_token_ids or []),
+        # decoded as the HF backend decodes (vLLM's incremental detokenizer holds back an unfinished
+        # UTF-8 byte sequence where HF writes U+FFFD), so equal tokens give equal predictions
+        text = self.tokenizer.decode(list(gen.token_ids), skip_special_tokens=True)
+        return Response(text=text.strip(), prompt_tokens=len(out.prompt_token_ids or []),
                         completion_tokens=len(gen.token_ids))

@@ -89,7 +89,7 @@ def demo_parquet(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_pairs(tmp_path_factory):
-    """Tiny random checkpoints (LVLM + LLM backbone) of three real families, built once."""
+    """Tiny random checkpoints (LVLM + LLM backbone) of four real families, built once."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
     from mmstar.evaluators.tiny import FAMILIES, build_tiny_pair

@@ -1,4 +1,4 @@
-"""`mmstar eval` end to end on tiny checkpoints of three real families (CPU, offline)."""
+"""`mmstar eval` end to end on tiny checkpoints of four real families (CPU, offline)."""
 
 import json
 import subprocess
@@ -13,7 +13,7 @@ from mmstar.prompts import PromptConfig, build_messages
 from mmstar.runs import compute_scores
 from mmstar.scoring import score_records
 
-FAMILIES = ["llava", "qwen2-vl", "gemma3"]
+FAMILIES = ["llava", "qwen2-vl", "gemma3", "idefics3"]
 
 
 def _eval(pair, data, out, *extra):
