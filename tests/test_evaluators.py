@@ -161,6 +161,21 @@ def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
     assert sizes == [7, 3, 1, 2, 4, 2, 2]  # 7 -> 3 + 4 -> (1 + 2) + (2 + 2)
 
 
+def test_a_pad_token_the_model_emits_does_not_end_the_answer(tiny_pairs, demo_parquet):
+    """Only EOS ends an answer (as in vLLM). Here the LM can only emit token 0, made the pad token."""
+    import torch
+    from mmstar.evaluators.backend import GenerationConfig, Request
+    from mmstar.evaluators.hf import HFBackend
+
+    backend = HFBackend(str(tiny_pairs["llava"].backbone), "llm", GenerationConfig(max_new_tokens=5), device="cpu")
+    with torch.no_grad():
+        backend.model.lm_head.weight.zero_()  # all logits equal: greedy picks token 0 every step
+    backend.tokenizer.pad_token = backend.tokenizer.convert_ids_to_tokens(0)
+    sample = load_benchmark(demo_parquet)[0]
+    (out,) = backend.generate([Request(build_messages(sample, "t", PromptConfig(shots=0)))])
+    assert out.error is None and out.completion_tokens == 5 and out.text == ""
+
+
 def test_bad_image_fails_one_request_not_the_batch(tiny_pairs, demo_parquet):
     from mmstar.evaluators.backend import Request
     from mmstar.evaluators.hf import HFBackend
