@@ -160,8 +160,8 @@ def openai_section(args, pair, data: Path, n: int, tmp: Path) -> dict:
         server.terminate()
         server.wait(timeout=30)
     same = sum(one[i] == many[i] for i in one)
-    print(f"  {'concurrency 1 (one request at a time)':<52} {t_one:7.2f} s  {n / s_one:8.1f} samples/s (in-run)")
-    print(f"  {f'concurrency {c}':<52} {t_many:7.2f} s  {n / s_many:8.1f} samples/s (in-run)")
+    for name, wall, secs in (("concurrency 1 (one at a time)", t_one, s_one), (f"concurrency {c}", t_many, s_many)):
+        print(f"  {name:<34} whole command {wall:7.2f} s; in-run {secs:6.2f} s = {n / secs:8.1f} samples/s")
     print(f"  speed-up of concurrency {c} over one at a time:          {s_one / s_many:6.2f}x (in-run), "
           f"{t_one / t_many:.2f}x (whole command)")
     print(f"  predictions identical: {same}/{len(one)}")
