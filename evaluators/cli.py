@@ -167,6 +167,10 @@ def model_kind(model_id: str, trust_remote_code: bool = False) -> str:
     """"vlm" when the checkpoint's config has a vision part, else "llm" (read from config.json only)."""
     from mmstar.errors import require
 
+    if not Path(model_id).exists():
+        from mmstar.hub import prefer_offline_if_unreachable
+
+        prefer_offline_if_unreachable()  # before transformers reads the env
     transformers = require("transformers", "hf")
     try:
         config = transformers.AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
@@ -184,11 +188,14 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         raise MmstarError(f"--host {args.host} exposes the model beyond this machine; add --allow-remote "
                           "(the server has no authentication: put it behind a proxy that has)")
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    models = {}
-    for spec in args.model:
+    specs: dict[str, str] = {}
+    for spec in args.model:  # every name is checked before any model loads
         name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
-        if not name or name in models:
+        if not name or name in specs:
             raise MmstarError(f"--model {spec}: give each model a distinct NAME (NAME=PATH)")
+        specs[name] = path
+    models = {}
+    for name, path in specs.items():
         kind = model_kind(path, args.trust_remote_code)
         models[name] = HFBackend(path, kind, gen, device=args.device, dtype=args.dtype,
                                  trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)

@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+from conftest import assert_clean_error, run_cli
 from mmstar.evaluators.backend import GenerationConfig, Request
 from mmstar.evaluators.hf import HFBackend
 from mmstar.evaluators.serve import make_server, serve_in_thread
@@ -115,8 +116,9 @@ def _predictions(run_dir, mode):
     return {r["index"]: r["prediction"] for r in map(json.loads, (run_dir / f"{mode}.jsonl").read_text().splitlines())}
 
 
-def test_serve_refuses_a_public_host_without_allow_remote(capsys):
-    from mmstar.cli import main
-
-    assert main(["serve", "--model", "x", "--host", "0.0.0.0"]) != 0
-    assert "--allow-remote" in capsys.readouterr().err
+def test_serve_refuses_a_public_host_and_a_missing_model(tmp_path):
+    assert_clean_error(run_cli("serve", "--model", "x", "--host", "0.0.0.0"), "--allow-remote")
+    missing = tmp_path / "no-such-model"
+    assert_clean_error(run_cli("serve", "--model", str(missing), env={"HF_HUB_OFFLINE": "1"}), str(missing),
+                       "cannot read its config")
+    assert_clean_error(run_cli("serve", "--model", f"a={missing}", "--model", f"a={missing}"), "distinct NAME")
