@@ -6,8 +6,9 @@ same run.
 - openai: the same model behind ``mmstar serve`` (a real local HTTP server that batches requests
   arriving together, as ``vllm serve`` does), concurrency 1 (one request at a time) vs. N.
 - vllm: needs an environment with vLLM (``--vllm-python``, e.g. ``.venv-vllm/bin/python`` built by
-  ``scripts/vllm_cpu_tier.sh``); the CPU build runs text-only models here, so it is the demo base
-  LLM in mode t, against the HF backend at batch 1 and batched, with the predictions compared.
+  ``scripts/vllm_cpu_tier.sh``): the demo base LLM (a trained model, so its answers are real letters)
+  in mode t, against the HF backend at batch 1 and batched, with the predictions compared. (The CPU
+  build's image path runs only Idefics3 here; tests/test_vllm_cpu.py checks it.)
 
 Not a test: run by hand, it prints figures measured in this run and their ratios.
     python benchmarks/eval_throughput.py [--samples 360] [--batch-size 32] [--backends hf,openai,vllm]

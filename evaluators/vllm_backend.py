@@ -15,6 +15,7 @@ from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
 from .backend import GenerationConfig, Request, Response, render_plain
+from .hf import resolve_device_dtype
 
 
 class VLLMBackend:
@@ -25,9 +26,9 @@ class VLLMBackend:
         vllm = require("vllm", "vllm")
         self.model_id, self.kind, self.gen = model_id, kind, gen or GenerationConfig()
         if dtype == "auto":
-            # the HF backend's rule (bf16 on CUDA, fp32 on CPU), so both backends compute in the same
-            # precision; vLLM's own "auto" runs an fp32 checkpoint in bf16 on CPU
-            dtype = "bfloat16" if require("torch", "vllm").cuda.is_available() else "float32"
+            # the HF backend's rule, so both backends compute in the same precision; vLLM's own
+            # "auto" runs an fp32 checkpoint in bf16 on CPU
+            dtype = str(resolve_device_dtype("auto", "auto")[1]).removeprefix("torch.")
         kwargs: dict[str, Any] = {"model": model_id, "tensor_parallel_size": tensor_parallel_size,
                                   "gpu_memory_utilization": gpu_memory_utilization, "dtype": dtype,
                                   "trust_remote_code": trust_remote_code, "seed": seed}
