@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,12 @@ class ModelEntry:
     family: str
     notes: str = ""
     defaults: dict[str, Any] = field(default_factory=dict)
+    # the model's own recommended generation budget (its card's max_new_tokens); the official
+    # protocol (32 tokens) stays the default, this applies under a reasoning protocol
+    max_new_tokens: int | None = None
+    # chat-template switches passed to apply_chat_template: always, and per --thinking on|off
+    chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
+    thinking: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"on": {...}, "off": {...}}
 
 
 _ENTRIES = [
@@ -47,8 +53,7 @@ def resolve_model(name: str, backbone: str | None = None, any_name: bool = False
     ``any_name`` (API backends) any model name the server knows is accepted."""
     entry = REGISTRY.get(name.lower())
     if entry is not None:
-        return ModelEntry(entry.alias, entry.lvlm, backbone or entry.backbone, entry.family, entry.notes,
-                          entry.defaults)
+        return replace(entry, backbone=backbone or entry.backbone)
     looks_like_id = any_name or "/" in name or Path(name).exists()
     if not looks_like_id:
         raise MmstarError(f"unknown model {name!r}: not a registry alias ({', '.join(REGISTRY)}), "
