@@ -207,8 +207,9 @@ def page_diff(view: ViewData, matcher: str) -> None:
     if len(keys) < 2:
         st.info("A diff needs two runs of the same benchmark.")
         return
-    a = st.selectbox("Model A", keys, key="diff-a")
-    b = st.selectbox("Model B", [k for k in keys if k != a], key="diff-b")
+    c1, c2 = st.columns(2)
+    a = c1.selectbox("Model A", keys, key="diff-a")
+    b = c2.selectbox("Model B", [k for k in keys if k != a], key="diff-b")
     mode = st.radio("Mode", MODES, horizontal=True, key="diff-mode")
     if mode not in view.run(a).modes or mode not in view.run(b).modes:
         st.info(f"Both runs need {mode} predictions.")

@@ -47,7 +47,7 @@ def radar_figure(labels: Sequence[str], series: Mapping[str, Sequence[float | No
     ax.set_yticks([20, 40, 60, 80, 100])
     ax.set_yticklabels(["20", "40", "60", "80", "100"], fontsize=7, color="grey")
     ax.set_rlabel_position(90)
-    ax.set_title(title, pad=30, fontsize=12)
+    ax.set_title(title, pad=44 if small else 30, fontsize=12)
     if series:
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.07), ncol=min(2, len(series)), frameon=False,
                   fontsize=9)

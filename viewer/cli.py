@@ -18,10 +18,10 @@ def _check(paths: list[str], seed: int = 0):
     from .data import load
 
     view = load(paths, seed)
+    if not view.runs:
+        raise MmstarError("no runs to show: " + "; ".join(view.problems))
     for line in view.problems:
         print(f"note: {line}", file=sys.stderr)
-    if not view.runs:
-        raise MmstarError(f"no runs to show in {', '.join(paths)}")
     return view
 
 
