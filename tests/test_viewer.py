@@ -40,7 +40,8 @@ def write_runs(root, n: int = N, html_question: bool = True, images: bool = True
     samples = make_samples(n, images=images)
     if html_question:
         first = samples[0]
-        samples[0] = first.with_(question=SCRIPT_Q + "\nOptions: A: red, B: green, C: blue, D: nan")
+        body = ", ".join(f"{k}: {v}" for k, v in first.options.items())
+        samples[0] = first.with_(question=f"{SCRIPT_Q}\nOptions: {body}")
     bench_path = write_benchmark(Benchmark("mini", samples), root / "mini.parquet")
     dirs = {}
     for model in ("alpha", "beta"):

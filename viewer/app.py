@@ -184,7 +184,9 @@ def page_samples(view: ViewData, matcher: str) -> None:
     if shown.empty:
         return
     index = c2.selectbox("Sample (index)", shown["index"].tolist(), key="sample")
-    st.dataframe(list_table(shown, matcher), hide_index=True, key="sample-list", height=250)
+    widths = {"index": "small", "answer": "small", "v": "small", "wv": "small", "t": "small", "question": "large"}
+    st.dataframe(list_table(shown, matcher), hide_index=True, key="sample-list", height=250,
+                 column_config={k: st.column_config.Column(width=w) for k, w in widths.items()})
     row = shown[shown["index"] == index].iloc[0]
     left, right = st.columns([1, 2])
     data, why = _images(DATA).image(view.run(a).run.manifest, int(index), row["question"])
