@@ -96,12 +96,18 @@ def viewer_shots(page, url: str, out: Path) -> list[Path]:
     return [board, samples]
 
 
-def report_shot(page, report: Path, out: Path) -> Path:
+def report_shots(page, report: Path, out: Path) -> list[Path]:
+    """The report's top (leaderboard, charts) and its leaked-sample list with thumbnails."""
+    page.set_viewport_size({"width": 1300, "height": 1100})
     page.goto(report.resolve().as_uri())
     page.wait_for_timeout(1000)
-    path = out / "report.png"
-    save_small_png(page.screenshot(full_page=False), path)
-    return path
+    top, leaked = out / "report.png", out / "report-leaked.png"
+    save_small_png(page.screenshot(full_page=False), top)
+    page.get_by_role("heading", name="Leaked samples").scroll_into_view_if_needed()
+    page.evaluate("document.querySelector('h2:last-of-type').scrollIntoView()")
+    page.wait_for_timeout(500)
+    save_small_png(page.screenshot(full_page=False), leaked)
+    return [top, leaked]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1600, "height": 900})
                 written = viewer_shots(page, f"http://127.0.0.1:{port}", args.out)
-                written.append(report_shot(page, report, args.out))
+                written.extend(report_shots(page, report, args.out))
                 browser.close()
         finally:
             proc.terminate()

@@ -125,7 +125,8 @@ def _completeness(run: Run) -> list[str]:
         problems.append(f"{run.path}: incomplete: {', '.join(short)} predictions (half-written run?)")
     if not (run.path / "scores.json").exists():
         problems.append(f"{run.path}: no scores.json (run not finished?); scores computed from the prediction files")
-    pairs = [(r.get("category") or "", r.get("l2_category") or "") for recs in run.records.values() for r in recs]
+    first = next(iter(run.records.values()))  # every mode holds the same samples' labels
+    pairs = [(r.get("category") or "", r.get("l2_category") or "") for r in first]
     if not taxonomy.looks_like_mmstar(pairs):
         n_cats = len({c for c, _ in pairs if c})
         problems.append(f"{run.path}: benchmark {run.benchmark!r} is not in the MMStar taxonomy ({n_cats} categories "
