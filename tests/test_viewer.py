@@ -13,9 +13,9 @@ import pytest
 from conftest import assert_clean_error, make_samples, run_cli
 from mmstar.metrics.leaderboard import build_rows
 from mmstar.metrics.runs import load_run as metrics_load_run
-from mmstar.viewer import data
-from mmstar.viewer.data import FLAGS, SampleFilter
+from mmstar.viewer import data, samples
 from mmstar.viewer.images import Images
+from mmstar.viewer.samples import FLAGS, SampleFilter
 
 from mmstar.cli import main
 from mmstar.runs import write_manifest, write_scores
@@ -37,19 +37,19 @@ def _wrong(answer: str) -> str:
 def write_runs(root, n: int = N, html_question: bool = True, images: bool = True):
     """Two models on one MMStar-taxonomy benchmark (a parquet with images, named in the manifests),
     every mode written and scored; alpha follows ALPHA, beta is right with the image only."""
-    samples = make_samples(n, images=images)
+    items = make_samples(n, images=images)
     if html_question:
-        first = samples[0]
+        first = items[0]
         body = ", ".join(f"{k}: {v}" for k, v in first.options.items())
-        samples[0] = first.with_(question=f"{SCRIPT_Q}\nOptions: {body}")
-    bench_path = write_benchmark(Benchmark("mini", samples), root / "mini.parquet")
+        items[0] = first.with_(question=f"{SCRIPT_Q}\nOptions: {body}")
+    bench_path = write_benchmark(Benchmark("mini", items), root / "mini.parquet")
     dirs = {}
     for model in ("alpha", "beta"):
         run_dir = root / "runs" / model / "mini"
         run_dir.mkdir(parents=True)
         for m, mode in enumerate(("v", "wv", "t")):
             lines = []
-            for s in samples:
+            for s in items:
                 hit = ALPHA[s.index % 4][m] if model == "alpha" else mode == "v"
                 pred = s.answer if hit else _wrong(s.answer)
                 if model == "alpha" and mode in ("v", "wv") and s.index == 0:
@@ -93,10 +93,10 @@ def test_rows_match_the_leaderboard_and_scores_json(runs):
 def test_flags_filters_search_paging_and_diff(runs):
     view = data.load([runs["alpha"], runs["beta"]])
     frame = view.run("alpha / mini").frame
-    fl = data.flags(frame, "robust")
+    fl = samples.flags(frame, "robust")
     for flag, indices in EXPECTED_FLAGS.items():
         assert frame["index"][fl[flag]].tolist() == indices
-    f = data.filter_samples
+    f = samples.filter_samples
     assert f(frame, "robust", SampleFilter(flag="leaked", categories=["coarse perception"]))["index"].tolist() == [0]
     assert f(frame, "robust", SampleFilter(unparsed=True))["index"].tolist() == [3]
     assert f(frame, "robust", SampleFilter(search="ONERROR"))["index"].tolist() == [0]  # in a prediction
@@ -106,11 +106,11 @@ def test_flags_filters_search_paging_and_diff(runs):
     assert len(f(frame, "robust", SampleFilter(sources=["nowhere"]))) == 0
     with pytest.raises(ValueError, match="unknown flag"):
         f(frame, "robust", SampleFilter(flag="bogus"))
-    assert data.page(frame, 2, 5)["index"].tolist() == [5, 6, 7, 8, 9]
-    assert data.page(frame, 99, 5)["index"].tolist() == [10, 11]  # clamped to the last page
-    listed = data.sample_list(frame, "robust")
+    assert samples.page(frame, 2, 5)["index"].tolist() == [5, 6, 7, 8, 9]
+    assert samples.page(frame, 99, 5)["index"].tolist() == [10, 11]  # clamped to the last page
+    listed = samples.sample_list(frame, "robust")
     assert listed["flags"][0] == "leaked" and listed["t"][3] == "wrong"
-    counts, table = data.diff(frame, view.run("beta / mini").frame, "robust", "v")
+    counts, table = samples.diff(frame, view.run("beta / mini").frame, "robust", "v")
     # alpha is right in v on i % 4 in (0, 1), beta on all
     assert counts == {"common samples": N, "both right": 6, "only A right": 0, "only B right": 6, "both wrong": 0}
     assert table["index"].tolist() == [2, 3, 6, 7, 10, 11] and set(table["B"]) == {"right"}
@@ -165,7 +165,7 @@ def test_problems_are_one_line_each_and_the_rest_is_shown(tmp_path, runs):
     rows = {r["run"]: r for r in view.leaderboard("official")}
     assert rows["gamma / mini"]["S_t"] is None and rows["gamma / mini"]["n"] == 6
     assert rows["delta / ai2d"]["S_v"] == 100.0 and rows["delta / ai2d"]["CP"] is None
-    labels, series = data.radar_axes(view, ["delta / ai2d"], "capability")
+    labels, series = samples.radar_axes(view, ["delta / ai2d"], "capability")
     assert labels == ["food chains"] and series == {"delta / ai2d": [100.0]}
 
 
@@ -211,7 +211,8 @@ def test_import_of_the_viewer_stays_light(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, mmstar.viewer, mmstar.viewer.data, mmstar.viewer.report, mmstar.viewer.cli;"
+    code = ("import sys, mmstar.viewer, mmstar.viewer.data, mmstar.viewer.samples, mmstar.viewer.report,"
+            " mmstar.viewer.cli;"
             "print(mmstar.viewer.__file__);"
             "print([m for m in ('streamlit', 'matplotlib', 'torch', 'transformers') if m in sys.modules])")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)

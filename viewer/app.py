@@ -14,9 +14,10 @@ import os
 import pandas as pd
 import streamlit as st
 from mmstar.viewer import charts
-from mmstar.viewer.data import FLAGS, SampleFilter, ViewData, diff, filter_samples, flags, hits, load, page, radar_axes
-from mmstar.viewer.data import sample_list as list_table
+from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
+from mmstar.viewer.samples import FLAGS, SampleFilter, diff, filter_samples, flags, hits, page, radar_axes
+from mmstar.viewer.samples import sample_list as list_table
 
 from mmstar import taxonomy
 from mmstar.runs import MODES

@@ -19,8 +19,9 @@ from mmstar import taxonomy
 from mmstar.atomic import atomic_write_text
 
 from . import charts
-from .data import ViewData, flags, load, radar_axes
+from .data import ViewData, load
 from .images import Images
+from .samples import flags, radar_axes
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
