@@ -116,7 +116,7 @@ def test_flags_filters_search_paging_and_diff(runs):
     assert table["index"].tolist() == [2, 3, 6, 7, 10, 11] and set(table["B"]) == {"right"}
 
 
-def test_judge_fields_add_a_matcher_when_present(runs):
+def test_judge_fields_add_a_matcher_when_present(runs, monkeypatch, tmp_path):
     path = runs["alpha"] / "t.jsonl"
     lines = [json.loads(x) for x in path.read_text().splitlines()]
     for rec in lines:  # the judge was asked on the unparsed reply only, and read answer B into it
@@ -132,6 +132,15 @@ def test_judge_fields_add_a_matcher_when_present(runs):
     row = view.leaderboard("judge")[0]
     assert row["S_t"] == round(100 * t_judge["hits"] / N, 2) and row["matcher"] == "judge"
     assert view.run("alpha / mini").frame["t_rule"].tolist()[3] == "none"
+    at = _app(monkeypatch, [runs["alpha"]])
+    at.sidebar.radio(key="matcher").set_value("judge").run()
+    board = at.dataframe[0].value
+    assert board["S_t"].tolist() == [row["S_t"]] and board["judged v"].tolist() == [0]
+    out = tmp_path / "judge.html"
+    assert main(["report", str(runs["alpha"]), "--html", str(out), "--matcher", "judge"]) == 0
+    assert f'data-col="S_t">{row["S_t"]:.2f}' in out.read_text()
+    assert_clean_error(run_cli("report", str(runs["beta"]), "--html", str(out), "--matcher", "judge"),
+                       "matcher 'judge' not available here")
 
 
 def test_problems_are_one_line_each_and_the_rest_is_shown(tmp_path, runs):

@@ -268,7 +268,7 @@ class ViewData:
     @property
     def has_judge(self) -> bool:
         """Whether any record carries a judge decision (then the judge matcher is offered)."""
-        return any(vr.frame[[f"{m}_judged" for m in vr.modes]].any(axis=None) for vr in self.runs)
+        return any(vr.frame[[f"{m}_judged" for m in vr.modes]].eq(True).any(axis=None) for vr in self.runs)
 
     @property
     def matchers(self) -> tuple[str, ...]:
