@@ -314,6 +314,14 @@ def test_app_leaderboard_charts_and_diff(monkeypatch, runs, tmp_path):
     at.sidebar.radio(key="page").set_value("Diff").run()
     assert [m.value for m in at.metric] == ["12", "6", "0", "6", "0"]
     assert at.dataframe[0].value["index"].tolist() == [2, 3, 6, 7, 10, 11]
+    # a run appears on disk while the app is open: "Reload runs" reads the folders again
+    write_runs(tmp_path / "later")
+    at = _app(monkeypatch, [runs["alpha"].parent.parent, tmp_path / "later" / "runs" / "beta"])
+    (tmp_path / "later" / "runs" / "beta" / "mini" / "t.jsonl").unlink()
+    missing_t = "beta/mini: no t.jsonl (scores of that mode, MG or ML not available)"
+    assert not any(t.value.endswith(missing_t) for t in at.text)
+    at.sidebar.button(key="reload").click().run()
+    assert any(t.value.endswith(missing_t) for t in at.text)
 
 
 def test_app_sample_browser_flags_filters_and_text_only(monkeypatch, runs):

@@ -231,6 +231,10 @@ def main() -> None:
     matcher = st.sidebar.radio("Matcher", view.matchers, key="matcher", help="; ".join(
         f"{k}: {MATCHER_HELP[k]}" for k in view.matchers))
     st.sidebar.text(f"{len(view.runs)} run(s)")
+    if st.sidebar.button("Reload runs", key="reload", help="read the run directories again (a run still going)"):
+        for cached in (_view, _radar_png, _mg_ml_png):
+            cached.clear()
+        st.rerun()
     _problems(view)
     if not view.runs:
         st.info("Nothing to show: no readable run was found (see the problems above).")
