@@ -95,10 +95,10 @@ def page_leaderboard(view: ViewData, matcher: str) -> None:
                                 ("S_v", "S_wv", "S_t", "MG", "ML", "macro", *taxonomy.CODES)})
     for r in rows:
         if r.get("MG_spans_zero"):
-            st.text(f"{r['model']} / {r['benchmark']}: MG interval [{r['MG_low']}, {r['MG_high']}] spans 0")
+            st.text(f"{r['model']} / {r['benchmark']}: MG interval {_fmt_ci(r['MG_low'], r['MG_high'])} spans 0")
         if r.get("ML_spans_zero"):
-            st.text(f"{r['model']} / {r['benchmark']}: S_wv - S_t interval [{r['wv_minus_t_low']}, "
-                    f"{r['wv_minus_t_high']}] spans 0 (ML not distinguishable from 0)")
+            st.text(f"{r['model']} / {r['benchmark']}: S_wv - S_t interval "
+                    f"{_fmt_ci(r['wv_minus_t_low'], r['wv_minus_t_high'])} spans 0 (ML not distinguishable from 0)")
 
 
 def _bench_runs(view: ViewData, key: str) -> list[str]:
