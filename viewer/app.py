@@ -190,7 +190,8 @@ def page_samples(view: ViewData, matcher: str) -> None:
                  column_config={k: st.column_config.Column(width=w) for k, w in widths.items()})
     row = shown[shown["index"] == index].iloc[0]
     left, right = st.columns([1, 2])
-    data, why = _images(DATA).image(view.run(a).run.manifest, int(index), row["question"])
+    with st.spinner("Loading the image (the benchmark is read once, on the first image) ..."):
+        data, why = _images(DATA).image(view.run(a).run.manifest, int(index), row["question"])
     if data is not None:
         left.image(data, caption=f"index {index}", width="stretch")
     else:
