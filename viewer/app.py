@@ -65,7 +65,7 @@ def _problems(view: ViewData) -> None:
             st.text(line)
 
 
-def _fmt_ci(low, high) -> str | None:
+def _fmt_ci(low: float | None, high: float | None) -> str | None:
     return None if low is None or pd.isna(low) else f"[{low:.2f}, {high:.2f}]"
 
 
