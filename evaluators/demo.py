@@ -81,3 +81,7 @@ def _publish(run_dirs: list[Path], out: Path) -> None:
         return
     publish(run_dirs, csv=out / "leaderboard.csv", radar=out / "radar.png", mg_ml=out / "mg_ml.png",
             leakage=out / "leaked_samples.csv", echo=True)
+    from mmstar.viewer.report import write_report
+
+    write_report(run_dirs, out / "report.html")
+    print(f"report: {out / 'report.html'} (browse the runs: mmstar view {out / 'runs'})")

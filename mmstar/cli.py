@@ -111,6 +111,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _lazy("mmstar.metrics.cli", "add_commands"),
     _lazy("mmstar.curation.cli", "add_commands"),
     _lazy("mmstar.review_app.cli", "add_commands"),
+    _lazy("mmstar.viewer.cli", "add_commands"),
 ]
 
 

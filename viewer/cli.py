@@ -1,0 +1,72 @@
+"""``mmstar view RUN_DIR...`` (Streamlit app) and ``mmstar report RUN_DIR... --html FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from mmstar.errors import MmstarError
+
+
+def _check(paths: list[str], seed: int = 0):
+    """Load once here so the problems print as lines and a hopeless call fails before any server
+    starts; the app loads again (in its own process) and shows the same lines."""
+    from .data import load
+
+    view = load(paths, seed)
+    if not view.runs:
+        raise MmstarError("no runs to show: " + "; ".join(view.problems))
+    for line in view.problems:
+        print(f"note: {line}", file=sys.stderr)
+    return view
+
+
+def _cmd_view(args: argparse.Namespace) -> int:
+    from mmstar.errors import require
+
+    require("streamlit", "review")
+    require("matplotlib", "plots")
+    view = _check(args.run_dirs, args.seed)
+    env = {**os.environ, "MMSTAR_VIEW_PATHS": json.dumps([str(Path(p).resolve()) for p in args.run_dirs]),
+           "MMSTAR_VIEW_DATA": args.data or "", "MMSTAR_VIEW_SEED": str(args.seed)}
+    app = Path(__file__).with_name("app.py")
+    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
+           "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
+           "--client.toolbarMode", "minimal"]
+    print(f"viewer on http://{args.address}:{args.port} (Ctrl-C to stop): {len(view.runs)} run(s)")
+    return subprocess.call(cmd, env=env)
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from mmstar.errors import require
+
+    from .report import write_report
+
+    require("matplotlib", "plots")
+    view = write_report(args.run_dirs, args.html, args.data, args.matcher, args.max_leaked, args.seed)
+    for line in view.problems:
+        print(f"note: {line}", file=sys.stderr)
+    print(f"wrote {args.html}: {len(view.runs)} run(s), {len(view.problems)} problem(s)")
+    return 0
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    view = sub.add_parser("view", help="browse runs: leaderboard, radar charts, MG vs ML, samples (Streamlit)")
+    view.add_argument("run_dirs", nargs="+", help="run directories (OUT/<model>/<benchmark>) or folders above them")
+    view.add_argument("--data", help="data spec to take images from (default: the one each run's manifest records)")
+    view.add_argument("--port", type=int, default=8502)
+    view.add_argument("--address", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    view.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    view.set_defaults(func=_cmd_view)
+    rep = sub.add_parser("report", help="one self-contained HTML report: leaderboard, charts, leaked samples")
+    rep.add_argument("run_dirs", nargs="+", help="run directories (OUT/<model>/<benchmark>) or folders above them")
+    rep.add_argument("--html", type=Path, required=True, help="the HTML file to write")
+    rep.add_argument("--data", help="data spec to take thumbnails from (default: each run's manifest)")
+    rep.add_argument("--matcher", choices=("official", "robust", "judge"), default="official")
+    rep.add_argument("--max-leaked", type=int, default=100, help="leaked samples listed per run")
+    rep.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    rep.set_defaults(func=_cmd_report)

@@ -1,0 +1,135 @@
+"""Per-sample views over a run's table (``data.run_frame``): hits per mode, the three flags, filters,
+the paged list, a two-model diff, and the scores a radar chart draws. Pure pandas."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from mmstar import taxonomy
+from mmstar.runs import MODES
+
+from .data import ViewData
+
+FLAGS = {
+    "leaked": "right without the image (wv), its LLM wrong (t)",
+    "needs image": "right only with the image (v right; wv and t wrong)",
+    "image hurt": "right without the image (wv), wrong with it (v)",
+}
+_MARKS = {True: "right", False: "wrong"}
+
+
+def hits(frame: pd.DataFrame, matcher: str) -> pd.DataFrame:
+    """hit per mode under ``matcher`` (nullable booleans: NA where the mode has no prediction)."""
+    out = pd.DataFrame(index=frame.index)
+    for m in MODES:
+        col = frame[f"{m}_{matcher}"].astype("boolean")
+        out[m] = col.where(frame[f"{m}_pred"].notna(), pd.NA)
+    return out
+
+
+def flags(frame: pd.DataFrame, matcher: str) -> pd.DataFrame:
+    """The three per-sample flags of FLAGS (False where a mode needed for the flag is missing)."""
+    h = hits(frame, matcher)
+    v, wv, t = (h[m].fillna(False).astype(bool) for m in MODES)
+    has = {m: h[m].notna() for m in MODES}
+    return pd.DataFrame({
+        "leaked": wv & ~t & has["wv"] & has["t"],
+        "needs image": v & ~wv & ~t & has["wv"],
+        "image hurt": wv & ~v & has["v"],
+    }, index=frame.index)
+
+
+@dataclass
+class SampleFilter:
+    categories: Sequence[str] = ()
+    axes: Sequence[str] = ()
+    flag: str | None = None  # a key of FLAGS
+    sources: Sequence[str] = ()
+    unparsed: bool = False  # only samples the robust extractor left unparsed in some mode
+    search: str = ""  # case-insensitive, in the question, options and predictions
+
+
+def filter_samples(frame: pd.DataFrame, matcher: str, f: SampleFilter) -> pd.DataFrame:
+    keep = pd.Series(True, index=frame.index)
+    if f.categories:
+        keep &= frame["category"].isin(list(f.categories))
+    if f.axes:
+        keep &= frame["l2_category"].isin(list(f.axes))
+    if f.sources:
+        keep &= frame["source"].isin(list(f.sources))
+    if f.flag:
+        if f.flag not in FLAGS:
+            raise ValueError(f"unknown flag {f.flag!r}; choose from {', '.join(FLAGS)}")
+        keep &= flags(frame, matcher)[f.flag]
+    if f.unparsed:
+        keep &= frame[[f"{m}_unparsed" for m in MODES]].eq(True).any(axis=1)
+    if f.search.strip():
+        needle = f.search.strip().lower()
+        text = frame["question"] + "\n" + frame["options"]
+        for m in MODES:
+            text = text + "\n" + frame[f"{m}_pred"].fillna("")
+        keep &= text.str.lower().str.contains(needle, regex=False)
+    return frame[keep]
+
+
+def sample_list(frame: pd.DataFrame, matcher: str) -> pd.DataFrame:
+    """The paged list's columns: what a reader scans to pick a sample (all plain text)."""
+    h = hits(frame, matcher)
+    fl = flags(frame, matcher)
+    out = pd.DataFrame({"index": frame["index"], "category": frame["category"], "axis": frame["l2_category"],
+                        "question": frame["question"].str.slice(0, 120), "answer": frame["answer"]})
+    for m in MODES:
+        out[m] = h[m].map(_MARKS).fillna("-")
+    out["flags"] = fl.apply(lambda r: ", ".join(k for k in FLAGS if r[k]), axis=1) if len(fl) else ""
+    return out
+
+
+def page(frame: pd.DataFrame, number: int, size: int) -> pd.DataFrame:
+    """Rows of 1-based page ``number`` (clamped to the last page)."""
+    pages = max(1, -(-len(frame) // size))
+    number = min(max(1, number), pages)
+    return frame.iloc[(number - 1) * size: number * size]
+
+
+def diff(a: pd.DataFrame, b: pd.DataFrame, matcher: str, mode: str = "v") -> tuple[dict[str, int], pd.DataFrame]:
+    """Two runs of one benchmark on their common samples: counts of both right / only A / only B /
+    both wrong in ``mode``, and the samples where they disagree."""
+    cols = ["index", "category", "question", "answer", f"{mode}_pred", f"{mode}_{matcher}"]
+    ha, hb = a[a[f"{mode}_pred"].notna()][cols], b[b[f"{mode}_pred"].notna()][["index", f"{mode}_pred",
+                                                                                  f"{mode}_{matcher}"]]
+    both = ha.merge(hb, on="index", suffixes=("_a", "_b"))
+    ra, rb = both[f"{mode}_{matcher}_a"].astype(bool), both[f"{mode}_{matcher}_b"].astype(bool)
+    counts = {"common samples": len(both), "both right": int((ra & rb).sum()), "only A right": int((ra & ~rb).sum()),
+              "only B right": int((~ra & rb).sum()), "both wrong": int((~ra & ~rb).sum())}
+    differ = both[ra != rb]
+    table = pd.DataFrame({"index": differ["index"], "category": differ["category"],
+                          "question": differ["question"].str.slice(0, 120), "answer": differ["answer"],
+                          "A prediction": differ[f"{mode}_pred_a"], "A": ra[ra != rb].map(_MARKS),
+                          "B prediction": differ[f"{mode}_pred_b"], "B": rb[ra != rb].map(_MARKS)})
+    return counts, table
+
+
+# ---------------------------------------------------------------- chart data
+
+
+def radar_axes(view: ViewData, keys: Sequence[str], level: str, mode: str = "v",
+               matcher: str = "official") -> tuple[list[str], dict[str, list[float | None]]]:
+    """(axis labels, run key -> score per label) for a radar chart of ``level`` "capability" or
+    "axis". MMStar runs use the paper's 6 / 18 in order with display names; other benchmarks their
+    own categories (sorted)."""
+    runs = [view.run(k) for k in keys]
+    key_name = "categories" if level == "capability" else "l2_categories"
+    if runs and all(vr.mmstar_taxonomy for vr in runs):
+        names = list(taxonomy.CATEGORY_NAMES if level == "capability" else taxonomy.AXIS_NAMES)
+        labels = [taxonomy.display_name(n) for n in names]
+    else:
+        names = sorted({n for vr in runs for n in ((view.summary(vr.key, mode, matcher) or {}).get(key_name) or {})})
+        labels = names
+    series = {}
+    for vr in runs:
+        scores = (view.summary(vr.key, mode, matcher) or {}).get(key_name) or {}
+        series[vr.key] = [scores.get(n) for n in names]
+    return labels, series
