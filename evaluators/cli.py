@@ -70,9 +70,18 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
-    from .tiny import FAMILIES, build_tiny_pair
+    import importlib.util
 
-    families = args.family or list(FAMILIES)
+    from .tiny import FAMILIES, SPECS, build_tiny_pair
+
+    families = [f.strip() for spec in (args.family or [",".join(FAMILIES)]) for f in spec.split(",") if f.strip()]
+    for fam in families:  # every name is checked before anything is built
+        if fam not in SPECS:
+            raise MmstarError(f"--family {fam}: unknown tiny family; choose from {', '.join(FAMILIES)}")
+        missing = [m for m in SPECS[fam].needs if importlib.util.find_spec(m) is None]
+        if missing:
+            raise MmstarError(f"--family {fam}: its processor needs {', '.join(missing)}; "
+                              f"pip install {' '.join(missing)}")
     for fam in families:
         pair = build_tiny_pair(fam, Path(args.dir))
         print(f"{fam}: LVLM {pair.vlm}  backbone {pair.backbone}")
@@ -89,7 +98,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from .tiny import FAMILIES  # a plain tuple: tiny.py imports torch/transformers only inside builders
+    from .tiny import FAMILIES  # plain data: the builders import torch/transformers only when called
 
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
     p.add_argument("--model", required=True, help="registry alias (see `mmstar models`), hub id or local folder")
@@ -124,7 +133,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("tiny-models", help="build tiny random checkpoints of real VLM families (offline smoke test)")
     t.add_argument("dir")
-    t.add_argument("--family", action="append", choices=FAMILIES)
+    t.add_argument("--family", action="append", metavar="F[,F...]",
+                   help=f"families to build (repeat or comma-separate; default: all): {', '.join(FAMILIES)}")
     t.set_defaults(func=_cmd_tiny)
 
     d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")

@@ -1,0 +1,37 @@
+"""Gemma-based families: Gemma-3 (SigLIP + Gemma3 text) and PaliGemma."""
+
+from __future__ import annotations
+
+from .base import TINY_VISION, TinyFamily, ids, template, tiny_text
+
+
+def build_gemma3(tok, seed: int = 0):
+    """Gemma-3 architecture (SigLIP vision tower + Gemma3 text, pooled to a square token count)."""
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessor, Gemma3Processor
+
+    torch.manual_seed(seed)
+    bos, eos, pad, boi, eoi, img = ids(tok, "<bos>", "<end_of_turn>", "<pad>", "<start_of_image>",
+                                       "<end_of_image>", "<image_soft_token>")
+    text = tiny_text(tok, head_dim=16, sliding_window=512, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    config = Gemma3Config(text_config=text, vision_config=TINY_VISION, mm_tokens_per_image=4,
+                          boi_token_index=boi, eoi_token_index=eoi, image_token_index=img)
+    model = Gemma3ForConditionalGeneration(config).eval()
+    image_proc = Gemma3ImageProcessor(size={"height": 32, "width": 32}, do_pan_and_scan=False)
+    processor = Gemma3Processor(image_processor=image_proc, tokenizer=tok, chat_template=GEMMA3.template,
+                                image_seq_length=4)
+    return model, processor
+
+
+GEMMA3 = TinyFamily(
+    "gemma3",
+    template("{{ bos_token }}", ("<start_of_turn>", "\n"), "<end_of_turn>\n", "<start_of_turn>model\n",
+             "<start_of_image>"),
+    ("<bos>", "<eos>", "<unk>", "<pad>", "<start_of_turn>", "<end_of_turn>", "<start_of_image>", "<end_of_image>",
+     "<image_soft_token>"),
+    {"bos_token": "<bos>", "eos_token": "<end_of_turn>", "unk_token": "<unk>", "pad_token": "<pad>",
+     "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
+    build_gemma3, "Gemma3ForCausalLM", zero_init=("mm_input_projection_weight",),
+)
+
+SPECS = [GEMMA3]

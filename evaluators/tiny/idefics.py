@@ -1,0 +1,42 @@
+"""Idefics3 / SmolVLM: SigLIP-style vision tower, pixel-shuffle connector, Llama text model."""
+
+from __future__ import annotations
+
+from .base import TINY_VISION, TinyFamily, ids, template, tiny_text
+
+_ROW_COL = tuple(f"<row_{r}_col_{c}>" for r in range(1, 7) for c in range(1, 7))
+
+
+def build_idefics3(tok, seed: int = 0):
+    """Idefics3 (SmolVLM v1). Its image processor runs on PIL, and vLLM's CPU build can load the
+    family: the text part uses a head size of 32, which vLLM's CPU attention supports, so the vLLM
+    image path is testable here."""
+    import torch
+    from transformers import Idefics3Config, Idefics3ForConditionalGeneration, Idefics3ImageProcessor, Idefics3Processor
+
+    torch.manual_seed(seed)
+    bos, eos, pad, image = ids(tok, "<|im_start|>", "<end_of_utterance>", "<pad>", "<image>")
+    text = tiny_text(tok, num_attention_heads=2, num_key_value_heads=2, head_dim=32, model_type="llama",
+                     bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    # (32 / 8)^2 = 16 patches, pixel-shuffled by 2 -> 4 image tokens; no tiling: one global image
+    config = Idefics3Config(vision_config=TINY_VISION, text_config=text, scale_factor=2, image_token_id=image,
+                            pad_token_id=pad, tie_word_embeddings=False)
+    model = Idefics3ForConditionalGeneration(config).eval()
+    image_proc = Idefics3ImageProcessor(do_image_splitting=False, size={"longest_edge": 32},
+                                        max_image_size={"longest_edge": 32})
+    processor = Idefics3Processor(image_processor=image_proc, tokenizer=tok, image_seq_len=4,
+                                  chat_template=IDEFICS3.template)
+    return model, processor
+
+
+IDEFICS3 = TinyFamily(
+    # the processor expands <image> into <fake_token_around_image><global-img><image>... itself
+    "idefics3", template("{{ bos_token }}", ("UPPER", ":"), "<end_of_utterance>\n", "ASSISTANT:", "<image>"),
+    ("<|im_start|>", "<end_of_utterance>", "<unk>", "<pad>", "<fake_token_around_image>", "<image>", "<global-img>",
+     *_ROW_COL),
+    {"bos_token": "<|im_start|>", "eos_token": "<end_of_utterance>", "unk_token": "<unk>", "pad_token": "<pad>",
+     "image_token": "<image>"},
+    build_idefics3, "LlamaForCausalLM", text_prefixes=("model.text_model.",),
+)
+
+SPECS = [IDEFICS3]

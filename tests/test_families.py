@@ -1,0 +1,120 @@
+"""Every tiny VLM family through v, wv and t with `mmstar eval` (CPU, offline).
+
+One parametrized test per family (``mmstar.evaluators.tiny.FAMILIES``): the checkpoint is built
+from transformers' config classes with the family's real processor class, reloaded through
+``from_pretrained``, and checked for what MMStar's three modes depend on:
+- image placeholder tokens and pixel values appear only in the v request; wv carries neither;
+- the image reaches the model (two images, same text: different next-token logits);
+- t runs the LLM backbone, a standalone ``*ForCausalLM``, on a prompt without image tokens;
+- batched generation gives the same predictions as batch size 1, in every mode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+
+import pytest
+from conftest import assert_clean_error, run_cli
+from mmstar.evaluators.tiny import FAMILIES, SPECS, build_tiny_pair
+
+from mmstar.cli import main
+from mmstar.loaders import load_benchmark
+from mmstar.prompts import PromptConfig, build_messages
+
+LIMIT = 4  # samples per eval run: enough for two batches of 2 and a ragged left-padding mix
+MAX_NEW = 4
+# the families whose whole test takes more than ~10 s on a 2-core machine (see README)
+SLOW: set[str] = set()
+
+
+def _params():
+    return [pytest.param(f, marks=[pytest.mark.slow] if f in SLOW else [], id=f) for f in FAMILIES]
+
+
+def _image_token_ids(backend) -> set[int]:
+    """The ids that stand for image content, as the model config and the processor name them."""
+    found = set()
+    for obj in (backend.model.config, backend.processor, backend.tokenizer):
+        for attr in ("image_token_id", "image_token_index"):
+            value = getattr(obj, attr, None)
+            if isinstance(value, int):
+                found.add(value)
+    return found
+
+
+def _eval(pair, data, out, batch_size: int):
+    code = main(["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", str(data),
+                 "--out", str(out), "--no-progress", "--max-new-tokens", str(MAX_NEW), "--limit", str(LIMIT),
+                 "--batch-size", str(batch_size)])
+    assert code == 0
+    (run_dir,) = [p.parent for p in out.glob("*/*/manifest.json")]
+    return run_dir
+
+
+def _lines(path):
+    return [json.loads(x) for x in path.read_text().splitlines()]
+
+
+def _check_requests(pair, samples) -> None:
+    import torch
+    from mmstar.evaluators.hf import HFBackend
+
+    vlm = HFBackend(str(pair.vlm), "vlm", device="cpu")
+    image_ids = _image_token_ids(vlm)
+    assert image_ids, "no image token id found on the config or processor"
+    cfg = PromptConfig()
+    v = vlm._encode([vlm._materialise(build_messages(samples[0], "v", cfg))])
+    wv = vlm._encode([vlm._materialise(build_messages(samples[0], "wv", cfg))])
+    assert any("pixel" in k for k in v), list(v)
+    assert image_ids & set(v["input_ids"][0].tolist())
+    assert not any("pixel" in k for k in wv), list(wv)
+    assert not image_ids & set(wv["input_ids"][0].tolist())
+    # the image reaches the model: same text, another image -> other next-token logits
+    other = dataclasses.replace(samples[0], image=samples[1].image)
+    v2 = vlm._encode([vlm._materialise(build_messages(other, "v", cfg))])
+    with torch.inference_mode():
+        a, b = (vlm.model(**enc).logits[0, -1] for enc in (v, v2))
+    assert not torch.allclose(a, b), "the image does not change the logits"
+
+    llm = HFBackend(str(pair.backbone), "llm", device="cpu")
+    assert type(llm.model).__name__.endswith("ForCausalLM"), type(llm.model).__name__
+    assert not hasattr(llm.model.config, "vision_config")
+    t = llm._encode([build_messages(samples[0], "t", PromptConfig(shots=2))])
+    assert not any("pixel" in k for k in t)
+    assert not image_ids & set(t["input_ids"][0].tolist())
+    text = llm.tokenizer.decode(t["input_ids"][0])
+    assert "You are a helpful assistant" in text and "Question: " + samples[0].question in text
+
+
+@pytest.mark.parametrize("family", _params())
+def test_family_runs_v_wv_t_and_batching_is_invisible(family, demo_parquet, tmp_path):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    for module in SPECS[family].needs:
+        pytest.importorskip(module, reason=f"the {family} processor needs {module}")
+    start = time.perf_counter()
+    pair = build_tiny_pair(family, tmp_path / "models")
+    samples = list(load_benchmark(demo_parquet))[:2]
+    _check_requests(pair, samples)
+
+    batched = _eval(pair, demo_parquet, tmp_path / "b2", 2)
+    single = _eval(pair, demo_parquet, tmp_path / "b1", 1)
+    for mode in ("v", "wv", "t"):
+        a, b = _lines(batched / f"{mode}.jsonl"), _lines(single / f"{mode}.jsonl")
+        assert sorted(r["index"] for r in a) == sorted(r["index"] for r in b) and len(a) == LIMIT
+        assert all(r["error"] is None for r in a + b), [r["error"] for r in a + b]
+        by_index = {r["index"]: r["prediction"] for r in b}
+        assert all(r["prediction"] == by_index[r["index"]] for r in a), mode
+    manifest = json.loads((batched / "manifest.json").read_text())
+    assert manifest["backends"]["llm"]["model"] == str(pair.backbone)
+    assert manifest["backends"]["vlm"]["model"] == str(pair.vlm)
+    scores = json.loads((batched / "scores.json").read_text())
+    assert all(scores[k] is not None for k in ("S_v", "S_wv", "S_t", "MG", "ML"))
+    print(f"\n{family}: {time.perf_counter() - start:.1f} s")
+
+
+def test_tiny_models_command_names_an_unknown_family(tmp_path):
+    proc = run_cli("tiny-models", str(tmp_path), "--family", "no-such-vlm")
+    assert_clean_error(proc, "no-such-vlm", "llava")
