@@ -11,9 +11,28 @@ from mmstar.errors import MmstarError
 def _cmd_models(args: argparse.Namespace) -> int:
     from .registry import REGISTRY
 
-    print(f"{'alias':<16} {'LVLM':<38} {'LLM backbone':<40} notes")
-    for e in REGISTRY.values():
-        print(f"{e.alias:<16} {e.lvlm:<38} {e.backbone or '-':<40} {e.notes}")
+    statuses = {}
+    if args.check:
+        from .families import FAMILIES
+        from .modelcheck import family_status
+
+        statuses = {name: family_status(facts) for name, facts in FAMILIES.items()}
+    rows = [(e.alias, e.family, e.text_only, str(e.max_new_tokens or "-"), e.lvlm, e.backbone or "-")
+            for e in REGISTRY.values()]
+    header = ("alias", "family", "text-only", "max-new", "LVLM", "LLM backbone")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + ("  check" if args.check else ""))
+    for row, e in zip(rows, REGISTRY.values()):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths))
+        if args.check:
+            st = statuses[e.family]
+            line += "  ok" if st.ok else f"  MISSING: {st.problem()} -> {st.install_hint()}"
+        print(line.rstrip())
+        if args.notes and e.notes:
+            print(f"    {e.notes}")
+    if args.check:
+        ready = sum(statuses[e.family].ok for e in REGISTRY.values())
+        print(f"\n{ready} of {len(REGISTRY)} aliases can run with the installed packages")
     print("\nAny hub id or local folder works too: mmstar eval --model ORG/NAME --backbone ORG/LLM")
     return 0
 
@@ -32,6 +51,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.batch_size < 1:
         raise MmstarError("--batch-size must be at least 1")
     entry = resolve_model(args.model, args.backbone, any_name=args.backend == "openai")
+    if args.backend != "openai":  # a local backend needs the family's classes installed
+        from .modelcheck import require_family
+
+        require_family(entry)
     modes = parse_modes(args.modes)
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
     config = EvalConfig(
@@ -129,6 +152,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_eval)
 
     m = sub.add_parser("models", help="list the model registry")
+    m.add_argument("--check", action="store_true",
+                   help="say for every alias whether the installed packages have what it needs, and what to install")
+    m.add_argument("--notes", action="store_true", help="print each alias's notes (backbone provenance etc.)")
     m.set_defaults(func=_cmd_models)
 
     t = sub.add_parser("tiny-models", help="build tiny random checkpoints of real VLM families (offline smoke test)")
