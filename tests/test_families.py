@@ -86,6 +86,12 @@ def _check_requests(pair, samples) -> None:
     assert not image_ids & set(t["input_ids"][0].tolist())
     text = llm.tokenizer.decode(t["input_ids"][0])
     assert "You are a helpful assistant" in text and "Question: " + samples[0].question in text
+    # the backbone is the VLM's own language model: on the wv prompt both give the same logits
+    with torch.inference_mode():
+        ids = wv["input_ids"]
+        vlm_logits = vlm.model(**wv).logits[0, -1]
+        lm_logits = llm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1]
+    torch.testing.assert_close(lm_logits, vlm_logits, rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("family", _params())

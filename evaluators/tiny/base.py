@@ -153,6 +153,9 @@ def extract_backbone(vlm, tokenizer, out: Path, spec: TinyFamily) -> None:
     cls = getattr(transformers, spec.backbone_class)
     text = vlm.config.get_text_config().to_dict()
     skip = {"model_type", "architectures", "transformers_version", *spec.backbone_config_drop}
+    rope = text.get("rope_parameters")
+    if isinstance(rope, dict):  # text-only M-RoPE equals 1-D RoPE: the standalone LM has no sections
+        text["rope_parameters"] = {k: v for k, v in rope.items() if not k.startswith("mrope")}
     text_config = cls.config_class(**{k: v for k, v in text.items() if k not in skip})
     lm = cls(text_config).eval()
     state = {}
