@@ -57,6 +57,15 @@ class Prepared:
     encoded: Any = None
 
 
+def _has_image(conversation: list[dict[str, Any]]) -> bool:
+    return any(isinstance(m["content"], list) and any(p.get("type") == "image" for p in m["content"])
+               for m in conversation)
+
+
+def _mixes_images(conversations: list[list[dict[str, Any]]]) -> bool:
+    return len({_has_image(c) for c in conversations}) > 1
+
+
 class HFBackend:
     """``kind`` is "vlm" (processor + image-text-to-text model) or "llm" (tokenizer + causal LM)."""
 
@@ -150,7 +159,7 @@ class HFBackend:
                 prepared.slots.append(i)
             except MmstarError as exc:
                 prepared.errors[i] = Response(error=str(exc))
-        if prepared.conversations:
+        if prepared.conversations and not _mixes_images(prepared.conversations):
             prepared.encoded = self._encode(prepared.conversations)
         return prepared
 
@@ -167,6 +176,8 @@ class HFBackend:
 
     def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
         """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
+        if _mixes_images(conversations):
+            return self._generate_by_image_presence(conversations)
         try:
             return self._generate_batch(conversations, encoded)
         except self.torch.cuda.OutOfMemoryError as exc:
@@ -175,6 +186,17 @@ class HFBackend:
                 return [Response(error=f"CUDA out of memory on a single request: {str(exc)[:160]}")]
             half = len(conversations) // 2
             return self._generate_split(conversations[:half]) + self._generate_split(conversations[half:])
+
+    def _generate_by_image_presence(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+        """Rows with and without an image, generated as two batches: some processors and models
+        cannot batch them together (Mllama fails on ``aspect_ratio_ids``; PaliGemma splices
+        ``<bos>`` into the text-only row). mmstar's modes never mix them; a server's batch can."""
+        out: list[Response | None] = [None] * len(conversations)
+        for with_image in (True, False):
+            rows = [i for i, c in enumerate(conversations) if _has_image(c) == with_image]
+            for i, resp in zip(rows, self._generate_split([conversations[i] for i in rows])):
+                out[i] = resp
+        return [r if r is not None else Response(error="no response") for r in out]
 
     def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]:
         """Fast scoring without generation: one forward pass per batch; each request's answer is the

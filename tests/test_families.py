@@ -5,7 +5,9 @@ from transformers' config classes with the family's real processor class, reload
 ``from_pretrained``, and checked for what MMStar's three modes depend on:
 - image placeholder tokens and pixel values appear only in the v request; wv carries neither;
 - the image reaches the model (two images, same text: different next-token logits);
-- t runs the LLM backbone, a standalone ``*ForCausalLM``, on a prompt without image tokens;
+- a batch mixing rows with and without an image answers as the rows do alone;
+- t runs the LLM backbone, a standalone ``*ForCausalLM``, on a prompt without image tokens, and
+  the backbone is the VLM's own language model (same logits on the wv prompt);
 - batched generation gives the same predictions as batch size 1, in every mode.
 """
 
@@ -59,9 +61,10 @@ def _lines(path):
 
 def _check_requests(pair, samples) -> None:
     import torch
+    from mmstar.evaluators.backend import GenerationConfig, Request
     from mmstar.evaluators.hf import HFBackend
 
-    vlm = HFBackend(str(pair.vlm), "vlm", device="cpu")
+    vlm = HFBackend(str(pair.vlm), "vlm", GenerationConfig(max_new_tokens=MAX_NEW), device="cpu")
     image_ids = _image_token_ids(vlm)
     assert image_ids, "no image token id found on the config or processor"
     cfg = PromptConfig()
@@ -77,6 +80,13 @@ def _check_requests(pair, samples) -> None:
     with torch.inference_mode():
         a, b = (vlm.model(**enc).logits[0, -1] for enc in (v, v2))
     assert not torch.allclose(a, b), "the image does not change the logits"
+
+    # a batch mixing image and no-image rows (a server's batch can) answers as separate batches
+    mixed = [Request(messages=build_messages(samples[0], "v", cfg)),
+             Request(messages=build_messages(samples[1], "wv", cfg))]
+    together = vlm.generate(mixed)
+    assert [r.error for r in together] == [None, None]
+    assert [r.text for r in together] == [vlm.generate([r])[0].text for r in mixed]
 
     llm = HFBackend(str(pair.backbone), "llm", device="cpu")
     assert type(llm.model).__name__.endswith("ForCausalLM"), type(llm.model).__name__

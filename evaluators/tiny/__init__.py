@@ -15,11 +15,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import gemma, idefics, internvl, llava, qwen
+from . import gemma, idefics, internvl, llava, mllama, qwen
 from .base import DEFAULT_CORPUS, TinyFamily, TinyPair, extract_backbone, save, wake_zero_init
 from .base import train_tokenizer as _train
 
-SPECS: dict[str, TinyFamily] = {s.name: s for m in (llava, qwen, gemma, idefics, internvl) for s in m.SPECS}
+SPECS: dict[str, TinyFamily] = {s.name: s for m in (llava, qwen, gemma, idefics, internvl, mllama) for s in m.SPECS}
 FAMILIES: tuple[str, ...] = tuple(SPECS)
 TEMPLATES: dict[str, str] = {name: s.template for name, s in SPECS.items()}
 

@@ -63,6 +63,9 @@ class TinyFamily:
     # parameters the family initialises to zero (gates, projections) that would make a random
     # model ignore the image; they get small random values so that v differs from wv
     zero_init: tuple[str, ...] = ()
+    # (vlm, backbone state dict, text config dict) -> both adapted, for a language model that is
+    # not a plain copy (e.g. Mllama's interleaved cross-attention layers)
+    adapt_backbone: Callable[..., tuple[dict, dict]] | None = None
     needs: tuple[str, ...] = ()  # import names beyond torch/transformers (e.g. torchvision)
     vocab_size: int = 400
     notes: str = ""
@@ -156,8 +159,6 @@ def extract_backbone(vlm, tokenizer, out: Path, spec: TinyFamily) -> None:
     rope = text.get("rope_parameters")
     if isinstance(rope, dict):  # text-only M-RoPE equals 1-D RoPE: the standalone LM has no sections
         text["rope_parameters"] = {k: v for k, v in rope.items() if not k.startswith("mrope")}
-    text_config = cls.config_class(**{k: v for k, v in text.items() if k not in skip})
-    lm = cls(text_config).eval()
     state = {}
     for key, value in vlm.state_dict().items():
         if any(d in key for d in spec.drop):
@@ -167,6 +168,9 @@ def extract_backbone(vlm, tokenizer, out: Path, spec: TinyFamily) -> None:
                 state["model." + key[len(prefix):]] = value
         if key.startswith("lm_head."):
             state[key] = value
+    if spec.adapt_backbone is not None:
+        text, state = spec.adapt_backbone(vlm, state, text)
+    lm = cls(cls.config_class(**{k: v for k, v in text.items() if k not in skip})).eval()
     missing, unexpected = lm.load_state_dict(state, strict=False)
     missing = [k for k in missing if not k.endswith("rotary_emb.inv_freq")]
     if missing or unexpected:
