@@ -250,6 +250,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backbone_extract(args: argparse.Namespace) -> int:
+    from .backbone import extract_backbone
+
+    res = extract_backbone(args.vlm, Path(args.out), trust_remote_code=args.trust_remote_code,
+                           allow_pickle=args.allow_pickle, overwrite=args.overwrite)
+    print(f"{res.source} ({res.family}): language model -> {res.out} as {res.backbone_class}, {res.n_tensors} tensors")
+    print(f"S_t with it is labelled 'extracted' (the LVLM's LM after multimodal training, not the original LLM): "
+          f"mmstar eval --model {res.source} --backbone {res.out}")
+    return 0
+
+
 def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="turn VLMEvalKit / lmms-eval prediction logs into run directories")
     p.add_argument("tool", choices=("vlmevalkit", "lmms-eval"))
@@ -259,6 +270,15 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
     p.add_argument("--out", default="runs")
     p.set_defaults(func=_cmd_import)
+    bb = sub.add_parser("backbone", help="LLM backbones: extract an LVLM's language model as a standalone checkpoint")
+    bsub = bb.add_subparsers(dest="backbone_cmd", required=True)
+    ex = bsub.add_parser("extract", help="save an LVLM's language model as a causal-LM checkpoint (S_t 'extracted')")
+    ex.add_argument("vlm", help="local folder or hub id of the LVLM")
+    ex.add_argument("--out", required=True, help="folder to write (safetensors, tokenizer, chat template, marker)")
+    ex.add_argument("--trust-remote-code", action="store_true")
+    ex.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights")
+    ex.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    ex.set_defaults(func=_cmd_backbone_extract)
     b = sub.add_parser("benchmarks", help="list the benchmark registry and what is cached")
     b.set_defaults(func=_cmd_benchmarks)
     s = sub.add_parser("serve", help="an OpenAI-compatible endpoint over local HF models (batches concurrent requests)")
