@@ -18,6 +18,7 @@ from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
 from .backend import GenerationConfig, Request, Response, render_plain
+from .families import facts_for_model_type
 
 
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
@@ -109,6 +110,10 @@ class HFBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.has_template = bool(getattr(self.processor or self.tokenizer, "chat_template", None))
+        # how text-only requests reach this VLM is family data (families.py), never a name check here
+        facts = facts_for_model_type(getattr(self.model.config, "model_type", "")) if kind == "vlm" else None
+        self.family = facts.name if facts else None
+        self.text_only = facts.text_only if facts else "processor"
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
@@ -136,6 +141,8 @@ class HFBackend:
         return out
 
     def _encode(self, conversations: list[list[dict[str, Any]]]) -> Any:
+        if self.kind == "vlm" and self.text_only != "processor" and not any(map(_has_image, conversations)):
+            return self._encode_text_only(conversations)
         if self.kind == "vlm":
             return self.processor.apply_chat_template(
                 conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
@@ -146,6 +153,22 @@ class HFBackend:
             # the template already holds any BOS; do not add a second one
             return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return self.tokenizer([render_plain(c) for c in conversations], return_tensors="pt", padding=True)
+
+    def _encode_text_only(self, conversations: list[list[dict[str, Any]]]) -> Any:
+        """Text-only input for a VLM whose processor refuses it (PaliGemma: "images are expected"):
+        the processor's chat template renders the prompt, the tokenizer alone encodes it."""
+        if self.text_only == "none":
+            raise MmstarError(f"{self.model_id}: the {self.family} processor takes no text-only input, so modes "
+                              "wv cannot run on this model; run --modes v,t (t uses --backbone)")
+        if not self.has_template:
+            raise MmstarError(f"{self.model_id}: the {self.family} processor refuses text-only input and has no "
+                              "chat template to render it with; give the checkpoint a chat template or run --modes v,t")
+        texts = [self.processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                 for c in conversations]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        if "token_type_ids" in self.processor.model_input_names:  # all prompt: the prefix, as with an image
+            enc["token_type_ids"] = self.torch.zeros_like(enc["input_ids"])
+        return enc
 
     # ------------------------------------------------------------------ generation
 

@@ -99,7 +99,8 @@ def _check_requests(pair, samples) -> None:
     # the backbone is the VLM's own language model: on the wv prompt both give the same logits
     with torch.inference_mode():
         ids = wv["input_ids"]
-        vlm_logits = vlm.model(**wv).logits[0, -1]
+        # causal attention on both sides (PaliGemma's prompt is a bidirectional prefix in the VLM)
+        vlm_logits = vlm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1]
         lm_logits = llm.model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits[0, -1]
     torch.testing.assert_close(lm_logits, vlm_logits, rtol=1e-4, atol=1e-4)
 
@@ -134,3 +135,25 @@ def test_family_runs_v_wv_t_and_batching_is_invisible(family, demo_parquet, tmp_
 def test_tiny_models_command_names_an_unknown_family(tmp_path):
     proc = run_cli("tiny-models", str(tmp_path), "--family", "no-such-vlm")
     assert_clean_error(proc, "no-such-vlm", "llava")
+
+
+def test_paligemma_without_a_chat_template_refuses_wv_in_one_line(demo_parquet, tmp_path, capsys):
+    """PaliGemma's processor refuses text-only input; wv is rendered by the checkpoint's chat template
+    and tokenised alone. A checkpoint without a template gets one line saying what to do instead."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    pair = build_tiny_pair("paligemma", tmp_path / "models")
+    for name in ("chat_template.jinja", "chat_template.json"):
+        (pair.vlm / name).unlink(missing_ok=True)
+    for name in ("processor_config.json", "tokenizer_config.json"):
+        path = pair.vlm / name
+        if path.exists():
+            config = json.loads(path.read_text())
+            config.pop("chat_template", None)
+            path.write_text(json.dumps(config))
+    capsys.readouterr()  # the build's progress bars
+    code = main(["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", str(demo_parquet),
+                 "--out", str(tmp_path / "runs"), "--no-progress", "--modes", "wv", "--limit", "2"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code != 0 and len(err) == 1, err
+    assert "paligemma" in err[0] and "chat template" in err[0] and "--modes v,t" in err[0]

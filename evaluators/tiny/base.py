@@ -3,6 +3,7 @@ text-model sizes, saving, and backbone extraction. Importing this never imports 
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,9 @@ class TinyFamily:
     # (vlm, backbone state dict, text config dict) -> both adapted, for a language model that is
     # not a plain copy (e.g. Mllama's interleaved cross-attention layers)
     adapt_backbone: Callable[..., tuple[dict, dict]] | None = None
+    # the backbone's own chat template when it differs from the VLM's; "" = none (a base LM that
+    # gets mmstar's plain transcript)
+    backbone_template: str | None = None
     needs: tuple[str, ...] = ()  # import names beyond torch/transformers (e.g. torchvision)
     vocab_size: int = 400
     notes: str = ""
@@ -176,6 +180,9 @@ def extract_backbone(vlm, tokenizer, out: Path, spec: TinyFamily) -> None:
     if missing or unexpected:
         raise RuntimeError(f"{spec.name}: backbone extraction mismatch: missing {missing[:3]}, "
                            f"unexpected {unexpected[:3]}")
+    if spec.backbone_template is not None:
+        tokenizer = copy.deepcopy(tokenizer)
+        tokenizer.chat_template = spec.backbone_template or None
     out.mkdir(parents=True, exist_ok=True)
     lm.save_pretrained(out, safe_serialization=True)
     tokenizer.save_pretrained(out)
