@@ -36,6 +36,16 @@ def template(bos: str, turn: tuple[str, str], end: str, gen: str, img: str) -> s
     )
 
 
+def role_template(bos: str, roles: dict[str, tuple[str, str]], gen: str, img: str) -> str:
+    """A template whose turns are framed per role: ``roles[role] = (before, after)``."""
+    body = _CONTENT.replace("{{ IMG }}", _lit(img))
+    branches = "".join(
+        ("{%- if" if i == 0 else "{%- elif") + f" m['role'] == {json.dumps(role)} -%}}" + _lit(before) + body
+        + _lit(after) for i, (role, (before, after)) in enumerate(roles.items()))
+    return (bos + "{%- for m in messages -%}" + branches + "{%- endif -%}{%- endfor -%}"
+            "{%- if add_generation_prompt -%}" + _lit(gen) + "{%- endif -%}")
+
+
 # ChatML, as Qwen, InternVL and LLaVA-OneVision render it; only the image placeholder differs
 def chatml(img: str) -> str:
     return template("", ("<|im_start|>", "\n"), "<|im_end|>\n", "<|im_start|>assistant\n", img)
