@@ -37,43 +37,102 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from mmstar.loaders import load_benchmark
+def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
     from mmstar.prompts import PromptConfig
-    from mmstar.report import score_table
 
-    from .backend import GenerationConfig
-    from .registry import resolve_model
-    from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line, vllm_factory
+    from .runner import EvalConfig
 
-    if args.backend == "openai" and not args.base_url:
-        raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
-    if args.batch_size < 1:
-        raise MmstarError("--batch-size must be at least 1")
-    entry = resolve_model(args.model, args.backbone, any_name=args.backend == "openai")
-    if args.backend != "openai":  # a local backend needs the family's classes installed
-        from .modelcheck import require_family
-
-        require_family(entry)
-    modes = parse_modes(args.modes)
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    config = EvalConfig(
+    return EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
         gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
         overwrite=args.overwrite, progress=not args.no_progress,
     )
-    specs = [args.data] if "," not in args.data or Path(args.data).exists() else [
-        x.strip() for x in args.data.split(",") if x.strip()]
-    benches = [load_benchmark(spec) for spec in specs]  # every spec is checked before any model loads
+
+
+def _eval_factory(args: argparse.Namespace, entry, gen):
+    from .runner import hf_factory, openai_factory, vllm_factory
+
     device_map = (args.device_map or entry.defaults.get("device_map")) if args.device == "auto" else args.device_map
     if args.backend == "openai":
-        factory = openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
-    elif args.backend == "vllm":
-        factory = vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
-                               args.images_per_prompt, args.dtype,
-                               args.trust_remote_code)
+        return openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
+    if args.backend == "vllm":
+        return vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
+                            args.images_per_prompt, args.dtype,
+                            args.trust_remote_code)
+    return hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+
+
+def _check_eval_args(args: argparse.Namespace) -> None:
+    if args.backend == "openai" and not args.base_url:
+        raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
+    if args.batch_size < 1:
+        raise MmstarError("--batch-size must be at least 1")
+
+
+def _resolve_checked(name: str, backbone: str | None, backend: str):
+    from .registry import resolve_model
+
+    entry = resolve_model(name, backbone, any_name=backend == "openai")
+    if backend != "openai":  # a local backend needs the family's classes installed
+        from .modelcheck import require_family
+
+        require_family(entry)
+    return entry
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
+    from mmstar.loaders import load_benchmark
+
+    from .backend import GenerationConfig
+    from .modelcheck import require_family
+    from .registry import resolve_model
+    from .runner import parse_modes
+    from .sweep import load_sweep_config, report, run_sweep, sweep_from_flags
+
+    if args.config:
+        if args.model:
+            raise MmstarError("give the models in --config or with --model, not both")
+        spec = load_sweep_config(Path(args.config))
+        for key, value in spec.options:  # the config's options replace the flags' values
+            setattr(args, key, ",".join(value) if key == "modes" and isinstance(value, list) else value)
+        args.out = spec.out or args.out
     else:
-        factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+        spec = sweep_from_flags(args.model, args.backbone, args.data)
+    _check_eval_args(args)
+    modes = parse_modes(str(args.modes))
+    # every alias, then every family, then every benchmark is checked before any model loads
+    entries = [resolve_model(m.name, m.backbone, any_name=args.backend == "openai") for m in spec.models]
+    if args.backend != "openai":
+        for entry in entries:
+            require_family(entry)
+    benches = [load_benchmark(d) for d in spec.data]
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    out = Path(args.out)
+    results = run_sweep(entries, benches, out, lambda e: _eval_config(args, e, modes, gen),
+                        lambda e: _eval_factory(args, e, gen))
+    return report(results, out)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mmstar.loaders import load_benchmark
+    from mmstar.report import score_table
+
+    from .backend import GenerationConfig
+    from .runner import parse_modes, run_eval, summary_line
+    from .sweep import split_list
+
+    if args.config or not args.model or len(split_list(args.model)) > 1:
+        if not args.config and not args.model:
+            raise MmstarError("give --model NAME (or a comma list) or --config SWEEP.yaml")
+        return _cmd_sweep(args)
+    _check_eval_args(args)
+    entry = _resolve_checked(args.model, args.backbone, args.backend)
+    modes = parse_modes(args.modes)
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    config = _eval_config(args, entry, modes, gen)
+    benches = [load_benchmark(spec) for spec in split_list(args.data)]  # all checked before any model loads
+    factory = _eval_factory(args, entry, gen)
     run_dirs = []
     for bench in benches:
         run_dir, scores = run_eval(bench, config, Path(args.out), factory)
@@ -124,9 +183,13 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     from .tiny import FAMILIES  # plain data: the builders import torch/transformers only when called
 
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
-    p.add_argument("--model", required=True, help="registry alias (see `mmstar models`), hub id or local folder")
-    p.add_argument("--backbone", help="LLM backbone id or folder for mode t (default: the registry's)")
-    p.add_argument("--data", default="mmstar", help="benchmark file/folder or hub id (default: Lin-Chen/MMStar)")
+    p.add_argument("--model", help="registry alias (see `mmstar models`), hub id or local folder; a comma list "
+                   "runs a sweep (every model x every --data, one run dir each, table + OUT/leaderboard.csv)")
+    p.add_argument("--backbone", help="LLM backbone id or folder for mode t (default: the registry's); in a sweep "
+                   "one for all models or a comma list, one per model")
+    p.add_argument("--data", default="mmstar", help="benchmark file/folder or hub id, or a comma list "
+                   "(default: Lin-Chen/MMStar)")
+    p.add_argument("--config", help="sweep file (YAML or JSON): models, data, out, options (see evaluators/sweep.py)")
     p.add_argument("--modes", default="v,wv,t", help="comma list of v, wv, t (default: all three)")
     p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<model>/<benchmark>/")
