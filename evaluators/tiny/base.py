@@ -182,6 +182,9 @@ def extract_backbone(vlm, tokenizer, out: Path, spec: TinyFamily) -> None:
                 state["model." + key[len(prefix):]] = value
         if key.startswith("lm_head."):
             state[key] = value
+    # tied iff the VLM's output head is its input embedding (text configs' defaults disagree)
+    head, embed = vlm.get_output_embeddings(), vlm.get_input_embeddings()
+    text["tie_word_embeddings"] = head is not None and head.weight.data_ptr() == embed.weight.data_ptr()
     if spec.adapt_backbone is not None:
         text, state = spec.adapt_backbone(vlm, state, text)
     lm = cls(cls.config_class(**{k: v for k, v in text.items() if k not in skip})).eval()
