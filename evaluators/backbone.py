@@ -116,14 +116,15 @@ def _lm_state(vlm: str, model: Any, attr: str) -> tuple[dict[str, Any], bool]:
     return state, tied
 
 
-def _build_lm(transformers: Any, vlm: str, model: Any, cls_name: str, state: dict[str, Any], tied: bool) -> Any:
+def _build_lm(transformers: Any, vlm: str, model: Any, cls_name: str, state: dict[str, Any], tied: bool,
+              overrides: dict[str, Any]) -> Any:
     """The standalone LM holding the VLM's tensors; built on the meta device, so nothing is copied."""
     import torch
 
     cls = getattr(transformers, cls_name)
     text = model.config.get_text_config().to_dict()
     skip = {"model_type", "architectures", "transformers_version", "auto_map"}
-    config = cls.config_class(**{k: v for k, v in text.items() if k not in skip})
+    config = cls.config_class(**{**{k: v for k, v in text.items() if k not in skip}, **overrides})
     config.tie_word_embeddings = tied
     with torch.device("meta"):
         lm = cls(config)
@@ -167,7 +168,7 @@ def extract_backbone(vlm: str, out: Path, *, trust_remote_code: bool = False, al
     facts, attr, cls_name = _plan(transformers, vlm, config)
     model = _load_vlm(transformers, vlm, facts, trust_remote_code, allow_pickle)
     state, tied = _lm_state(vlm, model, attr)
-    lm = _build_lm(transformers, vlm, model, cls_name, state, tied)
+    lm = _build_lm(transformers, vlm, model, cls_name, state, tied, facts.backbone_config if facts else {})
     tok = _tokenizer(transformers, vlm, trust_remote_code)
     family = facts.name if facts else config.model_type
     marker = {"kind": "extracted", "extracted": True, "source": vlm, "family": family,

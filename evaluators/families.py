@@ -32,6 +32,9 @@ class FamilyFacts:
     # class transformers maps the checkpoint's text config to, and falls back to this one
     backbone_class: str | None = "LlamaForCausalLM"
     processor_kwargs: dict[str, Any] = field(default_factory=dict)  # resolution settings etc.
+    # set on an extracted LM's config so that it computes what the VLM computes (e.g. a head scaling
+    # that the standalone class applies and the VLM does not)
+    backbone_config: dict[str, Any] = field(default_factory=dict)
     needs: tuple[str, ...] = ()  # extra pip packages the processor needs (e.g. torchvision)
     min_transformers: str = "5.0"
     notes: str = ""
@@ -54,8 +57,8 @@ _FACTS = [
                 notes="min/max pixels: the model card's suggested range (256-1280 tokens of 28x28)"),
     FamilyFacts("qwen3-vl", ("qwen3_vl",), "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
                 backbone_class="Qwen3ForCausalLM", needs=_TV,
-                notes="interleaved M-RoPE; text-only positions are equal on all axes, so 1-D RoPE "
-                      "(Qwen3ForCausalLM) should match: unproven until a tiny checkpoint shows it"),
+                notes="interleaved M-RoPE; text-only positions are equal on all axes, so the LM saves as "
+                      "Qwen3ForCausalLM (logits equal on a tiny checkpoint)"),
     FamilyFacts("gemma3", ("gemma3",), "Gemma3ForConditionalGeneration", "Gemma3Processor",
                 backbone_class="Gemma3ForCausalLM"),
     FamilyFacts("idefics3", ("idefics3",), "Idefics3ForConditionalGeneration", "Idefics3Processor",
@@ -73,8 +76,8 @@ _FACTS = [
                       "config (Qwen2/Qwen3, InternLM3 or GPT-OSS by size)"),
     FamilyFacts("glm4v", ("glm4v",), "Glm4vForConditionalGeneration", "Glm4vProcessor",
                 backbone_class="Glm4ForCausalLM", needs=_TV,
-                notes="text model glm4v_text has no causal-LM class; Glm4ForCausalLM is the nearest: "
-                      "unproven (3-D RoPE), extraction checks every weight name"),
+                notes="text model glm4v_text has no causal-LM class; it saves as Glm4ForCausalLM (text-only "
+                      "3-D RoPE positions are equal; logits equal on a tiny checkpoint)"),
     FamilyFacts("mllama", ("mllama",), "MllamaForConditionalGeneration", "MllamaProcessor",
                 backbone_class=None,
                 notes="the text model interleaves cross-attention layers, so it is no plain Llama; the "
@@ -92,8 +95,9 @@ _FACTS = [
     FamilyFacts("ovis2", ("ovis2",), "Ovis2ForConditionalGeneration", "Ovis2Processor",
                 backbone_class="Qwen2ForCausalLM"),
     FamilyFacts("aya-vision", ("aya_vision",), "AyaVisionForConditionalGeneration", "AyaVisionProcessor",
-                backbone_class="Cohere2ForCausalLM",
-                notes="backbone class follows the text config (Cohere2 for 8B/32B)"),
+                backbone_class="Cohere2ForCausalLM", backbone_config={"logit_scale": 1.0},
+                notes="backbone class follows the text config (Cohere2 for 8B/32B); the VLM's head does not "
+                      "apply Cohere2's logit_scale, so the extracted LM sets it to 1 (measured on a tiny model)"),
     FamilyFacts("deepseek-vl", ("deepseek_vl",), "DeepseekVLForConditionalGeneration", "DeepseekVLProcessor"),
     FamilyFacts("idefics2", ("idefics2",), "Idefics2ForConditionalGeneration", "Idefics2Processor",
                 language_model_attr="model.text_model", backbone_class="MistralForCausalLM"),

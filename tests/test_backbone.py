@@ -36,14 +36,23 @@ def _text_logits_equal(vlm_dir, lm_dir) -> None:
     with torch.inference_mode():
         a, b = vlm(input_ids=ids).logits, lm(input_ids=ids).logits
     assert a.shape == b.shape
-    assert torch.equal(a, b), (a - b).abs().max()
+    # the same tensors in the same order give equal logits (bit-equal in most families; PaliGemma's
+    # path rounds differently, ~1e-7)
+    assert torch.allclose(a, b, rtol=0, atol=1e-5), (a - b).abs().max()
 
 
-# qwen2-vl: M-RoPE text model saved as a plain Qwen2; idefics3: the LM lives at model.text_model
-@pytest.mark.parametrize("family", ["qwen2-vl", "idefics3"])
+# qwen2-vl / qwen2.5-vl: M-RoPE text model saved as a plain Qwen2; qwen3-vl: interleaved M-RoPE saved
+# as Qwen3; glm4v: glm4v_text saved as Glm4; idefics3: the LM lives at model.text_model; aya-vision:
+# Cohere2 with the head scaling the VLM does not apply; paligemma: Gemma2 text. Families the tiny
+# builders do not (yet) have are skipped.
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "idefics3", "gemma3", "internvl",
+                                    "llava-onevision", "glm4v", "mistral3", "aya-vision", "paligemma"])
 def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, tmp_path):
     from mmstar.evaluators.backbone import MARKER, extract_backbone
+    from mmstar.evaluators.tiny import FAMILIES as TINY
 
+    if family not in TINY:
+        pytest.skip(f"no tiny {family} builder in this checkout")
     vlm_dir = _pair(family, tiny_root)
     res = extract_backbone(str(vlm_dir), tmp_path / "lm")
     files = {p.name for p in res.out.iterdir()}

@@ -113,6 +113,7 @@ def _one_line_error(capsys, *argv: str) -> str:
 
 
 def test_bad_sweep_input_is_one_line_before_anything_runs(tmp_path, capsys, demo_parquet):
+    pytest.importorskip("yaml")  # comes with the hf extra (transformers, datasets)
     out = tmp_path / "runs"
     bad = tmp_path / "bad.yaml"
     bad.write_text("models: [llava]\ndata: [x]\noptions: {batch_sise: 4}\n")
@@ -133,6 +134,7 @@ def test_bad_sweep_input_is_one_line_before_anything_runs(tmp_path, capsys, demo
 
 
 def test_sweep_specs_from_flags_and_files(tmp_path):
+    pytest.importorskip("yaml")
     spec = sweep_from_flags("a,b", "x", "p,q")
     assert [(m.name, m.backbone) for m in spec.models] == [("a", "x"), ("b", "x")] and spec.data == ("p", "q")
     comma_dir = tmp_path / "my,model"
