@@ -39,4 +39,32 @@ IDEFICS3 = TinyFamily(
     build_idefics3, "LlamaForCausalLM", text_prefixes=("model.text_model.",),
 )
 
-SPECS = [IDEFICS3]
+
+
+def build_smolvlm(tok, seed: int = 0):
+    """SmolVLM2: the Idefics3 design with its own classes; the processor needs num2words and its
+    video processor torchvision. Sizes as for Idefics3: 4 image tokens, one global image."""
+    import torch
+    from transformers import SmolVLMConfig, SmolVLMForConditionalGeneration, SmolVLMProcessor
+    from transformers.models.smolvlm.image_processing_pil_smolvlm import SmolVLMImageProcessorPil
+    from transformers.models.smolvlm.video_processing_smolvlm import SmolVLMVideoProcessor
+
+    torch.manual_seed(seed)
+    bos, eos, pad, image = ids(tok, "<|im_start|>", "<end_of_utterance>", "<pad>", "<image>")
+    text = tiny_text(tok, num_attention_heads=2, num_key_value_heads=2, head_dim=32, model_type="llama",
+                     bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    config = SmolVLMConfig(vision_config=TINY_VISION, text_config=text, scale_factor=2, image_token_id=image,
+                           pad_token_id=pad, tie_word_embeddings=False)
+    model = SmolVLMForConditionalGeneration(config).eval()
+    size = {"longest_edge": 32}
+    image_proc = SmolVLMImageProcessorPil(do_image_splitting=False, size=size, max_image_size=size)
+    video_proc = SmolVLMVideoProcessor(size=size, max_image_size=size)
+    processor = SmolVLMProcessor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
+                                 image_seq_len=4, chat_template=SMOLVLM.template)
+    return model, processor
+
+
+SMOLVLM = TinyFamily("smolvlm", IDEFICS3.template, (*IDEFICS3.specials, "<video>"), IDEFICS3.roles, build_smolvlm,
+                     "LlamaForCausalLM", text_prefixes=("model.text_model.",), needs=("torchvision", "num2words"))
+
+SPECS = [IDEFICS3, SMOLVLM]
