@@ -2,7 +2,9 @@
 
 What it measures: S_t of the LM *inside* the LVLM, after multimodal training. That is not the
 paper's S_t, which runs the original LLM the LVLM was built from; the two differ wherever the LM
-was trained on (most LVLMs). It serves families whose original LLM is not released (Gemma-3
+was trained on (most LVLMs). Without an image the LVLM runs these same weights, so S_wv minus an
+extracted S_t is prompt sensitivity, not leakage; extracted S_t minus the original LLM's S_t is
+what multimodal training changed. It serves families whose original LLM is not released (Gemma-3
 4B-27B, Mistral-Small-3.1), and it is labelled "extracted" in the run manifest and leaderboard.
 
 The folder holds safetensors weights, config, generation config, tokenizer with the LVLM's chat

@@ -46,7 +46,7 @@ def _text_logits_equal(vlm_dir, lm_dir) -> None:
 # Cohere2 with the head scaling the VLM does not apply; paligemma: Gemma2 text. Families the tiny
 # builders do not (yet) have are skipped.
 @pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "idefics3", "gemma3", "internvl",
-                                    "llava-onevision", "glm4v", "mistral3", "aya-vision", "paligemma"])
+                                    "llava-onevision", "llava-next", "glm4v", "mistral3", "aya-vision", "paligemma"])
 def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, tmp_path):
     from mmstar.evaluators.backbone import MARKER, extract_backbone
     from mmstar.evaluators.tiny import FAMILIES as TINY
