@@ -1,8 +1,8 @@
 """Sweeps: several models x several benchmarks, each pair into its own run directory.
 
 ``mmstar eval --model a,b,c --data x,y`` or ``mmstar eval --config sweep.yaml``. Pairs run one
-model at a time (every benchmark of a model, then the next model), GPU memory is given back
-between models, a model that fails is reported at the end and the sweep goes on with the next
+model at a time: its LVLM over every benchmark (v, wv), then its backbone (t), each loaded once;
+GPU memory is given back between models, a model that fails is reported at the end and the sweep goes on with the next
 one, and the Table-4 layout is printed and written to ``OUT/leaderboard.csv``. Every pair resumes
 as a single run does, so re-running a killed sweep finishes it without duplicating a prediction.
 
@@ -22,7 +22,7 @@ import gc
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -160,29 +160,86 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
+class _Kept:
+    """A backend kept open across one model's benchmarks: ``run_eval`` closes its backends after
+    every benchmark, and reloading a large model per benchmark would cost minutes each time."""
+
+    def __init__(self, backend: Any) -> None:
+        self._backend = backend
+
+    def __getattr__(self, name: str) -> Any:  # generate, prepare, rank_letters, describe, ...
+        return getattr(self._backend, name)
+
+    def close(self) -> None:  # deferred to release()
+        pass
+
+    def release(self) -> None:
+        self._backend.close()
+
+
+def _keeping(factory: Callable[[str, str], Any]) -> tuple[Callable[[str, str], Any], Callable[[], None]]:
+    kept: dict[tuple[str, str], _Kept] = {}
+
+    def make(model_id: str, kind: str) -> _Kept:
+        if (model_id, kind) not in kept:
+            kept[(model_id, kind)] = _Kept(factory(model_id, kind))
+        return kept[(model_id, kind)]
+
+    def release() -> None:
+        for backend in kept.values():
+            backend.release()
+        kept.clear()
+        free_memory()
+
+    return make, release
+
+
+def _phases(modes: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The LVLM's modes, then the backbone's: one model in memory at a time, each loaded once."""
+    return [p for p in (tuple(m for m in modes if m != "t"), tuple(m for m in modes if m == "t")) if p]
+
+
+def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, config: EvalConfig,
+               factory: Callable[[str, str], Any], echo: Callable[[str], None]) -> list[PairResult]:
+    results = {b.name: PairResult(entry.alias, b.name) for b in benches}
+    scores: dict[str, dict[str, Any]] = {}
+    failed: str | None = None
+    if "t" in config.modes and not config.backbone:  # fail before the LVLM spends its time
+        failed = (f"MmstarError: mode t needs the LLM backbone of {config.model}: give it a backbone "
+                  "(--backbone, or {model, backbone} in the config) or leave t out")
+    for phase in _phases(config.modes) if failed is None else []:
+        make, release = _keeping(factory)
+        try:
+            for bench in benches:
+                try:
+                    run_dir, scores[bench.name] = run_eval(bench, replace(config, modes=phase), out, make)
+                except Exception as exc:  # any failure of one model must not end the sweep
+                    failed = _first_line(exc)
+                    results[bench.name].error = failed
+                    echo(f"FAILED {entry.alias} on {bench.name}: {failed}")
+                    break
+                results[bench.name].run_dir = run_dir
+        finally:
+            release()
+        if failed is not None:
+            break
+    for r in results.values():
+        if failed is not None:  # the same error would repeat: the model's other pairs are skipped
+            r.skipped, r.error, r.run_dir = r.error is None, r.error or failed, None
+        elif scores.get(r.benchmark):
+            echo(f"{entry.alias} / {r.benchmark} -> {r.run_dir}: {summary_line(scores[r.benchmark])}")
+    return list(results.values())
+
+
 def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: Path,
               make_config: Callable[[ModelEntry], EvalConfig],
               make_factory: Callable[[ModelEntry], Callable[[str, str], Any]],
               echo: Callable[[str], None] = print) -> list[PairResult]:
-    """Run every (model, benchmark) pair; a model that fails is recorded and the sweep moves on."""
+    """Run every (model, benchmark) pair; a model that fails is recorded and the sweep moves on.
+    Each model's LVLM runs all benchmarks, then its backbone does: each is loaded once."""
     results: list[PairResult] = []
     for entry in entries:
-        failed: str | None = None
-        for bench in benches:
-            if failed is not None:  # the same load error would repeat for every benchmark
-                results.append(PairResult(entry.alias, bench.name, error=failed, skipped=True))
-                continue
-            try:
-                run_dir, scores = run_eval(bench, make_config(entry), out, make_factory(entry))
-            except Exception as exc:  # any failure of one model must not end the sweep
-                failed = _first_line(exc)
-                results.append(PairResult(entry.alias, bench.name, error=failed))
-                echo(f"FAILED {entry.alias} on {bench.name}: {failed}")
-                continue
-            results.append(PairResult(entry.alias, bench.name, run_dir=run_dir))
-            if scores:
-                echo(f"{entry.alias} / {bench.name} -> {run_dir}: {summary_line(scores)}")
-        free_memory()
+        results += _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
     return results
 
 

@@ -147,3 +147,36 @@ def test_sweep_specs_from_flags_and_files(tmp_path):
     assert [(m.name, m.backbone) for m in spec.models] == [("llava", None), ("./v", "./l")]
     assert spec.data == ("mmstar",) and spec.out == "o"
     assert dict(spec.options) == {"modes": ["v", "wv"], "batch_size": 4}
+
+
+def test_each_model_loads_once_per_kind_across_benchmarks(tiny_pairs, two_benchmarks, tmp_path):
+    from mmstar.evaluators.registry import resolve_model
+    from mmstar.evaluators.runner import EvalConfig, hf_factory
+    from mmstar.evaluators.sweep import report, run_sweep
+
+    from mmstar.loaders import load_benchmark
+
+    loads: list[tuple[str, str]] = []
+    closes: list[str] = []
+    real = hf_factory(device="cpu")
+
+    def counting(model_id: str, kind: str):
+        backend = real(model_id, kind)
+        loads.append((model_id, kind))
+        inner_close = backend.close
+        backend.close = lambda: (closes.append(kind), inner_close())[1]
+        return backend
+
+    pair = tiny_pairs["idefics3"]
+    entries = [resolve_model(str(pair.vlm), str(pair.backbone))]
+    benches = [load_benchmark(str(p)) for p in two_benchmarks]
+    results = run_sweep(entries, benches, tmp_path, lambda e: EvalConfig(
+        model=e.lvlm, backbone=e.backbone, limit=2, batch_size=2, progress=False), lambda e: counting, echo=print)
+    assert [r.error for r in results] == [None, None]
+    assert loads == [(str(pair.vlm), "vlm"), (str(pair.backbone), "llm")]  # once each, not per benchmark
+    assert closes == ["vlm", "llm"]  # each released before the next loads
+    for r in results:
+        scores = json.loads((r.run_dir / "scores.json").read_text())
+        assert all(scores[m] is not None for m in ("S_v", "S_wv", "S_t"))
+    assert report(results, tmp_path, echo=lambda _: None) == 0
+    assert (tmp_path / "leaderboard.csv").exists()
