@@ -41,6 +41,9 @@ _E = ModelEntry
 # measures those); "frozen" = the LVLM's LM is the released LLM unchanged
 _CHANGED = "LM trained during multimodal training (changed)"
 _QWEN3_THINK = {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
+# Qwen3 LLMs think by default; an Instruct LVLM answers directly, so its Qwen3 backbone must too (the
+# switch is ignored by templates that do not know it, such as the Qwen3-VL-Instruct one)
+_NO_THINK = {"enable_thinking": False}
 
 _ENTRIES = [
     # ---- the original 11 (2023-2024)
@@ -76,9 +79,12 @@ _ENTRIES = [
          f"Qwen3-VL-{size}-{kind}; {_CHANGED}; the card does not name the starting LLM: the Qwen3 of matching "
          f"size is assumed{' (2B: Qwen3-1.7B, unsure)' if size == '2B' else ''}; the Qwen3 backbone thinks by "
          "default: --thinking off sets its enable_thinking=False"
-         + ("; the Thinking model always thinks (no off switch in its template)" if kind == "Thinking" else ""),
+         + ("; the Thinking model always thinks (no off switch in its template)" if kind == "Thinking" else "")
+         + "; max_new_tokens: Qwen's recommended output length (16384 Instruct, 40960 Thinking) as we recall "
+         "it, not verified against the card here",
          {"device_map": "auto"} if size == "32B" else {},
-         max_new_tokens=40960 if kind == "Thinking" else 16384, thinking=_QWEN3_THINK)
+         max_new_tokens=40960 if kind == "Thinking" else 16384, thinking=_QWEN3_THINK,
+         chat_template_kwargs={} if kind == "Thinking" else _NO_THINK)
       for size, llm in (("2B", "1.7B"), ("4B", "4B"), ("8B", "8B"), ("32B", "32B"))
       for kind in ("Instruct", "Thinking")],
     # ---- InternVL3 / InternVL3.5, HF-native checkpoints (InternVLForConditionalGeneration)
@@ -90,8 +96,9 @@ _ENTRIES = [
                         ("38B", "Qwen/Qwen2.5-32B"), ("78B", "Qwen/Qwen2.5-72B"))],
     *[_E(f"internvl3.5-{size.lower()}", f"OpenGVLab/InternVL3_5-{size}-HF", f"Qwen/Qwen3-{llm}", "internvl",
          f"InternVL3.5-{size}; LM from Qwen3-{llm} per the card (changed: SFT + cascade RL); thinking mode "
-         "is a system prompt in the original release, not a template switch (not encoded here)",
-         {"device_map": "auto"} if size == "38B" else {})
+         "is a system prompt in the original release, not a template switch (not encoded here); the Qwen3 "
+         "backbone gets enable_thinking=False to answer directly, as the LVLM does",
+         {"device_map": "auto"} if size == "38B" else {}, chat_template_kwargs=_NO_THINK)
       for size, llm in (("1B", "0.6B"), ("2B", "1.7B"), ("4B", "4B"), ("8B", "8B"), ("14B", "14B"),
                         ("38B", "32B"))],
     # ---- Gemma-3: the 4B/12B/27B LMs are not released text-only
