@@ -96,7 +96,7 @@ class HFBackend:
             if kind == "vlm":
                 self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
                 self.tokenizer = self.processor.tokenizer
-                self.model = tf.AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+                self.model = self._vlm_class(model_id).from_pretrained(model_id, **kwargs)
             else:
                 self.processor = None
                 self.tokenizer = tf.AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
@@ -109,11 +109,24 @@ class HFBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.processor is not None and not self.processor.chat_template and self.tokenizer.chat_template:
+            # some processors (Phi-4-multimodal) do not reload their template; the tokenizer keeps it
+            self.processor.chat_template = self.tokenizer.chat_template
         self.has_template = bool(getattr(self.processor or self.tokenizer, "chat_template", None))
         # how text-only requests reach this VLM is family data (families.py), never a name check here
         facts = facts_for_model_type(getattr(self.model.config, "model_type", "")) if kind == "vlm" else None
         self.family = facts.name if facts else None
         self.text_only = facts.text_only if facts else "processor"
+
+    def _vlm_class(self, model_id: str) -> Any:
+        """AutoModelForImageTextToText, or the class families.py names for a family the auto
+        mapping leaves out (Phi-4-multimodal is a ``*ForCausalLM`` that takes images)."""
+        tf = self.transformers
+        config = tf.AutoConfig.from_pretrained(model_id, trust_remote_code=self.trust_remote_code)
+        facts = facts_for_model_type(getattr(config, "model_type", ""))
+        if facts is not None and type(config) not in tf.AutoModelForImageTextToText._model_mapping:
+            return getattr(tf, facts.model_class)
+        return tf.AutoModelForImageTextToText
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
