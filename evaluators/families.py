@@ -40,6 +40,9 @@ class FamilyFacts:
     notes: str = ""
 
 
+# Qwen2/2.5-VL resolution: the released processors' own range, 4 to 16384 visual tokens of 28x28
+# pixels; stated so that a run that changes it has to say so
+_QWEN_PIXELS = {"min_pixels": 4 * 28 * 28, "max_pixels": 16384 * 28 * 28}
 _TV = ("torchvision",)  # a video processor, or an image processor with no PIL variant, needs it
 _FACTS = [
     FamilyFacts("llava", ("llava",), "LlavaForConditionalGeneration", "LlavaProcessor"),
@@ -49,12 +52,12 @@ _FACTS = [
     FamilyFacts("llava-onevision", ("llava_onevision",), "LlavaOnevisionForConditionalGeneration",
                 "LlavaOnevisionProcessor", backbone_class="Qwen2ForCausalLM", needs=_TV),
     FamilyFacts("qwen2-vl", ("qwen2_vl",), "Qwen2VLForConditionalGeneration", "Qwen2VLProcessor",
-                backbone_class="Qwen2ForCausalLM", needs=_TV,
+                backbone_class="Qwen2ForCausalLM", needs=_TV, processor_kwargs=_QWEN_PIXELS,
                 notes="text-only M-RoPE equals 1-D RoPE, so the LM saves as a plain Qwen2ForCausalLM"),
     FamilyFacts("qwen2.5-vl", ("qwen2_5_vl",), "Qwen2_5_VLForConditionalGeneration", "Qwen2_5_VLProcessor",
-                backbone_class="Qwen2ForCausalLM", needs=_TV,
-                processor_kwargs={"min_pixels": 256 * 28 * 28, "max_pixels": 1280 * 28 * 28},
-                notes="min/max pixels: the model card's suggested range (256-1280 tokens of 28x28)"),
+                backbone_class="Qwen2ForCausalLM", needs=_TV, processor_kwargs=_QWEN_PIXELS,
+                notes="min/max pixels: the processor's defaults (4-16384 visual tokens of 28x28); the card "
+                      "suggests e.g. 256-1280 tokens to save compute, which changes scores"),
     FamilyFacts("qwen3-vl", ("qwen3_vl",), "Qwen3VLForConditionalGeneration", "Qwen3VLProcessor",
                 backbone_class="Qwen3ForCausalLM", needs=_TV,
                 notes="interleaved M-RoPE; text-only positions are equal on all axes, so the LM saves as "
