@@ -71,8 +71,10 @@ _FACTS = [
                 notes="SmolVLM2: the video processor needs torchvision, the processor num2words"),
     FamilyFacts("paligemma", ("paligemma",), "PaliGemmaForConditionalGeneration", "PaliGemmaProcessor",
                 text_only="tokenizer", backbone_class="GemmaForCausalLM",
-                notes="the processor refuses text-only input ('images are expected'); PaliGemma2's text "
-                      "config is gemma2 -> Gemma2ForCausalLM"),
+                notes="the processor refuses text-only input ('images are expected'): the HF backend renders "
+                      "wv with the checkpoint's chat template and encodes it with the tokenizer alone (all "
+                      "prompt as prefix); without a template, one clear error. PaliGemma2's text config is "
+                      "gemma2 -> Gemma2ForCausalLM"),
     FamilyFacts("internvl", ("internvl",), "InternVLForConditionalGeneration", "InternVLProcessor",
                 backbone_class="Qwen2ForCausalLM", needs=_TV,
                 notes="HF-native OpenGVLab/*-hf checkpoints only; the backbone class follows the text "
@@ -84,17 +86,23 @@ _FACTS = [
     FamilyFacts("mllama", ("mllama",), "MllamaForConditionalGeneration", "MllamaProcessor",
                 backbone_class=None,
                 notes="the text model interleaves cross-attention layers, so it is no plain Llama; the "
-                      "original Llama-3.1 LLM is released (use it for t); mixing image and no-image "
-                      "rows in one batch crashes (aspect_ratio_ids)"),
+                      "original Llama-3.1 LLM is released (use it for t). Without the cross-attention "
+                      "layers and the 8 extra embedding rows it is a LlamaForCausalLM with the VLM's text-only "
+                      "logits (tiny checkpoint, evaluators/tiny/mllama.py). A batch mixing image and no-image "
+                      "rows crashes in transformers (aspect_ratio_ids); the HF backend runs them as two batches"),
     FamilyFacts("mistral3", ("mistral3",), "Mistral3ForConditionalGeneration", "PixtralProcessor",
                 backbone_class="MistralForCausalLM"),
     FamilyFacts("phi4-multimodal", ("phi4_multimodal",), "Phi4MultimodalForCausalLM", "Phi4MultimodalProcessor",
                 language_model_attr="model", backbone_class=None, needs=_TV,
-                notes="one causal LM with vision/speech LoRA adapters, not an image-text-to-text class; "
-                      "the base Phi-4-mini LM is released (use it for t)"),
+                notes="one causal LM with vision/speech LoRA adapters, not an image-text-to-text class (the "
+                      "HF backend loads model_class); the base Phi-4-mini LM is released (use it for t). "
+                      "Without its image/audio embedders the LM is a Phi3ForCausalLM with the VLM's text-only "
+                      "logits (tiny checkpoint without adapters)"),
     FamilyFacts("molmo2", ("molmo2",), "Molmo2ForConditionalGeneration", "Molmo2Processor",
                 backbone_class=None, needs=_TV,
-                notes="text model molmo2_text has no standalone causal-LM class in transformers"),
+                notes="text model molmo2_text has no standalone causal-LM class in transformers; it is Qwen3 "
+                      "(qk norm) plus 128 embedding rows for image tokens: without those rows a "
+                      "Qwen3ForCausalLM gives the VLM's text-only logits (tiny checkpoint)"),
     FamilyFacts("ovis2", ("ovis2",), "Ovis2ForConditionalGeneration", "Ovis2Processor",
                 backbone_class="Qwen2ForCausalLM"),
     FamilyFacts("aya-vision", ("aya_vision",), "AyaVisionForConditionalGeneration", "AyaVisionProcessor",
