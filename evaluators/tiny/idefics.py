@@ -64,7 +64,30 @@ def build_smolvlm(tok, seed: int = 0):
     return model, processor
 
 
+def build_idefics2(tok, seed: int = 0):
+    """Idefics2: SigLIP-style tower, a perceiver resampler to a fixed 4 latents per image, Mistral."""
+    import torch
+    from transformers import Idefics2Config, Idefics2ForConditionalGeneration, Idefics2Processor
+    from transformers.models.idefics2.image_processing_pil_idefics2 import Idefics2ImageProcessorPil
+
+    torch.manual_seed(seed)
+    bos, eos, pad, image = ids(tok, "<|im_start|>", "<end_of_utterance>", "<pad>", "<image>")
+    text = tiny_text(tok, model_type="mistral", head_dim=16, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    perceiver = {"hidden_size": 64, "resampler_n_latents": 4, "resampler_depth": 1, "resampler_n_heads": 2,
+                 "resampler_head_dim": 16, "num_key_value_heads": 2}
+    config = Idefics2Config(vision_config=TINY_VISION, perceiver_config=perceiver, text_config=text,
+                            image_token_id=image, tie_word_embeddings=False)
+    model = Idefics2ForConditionalGeneration(config).eval()
+    image_proc = Idefics2ImageProcessorPil(do_image_splitting=False, size={"longest_edge": 32, "shortest_edge": 32})
+    processor = Idefics2Processor(image_processor=image_proc, tokenizer=tok, image_seq_len=4,
+                                  chat_template=IDEFICS2.template)
+    return model, processor
+
+
+IDEFICS2 = TinyFamily("idefics2", IDEFICS3.template, IDEFICS3.specials[:6],
+                      {**IDEFICS3.roles, "image_boundary_token": "<fake_token_around_image>"}, build_idefics2,
+                      "MistralForCausalLM", text_prefixes=("model.text_model.",))
 SMOLVLM = TinyFamily("smolvlm", IDEFICS3.template, (*IDEFICS3.specials, "<video>"), IDEFICS3.roles, build_smolvlm,
                      "LlamaForCausalLM", text_prefixes=("model.text_model.",), needs=("torchvision", "num2words"))
 
-SPECS = [IDEFICS3, SMOLVLM]
+SPECS = [IDEFICS3, SMOLVLM, IDEFICS2]
