@@ -95,7 +95,8 @@ def _check_requests(pair, samples) -> None:
     assert not any("pixel" in k for k in t)
     assert not image_ids & set(t["input_ids"][0].tolist())
     text = llm.tokenizer.decode(t["input_ids"][0])
-    assert "You are a helpful assistant" in text and "Question: " + samples[0].question in text
+    assert "You are a helpful assistant" in text and "oepn the door" in text  # the 2-shot context
+    assert "Question: " + samples[0].question in text
     # the backbone is the VLM's own language model: on the wv prompt both give the same logits
     with torch.inference_mode():
         ids = wv["input_ids"]
@@ -130,6 +131,17 @@ def test_family_runs_v_wv_t_and_batching_is_invisible(family, demo_parquet, tmp_
     scores = json.loads((batched / "scores.json").read_text())
     assert all(scores[k] is not None for k in ("S_v", "S_wv", "S_t", "MG", "ML"))
     print(f"\n{family}: {time.perf_counter() - start:.1f} s")
+
+
+def test_tiny_models_command_builds_a_comma_list_of_families(tmp_path, capsys):
+    pytest.importorskip("torch")
+    assert main(["tiny-models", str(tmp_path), "--family", "qwen2.5-vl,mllama", "--family", "deepseek-vl"]) == 0
+    for family, model_type in (("qwen2.5-vl", "qwen2_5_vl"), ("mllama", "mllama"), ("deepseek-vl", "deepseek_vl")):
+        config = json.loads((tmp_path / f"tiny-{family}" / "config.json").read_text())
+        assert config["model_type"] == model_type
+        backbone = json.loads((tmp_path / f"tiny-{family}-backbone" / "config.json").read_text())
+        assert backbone["architectures"][0].endswith("ForCausalLM") and "vision_config" not in backbone
+    assert "mllama: LVLM" in capsys.readouterr().out
 
 
 def test_tiny_models_command_names_an_unknown_family(tmp_path):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -82,8 +82,6 @@ class TinyFamily:
     backbone_template: str | None = None
     needs: tuple[str, ...] = ()  # import names beyond torch/transformers (e.g. torchvision)
     vocab_size: int = 400
-    notes: str = ""
-    processor_extra: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
