@@ -71,6 +71,10 @@ def _plan(transformers: Any, vlm: str, config: Any) -> tuple[FamilyFacts | None,
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     model_type = config.model_type
+    facts = facts_for_model_type(model_type)
+    if facts is not None and facts.backbone_class is None:  # the facts know better than the config's shape
+        raise MmstarError(f"{vlm}: family {facts.name} has no standalone language model to extract: "
+                          f"{facts.notes.split('. ')[0]}")
     text_config = config.get_text_config()
     if text_config is config or getattr(config, "vision_config", None) is None:
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
@@ -78,9 +82,6 @@ def _plan(transformers: Any, vlm: str, config: Any) -> tuple[FamilyFacts | None,
                               "--backbone as it is")
         raise MmstarError(f"{vlm}: model type {model_type!r} has no language-model part to extract "
                           "(not a vision-language model with a text model)")
-    facts = facts_for_model_type(model_type)
-    if facts is not None and facts.backbone_class is None:
-        raise MmstarError(f"{vlm}: family {facts.name} has no standalone language model to extract: {facts.notes}")
     # the text config's own causal LM (Llama, Qwen2, Gemma3, ...) when transformers maps one; the
     # family's class when the text model is VLM-specific (qwen2_vl_text -> Qwen2ForCausalLM)
     cls = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text_config.model_type) or (facts.backbone_class if facts else None)

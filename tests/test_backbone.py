@@ -45,10 +45,14 @@ def _text_logits_equal(vlm_dir, lm_dir) -> None:
 # as Qwen3; glm4v: glm4v_text saved as Glm4; idefics3: the LM lives at model.text_model; aya-vision:
 # Cohere2 with the head scaling the VLM does not apply; paligemma: Gemma2 text. Families the tiny
 # builders do not (yet) have are skipped.
+# ovis2, deepseek-vl, idefics2, smolvlm: their own LM layouts; minicpm-v4.6 is outside the facts
+# table and takes the generic path (Qwen3.5 hybrid attention text model -> Qwen3_5ForCausalLM).
 @pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "idefics3", "gemma3", "internvl",
-                                    "llava-onevision", "llava-next", "glm4v", "mistral3", "aya-vision", "paligemma"])
+                                    "llava-onevision", "llava-next", "glm4v", "mistral3", "aya-vision", "paligemma",
+                                    "ovis2", "deepseek-vl", "idefics2", "smolvlm", "minicpm-v4.6"])
 def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, tmp_path):
     from mmstar.evaluators.backbone import MARKER, extract_backbone
+    from mmstar.evaluators.families import FAMILIES as FAMILY_FACTS
     from mmstar.evaluators.tiny import FAMILIES as TINY
 
     if family not in TINY:
@@ -59,7 +63,9 @@ def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, 
     assert "model.safetensors" in files and MARKER in files and "config.json" in files
     assert not any(n.endswith(".bin") for n in files)
     marker = json.loads((res.out / MARKER).read_text())
-    assert marker["kind"] == "extracted" and marker["source"] == str(vlm_dir) and marker["family"] == family
+    assert marker["kind"] == "extracted" and marker["source"] == str(vlm_dir)
+    # a model outside the facts table is named by its model_type
+    assert marker["family"] == (family if family in FAMILY_FACTS else marker["model_type"])
     tok = transformers.AutoTokenizer.from_pretrained(res.out)
     assert tok.chat_template  # the LVLM's template travels with the tokenizer
     _text_logits_equal(vlm_dir, res.out)
@@ -142,6 +148,17 @@ def test_extract_errors_are_one_line(tmp_path, capsys, monkeypatch):
     (tmp_path / "o4" / "keep.txt").write_text("x")
     line = _one_line_error(capsys, "backbone", "extract", str(tmp_path / "llm"), "--out", str(tmp_path / "o4"))
     assert "not empty" in line and (tmp_path / "o4" / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("family", ["phi4-multimodal", "molmo2"])
+def test_extract_refuses_tiny_families_the_facts_mark_unextractable(family, tiny_root, tmp_path, capsys):
+    from mmstar.evaluators.tiny import FAMILIES as TINY
+
+    if family not in TINY:
+        pytest.skip(f"no tiny {family} builder in this checkout")
+    line = _one_line_error(capsys, "backbone", "extract", str(_pair(family, tiny_root)), "--out", str(tmp_path / "o"))
+    assert f"family {family} has no standalone language model" in line
+    assert not (tmp_path / "o").exists()
 
 
 def test_extract_refuses_a_family_without_a_standalone_lm(tmp_path, capsys):
