@@ -169,3 +169,26 @@ def test_paligemma_without_a_chat_template_refuses_wv_in_one_line(demo_parquet, 
     err = capsys.readouterr().err.strip().splitlines()
     assert code != 0 and len(err) == 1, err
     assert "paligemma" in err[0] and "chat template" in err[0] and "--modes v,t" in err[0]
+
+
+def test_paligemma_wv_is_the_v_prompt_without_its_image_tokens(demo_parquet, tmp_path, monkeypatch):
+    """The tokenizer-only text path frames the prompt exactly as the processor does with an image
+    (<bos> text "\\n"), all of it the bidirectional prefix; a family marked text_only="none" refuses."""
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    from mmstar.evaluators import hf
+    from mmstar.evaluators.families import FAMILIES as FACTS
+
+    pair = build_tiny_pair("paligemma", tmp_path / "models")
+    sample = load_benchmark(demo_parquet)[0]
+    vlm = hf.HFBackend(str(pair.vlm), "vlm", device="cpu")
+    v, wv = (vlm._encode([vlm._materialise(build_messages(sample, mode, PromptConfig()))]) for mode in ("v", "wv"))
+    image_id = vlm.model.config.image_token_id
+    assert [t for t in v["input_ids"][0].tolist() if t != image_id] == wv["input_ids"][0].tolist()
+    assert wv["token_type_ids"].sum() == 0 and v["token_type_ids"].sum() == 0
+
+    monkeypatch.setattr(hf, "facts_for_model_type",
+                        lambda model_type: dataclasses.replace(FACTS["paligemma"], text_only="none"))
+    refusing = hf.HFBackend(str(pair.vlm), "vlm", device="cpu")
+    with pytest.raises(hf.MmstarError, match="paligemma processor takes no text-only input"):
+        refusing._encode([build_messages(sample, "wv", PromptConfig())])
