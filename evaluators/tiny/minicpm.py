@@ -1,4 +1,4 @@
-"""MiniCPM-V 4.6: SigLIP-style ViT with a window merger inside, a downsampling merger, and a Qwen3.5
+"""MiniCPM-V 4.6 / 4.7: SigLIP-style ViT with a window merger inside, a downsampling merger, and a Qwen3.5
 text model (gated delta-net linear attention mixed with full attention)."""
 
 from __future__ import annotations
@@ -10,33 +10,56 @@ _MM = {"image_token": "<|image_pad|>", "video_token": "<|video_pad|>", "image_st
        "image_id_start_token": "<image_id>", "image_id_end_token": "</image_id>"}
 
 
-def build_minicpmv4_6(tok, seed: int = 0):
+def _text(tok) -> dict:
+    eos, pad = ids(tok, "<|im_end|>", "<pad>")
+    return tiny_text(tok, model_type="qwen3_5_text", head_dim=16, layer_types=["linear_attention", "full_attention"],
+                     linear_key_head_dim=16, linear_value_head_dim=16, linear_num_key_heads=2,
+                     linear_num_value_heads=4, bos_token_id=eos, eos_token_id=eos, pad_token_id=pad)
+
+
+def _build(config_cls, model_cls, processor_cls, tok, spec: TinyFamily, **extra):
     """One 112x112 image (no slicing) in 14-pixel patches -> 8x8, merged 16x -> 4 image tokens."""
-    import torch
-    from transformers import MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration, MiniCPMV4_6Processor
     from transformers.models.minicpmv4_6.image_processing_pil_minicpmv4_6 import MiniCPMV4_6ImageProcessorPil
     from transformers.models.minicpmv4_6.video_processing_minicpmv4_6 import MiniCPMV4_6VideoProcessor
 
-    torch.manual_seed(seed)
-    eos, pad, image, video = ids(tok, "<|im_end|>", "<pad>", _MM["image_token"], _MM["video_token"])
-    text = tiny_text(tok, model_type="qwen3_5_text", head_dim=16, layer_types=["linear_attention", "full_attention"],
-                     linear_key_head_dim=16, linear_value_head_dim=16, linear_num_key_heads=2,
-                     linear_num_value_heads=4, bos_token_id=eos, eos_token_id=eos, pad_token_id=pad)
+    image, video = ids(tok, _MM["image_token"], _MM["video_token"])
     vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
               "image_size": 112, "patch_size": 14, "insert_layer_id": 0}
-    config = MiniCPMV4_6Config(text_config=text, vision_config=vision, image_size=112, insert_layer_id=0,
-                               image_token_id=image, video_token_id=video)
-    model = MiniCPMV4_6ForConditionalGeneration(config).eval()
+    config = config_cls(text_config=_text(tok), vision_config=vision, image_size=112, insert_layer_id=0,
+                        image_token_id=image, video_token_id=video, **extra)
+    model = model_cls(config).eval()
     pixels = {"scale_resolution": 112, "patch_size": 14, "slice_mode": False}
-    processor = MiniCPMV4_6Processor(image_processor=MiniCPMV4_6ImageProcessorPil(**pixels),
-                                     video_processor=MiniCPMV4_6VideoProcessor(), tokenizer=tok,
-                                     chat_template=MINICPMV4_6.template)
+    processor = processor_cls(image_processor=MiniCPMV4_6ImageProcessorPil(**pixels),
+                              video_processor=MiniCPMV4_6VideoProcessor(), tokenizer=tok, chat_template=spec.template)
     return model, processor
 
 
-MINICPMV4_6 = TinyFamily(
-    "minicpm-v4.6", chatml(_MM["image_token"] + "\n"), (*CHATML_SPECIALS, *_MM.values()), {**CHATML_ROLES, **_MM},
-    build_minicpmv4_6, "Qwen3_5ForCausalLM", needs=("torchvision",),
-)
+def build_minicpmv4_6(tok, seed: int = 0):
+    import torch
+    from transformers import MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration, MiniCPMV4_6Processor
 
-SPECS = [MINICPMV4_6]
+    torch.manual_seed(seed)
+    return _build(MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration, MiniCPMV4_6Processor, tok, MINICPMV4_6)
+
+
+def build_minicpmv4_7(tok, seed: int = 0):
+    """MiniCPM-V 4.7: the 4.6 design; the model also knows the image/slice boundary token ids."""
+    import torch
+    from transformers import MiniCPMV4_7Config, MiniCPMV4_7ForConditionalGeneration, MiniCPMV4_7Processor
+
+    torch.manual_seed(seed)
+    start, end, sstart, send = ids(tok, _MM["image_start_token"], _MM["image_end_token"], _MM["slice_start_token"],
+                                   _MM["slice_end_token"])
+    return _build(MiniCPMV4_7Config, MiniCPMV4_7ForConditionalGeneration, MiniCPMV4_7Processor, tok, MINICPMV4_7,
+                  image_start_id=start, image_end_id=end, slice_start_id=sstart, slice_end_id=send)
+
+
+def _minicpm(name: str, build) -> TinyFamily:
+    return TinyFamily(name, chatml(_MM["image_token"] + "\n"), (*CHATML_SPECIALS, *_MM.values()),
+                      {**CHATML_ROLES, **_MM}, build, "Qwen3_5ForCausalLM", needs=("torchvision",))
+
+
+MINICPMV4_6 = _minicpm("minicpm-v4.6", build_minicpmv4_6)
+MINICPMV4_7 = _minicpm("minicpm-v4.7", build_minicpmv4_7)
+
+SPECS = [MINICPMV4_6, MINICPMV4_7]
