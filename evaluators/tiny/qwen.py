@@ -64,8 +64,6 @@ def build_qwen3_vl(tok, seed: int = 0):
     interleaved M-RoPE, Qwen3 text model (q/k norm)."""
     import torch
     from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
-    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
     torch.manual_seed(seed)
     text = _text(tok, head_dim=16)
@@ -75,13 +73,36 @@ def build_qwen3_vl(tok, seed: int = 0):
               "deepstack_visual_indexes": [0]}
     config = Qwen3VLConfig(text_config=text, vision_config=vision, **_vision_ids(tok))
     model = Qwen3VLForConditionalGeneration(config).eval()
-    # one 64x64 image -> 4x4 patches of 16 -> 4 tokens after 2x2 merging
+    return model, _qwen3_processor(Qwen3VLProcessor, tok, QWEN3_VL)
+
+
+def _qwen3_processor(processor_cls, tok, spec: TinyFamily):
+    """One 64x64 image -> 4x4 patches of 16 -> 4 tokens after 2x2 merging."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
+    from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
     pixels = {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2}
     image_proc = Qwen2VLImageProcessor(min_pixels=64 * 64, max_pixels=64 * 64, **pixels)
     video_proc = Qwen3VLVideoProcessor(size={"shortest_edge": 64 * 64, "longest_edge": 64 * 64 * 4}, **pixels)
-    processor = Qwen3VLProcessor(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
-                                 chat_template=QWEN3_VL.template)
-    return model, processor
+    return processor_cls(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
+                         chat_template=spec.template)
+
+
+def build_qwen3_5(tok, seed: int = 0):
+    """Qwen3.5 (natively multimodal): Qwen3-VL's vision side and processor, and a hybrid text model
+    (gated delta-net linear attention layers between full-attention ones)."""
+    import torch
+    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration, Qwen3VLProcessor
+
+    torch.manual_seed(seed)
+    text = _text(tok, head_dim=16, layer_types=["linear_attention", "full_attention"], linear_key_head_dim=16,
+                 linear_value_head_dim=16, linear_num_key_heads=2, linear_num_value_heads=4)
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_interleaved": True}
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+              "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16}
+    config = Qwen3_5Config(text_config=text, vision_config=vision, **_vision_ids(tok))
+    model = Qwen3_5ForConditionalGeneration(config).eval()
+    return model, _qwen3_processor(Qwen3VLProcessor, tok, QWEN3_5)
 
 
 def _qwen(name: str, build, backbone: str, **kw) -> TinyFamily:
@@ -93,5 +114,6 @@ def _qwen(name: str, build, backbone: str, **kw) -> TinyFamily:
 QWEN2_VL = _qwen("qwen2-vl", build_qwen2_vl, "Qwen2ForCausalLM")
 QWEN2_5_VL = _qwen("qwen2.5-vl", build_qwen2_5_vl, "Qwen2ForCausalLM")
 QWEN3_VL = _qwen("qwen3-vl", build_qwen3_vl, "Qwen3ForCausalLM")
+QWEN3_5 = _qwen("qwen3.5", build_qwen3_5, "Qwen3_5ForCausalLM")
 
-SPECS = [QWEN2_VL, QWEN2_5_VL, QWEN3_VL]
+SPECS = [QWEN2_VL, QWEN2_5_VL, QWEN3_VL, QWEN3_5]
