@@ -77,4 +77,49 @@ PALIGEMMA = TinyFamily(
     build_paligemma, "Gemma2ForCausalLM", backbone_template="",
 )
 
-SPECS = [GEMMA3, PALIGEMMA]
+
+
+def build_gemma4(tok, seed: int = 0):
+    """Gemma 4: a ViT with 2-D RoPE pooled 3x3 into soft tokens (at most 70, the fewest the processor
+    allows), an audio tower, and a Gemma4 text model (sliding and global layers, per-layer inputs)."""
+    import torch
+    from transformers import Gemma4Config, Gemma4ForConditionalGeneration, Gemma4Processor
+    from transformers.models.gemma4.feature_extraction_gemma4 import Gemma4AudioFeatureExtractor
+    from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
+    from transformers.models.gemma4.video_processing_gemma4 import Gemma4VideoProcessor
+
+    torch.manual_seed(seed)
+    bos, eos, pad = ids(tok, "<bos>", "<turn|>", "<pad>")
+    boi, eoi, img, boa, eoa, audio = ids(tok, "<|image>", "<image|>", "<|image|>", "<|audio>", "<audio|>", "<|audio|>")
+    text = tiny_text(tok, model_type="gemma4_text", head_dim=16, global_head_dim=16, sliding_window=512,
+                     layer_types=["sliding_attention", "full_attention"], vocab_size_per_layer_input=len(tok),
+                     hidden_size_per_layer_input=8, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
+    vision = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "num_key_value_heads": 2, "head_dim": 16, "patch_size": 16, "pooling_kernel_size": 3,
+              "position_embedding_size": 1024}
+    audio_cfg = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+                 "subsampling_conv_channels": [8, 4], "output_proj_dims": 64}
+    config = Gemma4Config(text_config=text, vision_config=vision, audio_config=audio_cfg, boi_token_id=boi,
+                          eoi_token_id=eoi, image_token_id=img, boa_token_id=boa, eoa_token_index=eoa,
+                          audio_token_id=audio)
+    model = Gemma4ForConditionalGeneration(config).eval()
+    processor = Gemma4Processor(
+        feature_extractor=Gemma4AudioFeatureExtractor(),
+        image_processor=Gemma4ImageProcessorPil(patch_size=16, max_soft_tokens=70, pooling_kernel_size=3),
+        video_processor=Gemma4VideoProcessor(patch_size=16, max_soft_tokens=70, pooling_kernel_size=3),
+        tokenizer=tok, chat_template=GEMMA4.template, image_seq_length=70)
+    return model, processor
+
+
+GEMMA4 = TinyFamily(
+    "gemma4",
+    template("{{ bos_token }}", ("<|turn>", "\n"), "<turn|>\n", "<|turn>model\n", "<|image|>"),
+    ("<bos>", "<eos>", "<unk>", "<pad>", "<|turn>", "<turn|>", "<|image>", "<image|>", "<|image|>", "<|audio>",
+     "<audio|>", "<|audio|>"),
+    {"bos_token": "<bos>", "eos_token": "<turn|>", "unk_token": "<unk>", "pad_token": "<pad>",
+     "boi_token": "<|image>", "eoi_token": "<image|>", "image_token": "<|image|>", "boa_token": "<|audio>",
+     "eoa_token": "<audio|>", "audio_token": "<|audio|>"},
+    build_gemma4, "Gemma4ForCausalLM", needs=("torchvision",),
+)
+
+SPECS = [GEMMA3, PALIGEMMA, GEMMA4]
