@@ -88,6 +88,22 @@ def _qwen3_processor(processor_cls, tok, spec: TinyFamily):
                          chat_template=spec.template)
 
 
+def build_qwen3_vl_moe(tok, seed: int = 0):
+    """Qwen3-VL-30B-A3B / 235B-A22B: Qwen3-VL with a mixture-of-experts text model (4 experts, top 2)."""
+    import torch
+    from transformers import Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration, Qwen3VLProcessor
+
+    torch.manual_seed(seed)
+    text = _text(tok, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
+    text["rope_parameters"] = {**text["rope_parameters"], "mrope_interleaved": True}
+    vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
+              "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16,
+              "deepstack_visual_indexes": [0]}
+    config = Qwen3VLMoeConfig(text_config=text, vision_config=vision, **_vision_ids(tok))
+    model = Qwen3VLMoeForConditionalGeneration(config).eval()
+    return model, _qwen3_processor(Qwen3VLProcessor, tok, QWEN3_VL_MOE)
+
+
 def build_qwen3_5(tok, seed: int = 0):
     """Qwen3.5 (natively multimodal): Qwen3-VL's vision side and processor, and a hybrid text model
     (gated delta-net linear attention layers between full-attention ones)."""
@@ -114,6 +130,12 @@ def _qwen(name: str, build, backbone: str, **kw) -> TinyFamily:
 QWEN2_VL = _qwen("qwen2-vl", build_qwen2_vl, "Qwen2ForCausalLM")
 QWEN2_5_VL = _qwen("qwen2.5-vl", build_qwen2_5_vl, "Qwen2ForCausalLM")
 QWEN3_VL = _qwen("qwen3-vl", build_qwen3_vl, "Qwen3ForCausalLM")
+def _normalised_top_k(vlm, state: dict, text: dict) -> tuple[dict, dict]:
+    """Qwen3-VL-MoE always renormalises its top-k routing weights; Qwen3MoE does so only when asked."""
+    return {**text, "norm_topk_prob": True}, state
+
+
+QWEN3_VL_MOE = _qwen("qwen3-vl-moe", build_qwen3_vl_moe, "Qwen3MoeForCausalLM", adapt_backbone=_normalised_top_k)
 QWEN3_5 = _qwen("qwen3.5", build_qwen3_5, "Qwen3_5ForCausalLM")
 
-SPECS = [QWEN2_VL, QWEN2_5_VL, QWEN3_VL, QWEN3_5]
+SPECS = [QWEN2_VL, QWEN2_5_VL, QWEN3_VL, QWEN3_VL_MOE, QWEN3_5]
