@@ -32,7 +32,13 @@ SLOW: set[str] = set()
 
 
 def _params():
-    return [pytest.param(f, marks=[pytest.mark.slow] if f in SLOW else [], id=f) for f in FAMILIES]
+    params = []
+    for family in FAMILIES:
+        marks = [pytest.mark.slow] if family in SLOW else []
+        if SPECS[family].known_failure:  # strict: a fixed upstream release fails here until it is updated
+            marks.append(pytest.mark.xfail(raises=AttributeError, strict=True, reason=SPECS[family].known_failure))
+        params.append(pytest.param(family, marks=marks, id=family))
+    return params
 
 
 def _image_token_ids(backend) -> set[int]:
@@ -44,6 +50,11 @@ def _image_token_ids(backend) -> set[int]:
             if isinstance(value, int):
                 found.add(value)
     return found
+
+
+def _as_model_dtype(enc, model):
+    """Pixel tensors in the model's dtype, as the HF backend passes them (Llama 4's processor gives bf16)."""
+    return {k: v.to(model.dtype) if "pixel" in k and v.is_floating_point() else v for k, v in enc.items()}
 
 
 def _eval(pair, data, out, batch_size: int):
@@ -78,7 +89,7 @@ def _check_requests(pair, samples) -> None:
     other = dataclasses.replace(samples[0], image=samples[1].image)
     v2 = vlm._encode([vlm._materialise(build_messages(other, "v", cfg))])
     with torch.inference_mode():
-        a, b = (vlm.model(**enc).logits[0, -1] for enc in (v, v2))
+        a, b = (vlm.model(**_as_model_dtype(enc, vlm.model)).logits[0, -1] for enc in (v, v2))
     assert not torch.allclose(a, b), "the image does not change the logits"
 
     # a batch mixing image and no-image rows (a server's batch can) answers as separate batches

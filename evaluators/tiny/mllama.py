@@ -1,5 +1,6 @@
-"""Mllama (Llama-3.2-Vision): a tiled ViT whose features enter the Llama text model through gated
-cross-attention layers; the image takes a single ``<|image|>`` token in the text."""
+"""Meta's VLMs. Mllama (Llama-3.2-Vision): a tiled ViT whose features enter the Llama text model through gated
+cross-attention layers; the image takes a single ``<|image|>`` token in the text. Llama 4: early
+fusion, image patches as tokens in an MoE text model."""
 
 from __future__ import annotations
 
@@ -61,4 +62,49 @@ MLLAMA = TinyFamily(
     zero_init=("cross_attn_attn_gate", "cross_attn_mlp_gate"), adapt_backbone=mllama_backbone,
 )
 
-SPECS = [MLLAMA]
+
+
+def build_llama4(tok, seed: int = 0):
+    """Llama 4 (Scout/Maverick): a ViT whose 32x32 tile of 8x8 patches is pixel-shuffled 0.5 into 4
+    ``<|patch|>`` tokens, and an MoE Llama 4 text model (layer 1: 2 experts, top 1, plus a shared MLP)."""
+    import torch
+    from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
+    from transformers.models.llama4.image_processing_llama4 import Llama4ImageProcessor
+
+    torch.manual_seed(seed)
+    bos, eos, pad, boi, eoi, patch = ids(tok, "<|begin_of_text|>", "<|eot|>", "<|finetune_right_pad|>",
+                                         "<|image_start|>", "<|image_end|>", "<|patch|>")
+    text = tiny_text(tok, head_dim=16, intermediate_size=32, intermediate_size_mlp=128, num_local_experts=2,
+                     num_experts_per_tok=1, interleave_moe_layer_step=2, bos_token_id=bos, eos_token_id=eos,
+                     pad_token_id=pad)
+    # the pixel shuffle makes 4x-wide features, which the adapter's first layer takes as intermediate_size
+    vision = {"hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
+              "image_size": 32, "patch_size": 8, "vision_output_dim": 64, "projector_input_dim": 64,
+              "projector_output_dim": 64}
+    config = Llama4Config(vision_config=vision, text_config=text, boi_token_index=boi, eoi_token_index=eoi,
+                          image_token_index=patch)
+    model = Llama4ForConditionalGeneration(config).eval()
+    image_proc = Llama4ImageProcessor(size={"height": 32, "width": 32}, max_patches=1)
+    processor = Llama4Processor(image_processor=image_proc, tokenizer=tok, patch_size=8, pixel_shuffle_ratio=0.5,
+                                chat_template=LLAMA4.template)
+    return model, processor
+
+
+LLAMA4 = TinyFamily(
+    "llama4",
+    template("{{ bos_token }}", ("<|header_start|>", "<|header_end|>\n\n"), "<|eot|>",
+             "<|header_start|>assistant<|header_end|>\n\n", "<|image|>"),
+    ("<|begin_of_text|>", "<|end_of_text|>", "<|eot|>", "<|header_start|>", "<|header_end|>",
+     "<|finetune_right_pad|>", "<|image|>", "<|image_start|>", "<|image_end|>", "<|patch|>", "<|tile_x_separator|>",
+     "<|tile_y_separator|>"),
+    {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot|>", "pad_token": "<|finetune_right_pad|>",
+     "unk_token": None},
+    # the VLM holds a whole Llama4ForCausalLM under language_model
+    build_llama4, "Llama4ForCausalLM", text_prefixes=("language_model.model.",), head_prefix="language_model.lm_head.",
+    needs=("torchvision",),
+    known_failure="transformers 5.24: Llama4ForConditionalGeneration.forward reads outputs.image_outputs from its "
+                  "language model's MoeCausalLMOutputWithPast, which has none (AttributeError, "
+                  "modeling_llama4.py:1318), with or without an image",
+)
+
+SPECS = [MLLAMA, LLAMA4]
