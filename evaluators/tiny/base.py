@@ -70,7 +70,7 @@ class TinyFamily:
     text_prefixes: tuple[str, ...] = ("model.language_model.",)
     head_prefix: str = "lm_head."  # the output head's state-dict prefix in the VLM
     drop: tuple[str, ...] = ()
-    # text-config keys the standalone class does not take (e.g. Qwen's M-RoPE section)
+    # config keys the standalone class must not get (e.g. Phi-4-multimodal's vision/audio configs)
     backbone_config_drop: tuple[str, ...] = ()
     # parameters the family initialises to zero (gates, projections) that would make a random
     # model ignore the image; they get small random values so that v differs from wv
