@@ -15,12 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from . import aya, deepseek, gemma, glm, idefics, internvl, llava, minicpm, mistral, mllama, molmo, ovis, phi, qwen
+from . import aya, deepseek, gemma, glm, idefics, internvl, lfm, llava, minicpm, mistral, mllama, molmo, ovis, phi, qwen
 from .base import DEFAULT_CORPUS, TinyFamily, TinyPair, extract_backbone, save, wake_zero_init
 from .base import train_tokenizer as _train
 
 # the order `mmstar tiny-models` builds in
-_MODULES = (llava, qwen, gemma, idefics, internvl, mllama, glm, mistral, aya, ovis, deepseek, phi, molmo, minicpm)
+_MODULES = (llava, qwen, gemma, idefics, internvl, mllama, glm, mistral, aya, ovis, deepseek, phi, molmo, minicpm, lfm)
 SPECS: dict[str, TinyFamily] = {s.name: s for m in _MODULES for s in m.SPECS}
 FAMILIES: tuple[str, ...] = tuple(SPECS)
 TEMPLATES: dict[str, str] = {name: s.template for name, s in SPECS.items()}
