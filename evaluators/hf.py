@@ -171,7 +171,7 @@ class HFBackend:
         """Text-only input for a VLM whose processor refuses it (PaliGemma: "images are expected"):
         the processor's chat template renders the prompt, the tokenizer alone encodes it."""
         if self.text_only == "none":
-            raise MmstarError(f"{self.model_id}: the {self.family} processor takes no text-only input, so modes "
+            raise MmstarError(f"{self.model_id}: the {self.family} processor takes no text-only input, so mode "
                               "wv cannot run on this model; run --modes v,t (t uses --backbone)")
         if not self.has_template:
             raise MmstarError(f"{self.model_id}: the {self.family} processor refuses text-only input and has no "
