@@ -11,46 +11,128 @@ from mmstar.errors import MmstarError
 def _cmd_models(args: argparse.Namespace) -> int:
     from .registry import REGISTRY
 
-    print(f"{'alias':<16} {'LVLM':<38} {'LLM backbone':<40} notes")
-    for e in REGISTRY.values():
-        print(f"{e.alias:<16} {e.lvlm:<38} {e.backbone or '-':<40} {e.notes}")
+    statuses = {}
+    if args.check:
+        from .families import FAMILIES
+        from .modelcheck import family_status
+
+        statuses = {name: family_status(facts) for name, facts in FAMILIES.items()}
+    rows = [(e.alias, e.family, e.text_only, str(e.max_new_tokens or "-"), e.lvlm, e.backbone or "-")
+            for e in REGISTRY.values()]
+    header = ("alias", "family", "text-only", "max-new", "LVLM", "LLM backbone")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    print("  ".join(h.ljust(w) for h, w in zip(header, widths)) + ("  check" if args.check else ""))
+    for row, e in zip(rows, REGISTRY.values()):
+        line = "  ".join(c.ljust(w) for c, w in zip(row, widths))
+        if args.check:
+            st = statuses[e.family]
+            line += "  ok" if st.ok else f"  MISSING: {st.problem()} -> {st.install_hint()}"
+        print(line.rstrip())
+        if args.notes and e.notes:
+            print(f"    {e.notes}")
+    if args.check:
+        ready = sum(statuses[e.family].ok for e in REGISTRY.values())
+        print(f"\n{ready} of {len(REGISTRY)} aliases can run with the installed packages")
     print("\nAny hub id or local folder works too: mmstar eval --model ORG/NAME --backbone ORG/LLM")
     return 0
 
 
-def _cmd_eval(args: argparse.Namespace) -> int:
-    from mmstar.loaders import load_benchmark
+def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
     from mmstar.prompts import PromptConfig
-    from mmstar.report import score_table
 
-    from .backend import GenerationConfig
-    from .registry import resolve_model
-    from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line, vllm_factory
+    from .runner import EvalConfig
 
-    if args.backend == "openai" and not args.base_url:
-        raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
-    if args.batch_size < 1:
-        raise MmstarError("--batch-size must be at least 1")
-    entry = resolve_model(args.model, args.backbone, any_name=args.backend == "openai")
-    modes = parse_modes(args.modes)
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    config = EvalConfig(
+    return EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
         gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
         overwrite=args.overwrite, progress=not args.no_progress,
     )
-    specs = [args.data] if "," not in args.data or Path(args.data).exists() else [
-        x.strip() for x in args.data.split(",") if x.strip()]
-    benches = [load_benchmark(spec) for spec in specs]  # every spec is checked before any model loads
+
+
+def _eval_factory(args: argparse.Namespace, entry, gen):
+    from .runner import hf_factory, openai_factory, vllm_factory
+
     device_map = (args.device_map or entry.defaults.get("device_map")) if args.device == "auto" else args.device_map
     if args.backend == "openai":
-        factory = openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
-    elif args.backend == "vllm":
-        factory = vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
-                               args.images_per_prompt, args.dtype,
-                               args.trust_remote_code)
+        return openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
+    if args.backend == "vllm":
+        return vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
+                            args.images_per_prompt, args.dtype,
+                            args.trust_remote_code)
+    return hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+
+
+def _check_eval_args(args: argparse.Namespace) -> None:
+    if args.backend == "openai" and not args.base_url:
+        raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
+    if args.batch_size < 1:
+        raise MmstarError("--batch-size must be at least 1")
+
+
+def _resolve_checked(name: str, backbone: str | None, backend: str):
+    from .registry import resolve_model
+
+    entry = resolve_model(name, backbone, any_name=backend == "openai")
+    if backend != "openai":  # a local backend needs the family's classes installed
+        from .modelcheck import require_family
+
+        require_family(entry)
+    return entry
+
+
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
+    from mmstar.loaders import load_benchmark
+
+    from .backend import GenerationConfig
+    from .modelcheck import require_family
+    from .registry import resolve_model
+    from .runner import parse_modes
+    from .sweep import load_sweep_config, report, run_sweep, sweep_from_flags
+
+    if args.config:
+        if args.model:
+            raise MmstarError("give the models in --config or with --model, not both")
+        spec = load_sweep_config(Path(args.config))
+        for key, value in spec.options:  # the config's options replace the flags' values
+            setattr(args, key, ",".join(value) if key == "modes" and isinstance(value, list) else value)
+        args.out = spec.out or args.out
     else:
-        factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+        spec = sweep_from_flags(args.model, args.backbone, args.data)
+    _check_eval_args(args)
+    modes = parse_modes(str(args.modes))
+    # every alias, then every family, then every benchmark is checked before any model loads
+    entries = [resolve_model(m.name, m.backbone, any_name=args.backend == "openai") for m in spec.models]
+    if args.backend != "openai":
+        for entry in entries:
+            require_family(entry)
+    benches = [load_benchmark(d) for d in spec.data]
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    out = Path(args.out)
+    results = run_sweep(entries, benches, out, lambda e: _eval_config(args, e, modes, gen),
+                        lambda e: _eval_factory(args, e, gen))
+    return report(results, out)
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    from mmstar.loaders import load_benchmark
+    from mmstar.report import score_table
+
+    from .backend import GenerationConfig
+    from .runner import parse_modes, run_eval, summary_line
+    from .sweep import split_list
+
+    if args.config or not args.model or len(split_list(args.model)) > 1:
+        if not args.config and not args.model:
+            raise MmstarError("give --model NAME (or a comma list) or --config SWEEP.yaml")
+        return _cmd_sweep(args)
+    _check_eval_args(args)
+    entry = _resolve_checked(args.model, args.backbone, args.backend)
+    modes = parse_modes(args.modes)
+    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    config = _eval_config(args, entry, modes, gen)
+    benches = [load_benchmark(spec) for spec in split_list(args.data)]  # all checked before any model loads
+    factory = _eval_factory(args, entry, gen)
     run_dirs = []
     for bench in benches:
         run_dir, scores = run_eval(bench, config, Path(args.out), factory)
@@ -70,12 +152,23 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
-    from .tiny import FAMILIES, build_tiny_pair
+    import importlib.util
 
-    families = args.family or list(FAMILIES)
+    from .tiny import FAMILIES, SPECS, build_tiny_pair
+
+    families = [f.strip() for spec in (args.family or [",".join(FAMILIES)]) for f in spec.split(",") if f.strip()]
+    for fam in families:  # every name is checked before anything is built
+        if fam not in SPECS:
+            raise MmstarError(f"--family {fam}: unknown tiny family; choose from {', '.join(FAMILIES)}")
+        missing = [m for m in SPECS[fam].needs if importlib.util.find_spec(m) is None]
+        if missing:
+            raise MmstarError(f"--family {fam}: its processor needs {', '.join(missing)}; "
+                              f"pip install {' '.join(missing)}")
     for fam in families:
         pair = build_tiny_pair(fam, Path(args.dir))
         print(f"{fam}: LVLM {pair.vlm}  backbone {pair.backbone}")
+        if SPECS[fam].known_failure:
+            print(f"  note: built, but it does not run: {SPECS[fam].known_failure}")
     first = families[0]
     print(f"\ntry: mmstar eval --model {Path(args.dir) / ('tiny-' + first)} "
           f"--backbone {Path(args.dir) / ('tiny-' + first + '-backbone')} --data DEMO.parquet")
@@ -89,12 +182,16 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from .tiny import FAMILIES  # a plain tuple: tiny.py imports torch/transformers only inside builders
+    from .tiny import FAMILIES  # plain data: the builders import torch/transformers only when called
 
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
-    p.add_argument("--model", required=True, help="registry alias (see `mmstar models`), hub id or local folder")
-    p.add_argument("--backbone", help="LLM backbone id or folder for mode t (default: the registry's)")
-    p.add_argument("--data", default="mmstar", help="benchmark file/folder or hub id (default: Lin-Chen/MMStar)")
+    p.add_argument("--model", help="registry alias (see `mmstar models`), hub id or local folder; a comma list "
+                   "runs a sweep (every model x every --data, one run dir each, table + OUT/leaderboard.csv)")
+    p.add_argument("--backbone", help="LLM backbone id or folder for mode t (default: the registry's); in a sweep "
+                   "one for all models or a comma list, one per model")
+    p.add_argument("--data", default="mmstar", help="benchmark file/folder or hub id, or a comma list "
+                   "(default: Lin-Chen/MMStar)")
+    p.add_argument("--config", help="sweep file (YAML or JSON): models, data, out, options (see evaluators/sweep.py)")
     p.add_argument("--modes", default="v,wv,t", help="comma list of v, wv, t (default: all three)")
     p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<model>/<benchmark>/")
@@ -120,11 +217,15 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_eval)
 
     m = sub.add_parser("models", help="list the model registry")
+    m.add_argument("--check", action="store_true",
+                   help="say for every alias whether the installed packages have what it needs, and what to install")
+    m.add_argument("--notes", action="store_true", help="print each alias's notes (backbone provenance etc.)")
     m.set_defaults(func=_cmd_models)
 
     t = sub.add_parser("tiny-models", help="build tiny random checkpoints of real VLM families (offline smoke test)")
     t.add_argument("dir")
-    t.add_argument("--family", action="append", choices=FAMILIES)
+    t.add_argument("--family", action="append", metavar="F[,F...]",
+                   help=f"families to build (repeat or comma-separate; default: all): {', '.join(FAMILIES)}")
     t.set_defaults(func=_cmd_tiny)
 
     d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")
@@ -214,6 +315,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_backbone_extract(args: argparse.Namespace) -> int:
+    from .backbone import extract_backbone
+
+    res = extract_backbone(args.vlm, Path(args.out), trust_remote_code=args.trust_remote_code,
+                           allow_pickle=args.allow_pickle, overwrite=args.overwrite)
+    print(f"{res.source} ({res.family}): language model -> {res.out} as {res.backbone_class}, {res.n_tensors} tensors")
+    print(f"S_t with it is labelled 'extracted' (the LVLM's LM after multimodal training, not the original LLM): "
+          f"mmstar eval --model {res.source} --backbone {res.out}")
+    return 0
+
+
 def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import", help="turn VLMEvalKit / lmms-eval prediction logs into run directories")
     p.add_argument("tool", choices=("vlmevalkit", "lmms-eval"))
@@ -223,6 +335,15 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
     p.add_argument("--out", default="runs")
     p.set_defaults(func=_cmd_import)
+    bb = sub.add_parser("backbone", help="LLM backbones: extract an LVLM's language model as a standalone checkpoint")
+    bsub = bb.add_subparsers(dest="backbone_cmd", required=True)
+    ex = bsub.add_parser("extract", help="save an LVLM's language model as a causal-LM checkpoint (S_t 'extracted')")
+    ex.add_argument("vlm", help="local folder or hub id of the LVLM")
+    ex.add_argument("--out", required=True, help="folder to write (safetensors, tokenizer, chat template, marker)")
+    ex.add_argument("--trust-remote-code", action="store_true")
+    ex.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights")
+    ex.add_argument("--overwrite", action="store_true", help="replace a non-empty --out")
+    ex.set_defaults(func=_cmd_backbone_extract)
     b = sub.add_parser("benchmarks", help="list the benchmark registry and what is cached")
     b.set_defaults(func=_cmd_benchmarks)
     s = sub.add_parser("serve", help="an OpenAI-compatible endpoint over local HF models (batches concurrent requests)")

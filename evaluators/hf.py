@@ -18,6 +18,7 @@ from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
 from .backend import GenerationConfig, Request, Response, render_plain
+from .families import facts_for_model_type
 
 
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
@@ -57,6 +58,15 @@ class Prepared:
     encoded: Any = None
 
 
+def _has_image(conversation: list[dict[str, Any]]) -> bool:
+    return any(isinstance(m["content"], list) and any(p.get("type") == "image" for p in m["content"])
+               for m in conversation)
+
+
+def _mixes_images(conversations: list[list[dict[str, Any]]]) -> bool:
+    return len({_has_image(c) for c in conversations}) > 1
+
+
 class HFBackend:
     """``kind`` is "vlm" (processor + image-text-to-text model) or "llm" (tokenizer + causal LM)."""
 
@@ -86,7 +96,7 @@ class HFBackend:
             if kind == "vlm":
                 self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
                 self.tokenizer = self.processor.tokenizer
-                self.model = tf.AutoModelForImageTextToText.from_pretrained(model_id, **kwargs)
+                self.model = self._vlm_class(model_id).from_pretrained(model_id, **kwargs)
             else:
                 self.processor = None
                 self.tokenizer = tf.AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
@@ -99,7 +109,24 @@ class HFBackend:
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
+        if self.processor is not None and not self.processor.chat_template and self.tokenizer.chat_template:
+            # some processors (Phi-4-multimodal) do not reload their template; the tokenizer keeps it
+            self.processor.chat_template = self.tokenizer.chat_template
         self.has_template = bool(getattr(self.processor or self.tokenizer, "chat_template", None))
+        # how text-only requests reach this VLM is family data (families.py), never a name check here
+        facts = facts_for_model_type(getattr(self.model.config, "model_type", "")) if kind == "vlm" else None
+        self.family = facts.name if facts else None
+        self.text_only = facts.text_only if facts else "processor"
+
+    def _vlm_class(self, model_id: str) -> Any:
+        """AutoModelForImageTextToText, or the class families.py names for a family the auto
+        mapping leaves out (Phi-4-multimodal is a ``*ForCausalLM`` that takes images)."""
+        tf = self.transformers
+        config = tf.AutoConfig.from_pretrained(model_id, trust_remote_code=self.trust_remote_code)
+        facts = facts_for_model_type(getattr(config, "model_type", ""))
+        if facts is not None and type(config) not in tf.AutoModelForImageTextToText._model_mapping:
+            return getattr(tf, facts.model_class)
+        return tf.AutoModelForImageTextToText
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
@@ -127,6 +154,8 @@ class HFBackend:
         return out
 
     def _encode(self, conversations: list[list[dict[str, Any]]]) -> Any:
+        if self.kind == "vlm" and self.text_only != "processor" and not any(map(_has_image, conversations)):
+            return self._encode_text_only(conversations)
         if self.kind == "vlm":
             return self.processor.apply_chat_template(
                 conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
@@ -137,6 +166,22 @@ class HFBackend:
             # the template already holds any BOS; do not add a second one
             return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return self.tokenizer([render_plain(c) for c in conversations], return_tensors="pt", padding=True)
+
+    def _encode_text_only(self, conversations: list[list[dict[str, Any]]]) -> Any:
+        """Text-only input for a VLM whose processor refuses it (PaliGemma: "images are expected"):
+        the processor's chat template renders the prompt, the tokenizer alone encodes it."""
+        if self.text_only == "none":
+            raise MmstarError(f"{self.model_id}: the {self.family} processor takes no text-only input, so mode "
+                              "wv cannot run on this model; run --modes v,t (t uses --backbone)")
+        if not self.has_template:
+            raise MmstarError(f"{self.model_id}: the {self.family} processor refuses text-only input and has no "
+                              "chat template to render it with; give the checkpoint a chat template or run --modes v,t")
+        texts = [self.processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
+                 for c in conversations]
+        enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+        if "token_type_ids" in self.processor.model_input_names:  # all prompt: the prefix, as with an image
+            enc["token_type_ids"] = self.torch.zeros_like(enc["input_ids"])
+        return enc
 
     # ------------------------------------------------------------------ generation
 
@@ -150,7 +195,7 @@ class HFBackend:
                 prepared.slots.append(i)
             except MmstarError as exc:
                 prepared.errors[i] = Response(error=str(exc))
-        if prepared.conversations:
+        if prepared.conversations and not _mixes_images(prepared.conversations):
             prepared.encoded = self._encode(prepared.conversations)
         return prepared
 
@@ -167,6 +212,8 @@ class HFBackend:
 
     def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
         """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
+        if _mixes_images(conversations):
+            return self._generate_by_image_presence(conversations)
         try:
             return self._generate_batch(conversations, encoded)
         except self.torch.cuda.OutOfMemoryError as exc:
@@ -175,6 +222,17 @@ class HFBackend:
                 return [Response(error=f"CUDA out of memory on a single request: {str(exc)[:160]}")]
             half = len(conversations) // 2
             return self._generate_split(conversations[:half]) + self._generate_split(conversations[half:])
+
+    def _generate_by_image_presence(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+        """Rows with and without an image, generated as two batches: some processors and models
+        cannot batch them together (Mllama fails on ``aspect_ratio_ids``; PaliGemma splices
+        ``<bos>`` into the text-only row). mmstar's modes never mix them; a server's batch can."""
+        out: list[Response | None] = [None] * len(conversations)
+        for with_image in (True, False):
+            rows = [i for i, c in enumerate(conversations) if _has_image(c) == with_image]
+            for i, resp in zip(rows, self._generate_split([conversations[i] for i in rows])):
+                out[i] = resp
+        return [r if r is not None else Response(error="no response") for r in out]
 
     def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]:
         """Fast scoring without generation: one forward pass per batch; each request's answer is the

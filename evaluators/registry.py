@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,26 +25,118 @@ class ModelEntry:
     chat_template_kwargs: dict[str, Any] = field(default_factory=dict)
     thinking: dict[str, dict[str, Any]] = field(default_factory=dict)  # {"on": {...}, "off": {...}}
 
+    @property
+    def text_only(self) -> str:
+        """How text-only input (wv, t) reaches the model, from the family facts; "unknown" for a
+        model outside the registry's families."""
+        from .families import FAMILIES
+
+        facts = FAMILIES.get(self.family)
+        return facts.text_only if facts else "unknown"
+
+
+_E = ModelEntry
+# notes on the LLM backbone: "changed" = the LM was trained on during multimodal training, so the
+# released LLM is the paper's S_t but not the weights inside the LVLM (`mmstar backbone extract`
+# measures those); "frozen" = the LVLM's LM is the released LLM unchanged
+_CHANGED = "LM trained during multimodal training (changed)"
+_QWEN3_THINK = {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
+# Qwen3 LLMs think by default; an Instruct LVLM answers directly, so its Qwen3 backbone must too (the
+# switch is ignored by templates that do not know it, such as the Qwen3-VL-Instruct one)
+_NO_THINK = {"enable_thinking": False}
 
 _ENTRIES = [
-    ModelEntry("llava", "llava-hf/llava-1.5-7b-hf", "lmsys/vicuna-7b-v1.5", "llava", "LLaVA-1.5-7B (the paper's row)"),
-    ModelEntry("llava-13b", "llava-hf/llava-1.5-13b-hf", "lmsys/vicuna-13b-v1.5", "llava", "LLaVA-1.5-13B"),
-    ModelEntry("llava-next-7b", "llava-hf/llava-v1.6-vicuna-7b-hf", "lmsys/vicuna-7b-v1.5", "llava-next",
-               "LLaVA-NeXT (v1.6) Vicuna-7B"),
-    ModelEntry("llava-next-34b", "llava-hf/llava-v1.6-34b-hf", "NousResearch/Nous-Hermes-2-Yi-34B", "llava-next",
-               "LLaVA-NeXT-34B (the reference submission's model)", {"device_map": "auto"}),
-    ModelEntry("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-1.5B-Instruct", "qwen2-vl", "Qwen2-VL-2B"),
-    ModelEntry("qwen2-vl-7b", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2-7B-Instruct", "qwen2-vl", "Qwen2-VL-7B"),
-    ModelEntry("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "qwen2.5-vl",
-               "Qwen2.5-VL-7B"),
-    ModelEntry("smolvlm", "HuggingFaceTB/SmolVLM-Instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "idefics3",
-               "SmolVLM (Idefics3 architecture)"),
-    ModelEntry("idefics3-8b", "HuggingFaceM4/Idefics3-8B-Llama3", "meta-llama/Meta-Llama-3.1-8B-Instruct",
-               "idefics3", "Idefics3-8B"),
-    ModelEntry("gemma3-4b", "google/gemma-3-4b-it", "google/gemma-3-1b-it", "gemma3",
-               "Gemma-3-4B-it; no separately released text-only 4B: the 1B text model stands in unless "
-               "--backbone is given (the paper's S_t needs the VLM's own backbone)"),
-    ModelEntry("paligemma-3b", "google/paligemma-3b-mix-224", "google/gemma-2b", "paligemma", "PaliGemma-3B mix"),
+    # ---- the original 11 (2023-2024)
+    _E("llava", "llava-hf/llava-1.5-7b-hf", "lmsys/vicuna-7b-v1.5", "llava", "LLaVA-1.5-7B (the paper's row)"),
+    _E("llava-13b", "llava-hf/llava-1.5-13b-hf", "lmsys/vicuna-13b-v1.5", "llava", "LLaVA-1.5-13B"),
+    _E("llava-next-7b", "llava-hf/llava-v1.6-vicuna-7b-hf", "lmsys/vicuna-7b-v1.5", "llava-next",
+       "LLaVA-NeXT (v1.6) Vicuna-7B"),
+    _E("llava-next-34b", "llava-hf/llava-v1.6-34b-hf", "NousResearch/Nous-Hermes-2-Yi-34B", "llava-next",
+       "LLaVA-NeXT-34B (the reference submission's model)", {"device_map": "auto"}),
+    _E("qwen2-vl-2b", "Qwen/Qwen2-VL-2B-Instruct", "Qwen/Qwen2-1.5B-Instruct", "qwen2-vl", "Qwen2-VL-2B"),
+    _E("qwen2-vl-7b", "Qwen/Qwen2-VL-7B-Instruct", "Qwen/Qwen2-7B-Instruct", "qwen2-vl", "Qwen2-VL-7B"),
+    _E("qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct", "Qwen/Qwen2.5-7B-Instruct", "qwen2.5-vl",
+       f"Qwen2.5-VL-7B; {_CHANGED}"),
+    _E("smolvlm", "HuggingFaceTB/SmolVLM-Instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "idefics3",
+       "SmolVLM (Idefics3 architecture)"),
+    _E("idefics3-8b", "HuggingFaceM4/Idefics3-8B-Llama3", "meta-llama/Meta-Llama-3.1-8B-Instruct",
+       "idefics3", "Idefics3-8B"),
+    _E("gemma3-4b", "google/gemma-3-4b-it", "google/gemma-3-1b-it", "gemma3",
+       "Gemma-3-4B-it; no separately released text-only 4B: the 1B text model stands in unless "
+       "--backbone is given (the paper's S_t needs the VLM's own backbone; see `mmstar backbone extract`)"),
+    _E("paligemma-3b", "google/paligemma-3b-mix-224", "google/gemma-2b", "paligemma", "PaliGemma-3B mix"),
+    # ---- LLaVA-OneVision: SigLIP + Qwen2 (the -hf conversions)
+    *[_E(f"llava-ov-{size}", f"llava-hf/llava-onevision-qwen2-{size}-ov-hf", f"Qwen/Qwen2-{llm}-Instruct",
+         "llava-onevision", f"LLaVA-OneVision-{size.upper()} (OV stage); {_CHANGED}", dict(extra))
+      for size, llm, extra in (("0.5b", "0.5B", {}), ("7b", "7B", {}), ("72b", "72B", {"device_map": "auto"}))],
+    # ---- Qwen2.5-VL (7B above)
+    *[_E(f"qwen2.5-vl-{size.lower()}", f"Qwen/Qwen2.5-VL-{size}-Instruct", f"Qwen/Qwen2.5-{size}-Instruct",
+         "qwen2.5-vl", f"Qwen2.5-VL-{size}; {_CHANGED}", dict(extra))
+      for size, extra in (("3B", {}), ("32B", {"device_map": "auto"}), ("72B", {"device_map": "auto"}))],
+    # ---- Qwen3-VL dense, Instruct and Thinking
+    *[_E(f"qwen3-vl-{size.lower()}{'-thinking' if kind == 'Thinking' else ''}", f"Qwen/Qwen3-VL-{size}-{kind}",
+         f"Qwen/Qwen3-{llm}", "qwen3-vl",
+         f"Qwen3-VL-{size}-{kind}; {_CHANGED}; the card does not name the starting LLM: the Qwen3 of matching "
+         f"size is assumed{' (2B: Qwen3-1.7B, unsure)' if size == '2B' else ''}; the Qwen3 backbone thinks by "
+         "default: --thinking off sets its enable_thinking=False"
+         + ("; the Thinking model always thinks (no off switch in its template)" if kind == "Thinking" else "")
+         + "; max_new_tokens: Qwen's recommended output length (16384 Instruct, 40960 Thinking) as we recall "
+         "it, not verified against the card here",
+         {"device_map": "auto"} if size == "32B" else {},
+         max_new_tokens=40960 if kind == "Thinking" else 16384, thinking=_QWEN3_THINK,
+         chat_template_kwargs={} if kind == "Thinking" else _NO_THINK)
+      for size, llm in (("2B", "1.7B"), ("4B", "4B"), ("8B", "8B"), ("32B", "32B"))
+      for kind in ("Instruct", "Thinking")],
+    # ---- InternVL3 / InternVL3.5, HF-native checkpoints (InternVLForConditionalGeneration)
+    *[_E(f"internvl3-{size.lower()}", f"OpenGVLab/InternVL3-{size}-hf", llm, "internvl",
+         f"InternVL3-{size}; the card names {llm.split('/')[1]} as the LM; native multimodal pre-training "
+         "trains the LM jointly (changed)", {"device_map": "auto"} if size in ("38B", "78B") else {})
+      for size, llm in (("1B", "Qwen/Qwen2.5-0.5B"), ("2B", "Qwen/Qwen2.5-1.5B"), ("8B", "Qwen/Qwen2.5-7B"),
+                        ("9B", "internlm/internlm3-8b-instruct"), ("14B", "Qwen/Qwen2.5-14B"),
+                        ("38B", "Qwen/Qwen2.5-32B"), ("78B", "Qwen/Qwen2.5-72B"))],
+    *[_E(f"internvl3.5-{size.lower()}", f"OpenGVLab/InternVL3_5-{size}-HF", f"Qwen/Qwen3-{llm}", "internvl",
+         f"InternVL3.5-{size}; LM from Qwen3-{llm} per the card (changed: SFT + cascade RL); thinking mode "
+         "is a system prompt in the original release, not a template switch (not encoded here); the Qwen3 "
+         "backbone gets enable_thinking=False to answer directly, as the LVLM does",
+         {"device_map": "auto"} if size == "38B" else {}, chat_template_kwargs=_NO_THINK)
+      for size, llm in (("1B", "0.6B"), ("2B", "1.7B"), ("4B", "4B"), ("8B", "8B"), ("14B", "14B"),
+                        ("38B", "32B"))],
+    # ---- Gemma-3: the 4B/12B/27B LMs are not released text-only
+    *[_E(f"gemma3-{size}", f"google/gemma-3-{size}-it", None, "gemma3",
+         f"Gemma-3-{size.upper()}-it; its LM is not released text-only: pass --backbone, or "
+         "`mmstar backbone extract` (labelled extracted, not the paper's S_t)",
+         {"device_map": "auto"} if size == "27b" else {})
+      for size in ("12b", "27b")],
+    # ---- Llama-3.2-Vision: cross-attention adapters on a frozen Llama-3.1
+    _E("llama3.2-vision-11b", "meta-llama/Llama-3.2-11B-Vision-Instruct", "meta-llama/Llama-3.1-8B-Instruct",
+       "mllama", "Llama-3.2-11B-Vision; LM frozen during adapter training (Meta), so Llama-3.1-8B is its LM; "
+       "gated on the hub"),
+    _E("llama3.2-vision-90b", "meta-llama/Llama-3.2-90B-Vision-Instruct", "meta-llama/Llama-3.1-70B-Instruct",
+       "mllama", "Llama-3.2-90B-Vision; LM frozen (Meta); gated on the hub", {"device_map": "auto"}),
+    # ---- GLM-4.1V-Thinking
+    _E("glm4.1v-9b-thinking", "zai-org/GLM-4.1V-9B-Thinking", "zai-org/GLM-4-9B-0414", "glm4v",
+       f"GLM-4.1V-9B-Thinking (formerly THUDM/); LM from GLM-4-9B-0414 per the paper, {_CHANGED}; always "
+       "reasons (<think>...</think><answer>); 8192 new tokens as in the card's example",
+       max_new_tokens=8192),
+    # ---- Mistral-Small-3.1 (Pixtral vision encoder + Mistral-Small-3 LM)
+    _E("mistral-small-3.1", "mistralai/Mistral-Small-3.1-24B-Instruct-2503",
+       "mistralai/Mistral-Small-24B-Instruct-2501", "mistral3",
+       "Mistral-Small-3.1-24B; builds on Mistral-Small-3 (2501), whose text-only model stands in: the 3.1 "
+       "LM itself is not released text-only (changed)", {"device_map": "auto"}),
+    # ---- Phi-4-multimodal: vision/speech LoRA adapters on a frozen Phi-4-mini
+    _E("phi4-multimodal", "microsoft/Phi-4-multimodal-instruct", "microsoft/Phi-4-mini-instruct",
+       "phi4-multimodal", "Phi-4-multimodal-instruct; LM frozen, modalities via LoRA adapters (card), so "
+       "Phi-4-mini-instruct is its LM; unsure which hub revision holds the transformers-native weights"),
+    # ---- Idefics3 / SmolVLM2 (SmolVLM v1 and Idefics3-8B above)
+    _E("smolvlm2-2.2b", "HuggingFaceTB/SmolVLM2-2.2B-Instruct", "HuggingFaceTB/SmolLM2-1.7B-Instruct", "smolvlm",
+       f"SmolVLM2-2.2B; {_CHANGED}"),
+    _E("smolvlm2-500m", "HuggingFaceTB/SmolVLM2-500M-Video-Instruct", "HuggingFaceTB/SmolLM2-360M-Instruct",
+       "smolvlm", f"SmolVLM2-500M; {_CHANGED}"),
+    # ---- PaliGemma2 mix checkpoints (Gemma-2 LMs); processor refuses text-only: tokenizer path
+    _E("paligemma2-3b", "google/paligemma2-3b-mix-448", "google/gemma-2-2b", "paligemma",
+       f"PaliGemma2-3B mix 448; Gemma-2-2B base LM, {_CHANGED}"),
+    _E("paligemma2-10b", "google/paligemma2-10b-mix-448", "google/gemma-2-9b", "paligemma",
+       f"PaliGemma2-10B mix 448; Gemma-2-9B base LM, {_CHANGED}"),
 ]
 REGISTRY: dict[str, ModelEntry] = {e.alias: e for e in _ENTRIES}
 
@@ -56,8 +149,10 @@ def resolve_model(name: str, backbone: str | None = None, any_name: bool = False
         return replace(entry, backbone=backbone or entry.backbone)
     looks_like_id = any_name or "/" in name or Path(name).exists()
     if not looks_like_id:
-        raise MmstarError(f"unknown model {name!r}: not a registry alias ({', '.join(REGISTRY)}), "
-                          "a local folder or a hub id like org/name; see `mmstar models`")
+        close = difflib.get_close_matches(name.lower(), REGISTRY, n=1, cutoff=0.5)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise MmstarError(f"unknown model {name!r}: not a registry alias, a local folder or a hub id like "
+                          f"org/name; {hint}see `mmstar models`")
     label = Path(name).resolve().name if Path(name).exists() else name
     return ModelEntry(label, name, backbone, "custom")
 

@@ -95,6 +95,9 @@ def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict
         "dataset": bench.origin, "n_samples": len(bench), "created": _now(), "modes": {}}
     manifest["versions"] = _versions()
     manifest["batch_size"] = config.batch_size
+    from .backbone import backbone_label
+
+    manifest.update(backbone_label(config.backbone))  # "extracted": S_t is not the original LLM's
     write_manifest(run_dir, manifest)
     return manifest
 

@@ -26,7 +26,8 @@ BASE_COLUMNS = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonom
                 "prompt", "shots", "unparsed_v"]
 CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
               "wv_minus_t_high", "ML_spans_zero"]
-COLUMNS = BASE_COLUMNS + CI_COLUMNS
+# "extracted": S_t ran the LVLM's own LM cut out by `mmstar backbone extract`, not the original LLM
+COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"]
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -43,6 +44,7 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
         "model": run.model, "benchmark": run.benchmark, "S_v": _r(s["v"]), "S_wv": _r(s["wv"]), "S_t": _r(s["t"]),
         "MG": _r(bench.mg), "ML": _r(bench.ml), "macro": _r(v.get("macro")), "n": v.get("n"), "matcher": matcher,
         "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"),
+        "S_t_kind": "extracted" if s["t"] is not None and run.manifest.get("backbone_kind") == "extracted" else None,
     }
     for cap in taxonomy.CAPABILITIES:
         row[cap.code] = _r(cats.get(cap.name))
@@ -85,7 +87,8 @@ def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         avg = dict.fromkeys(COLUMNS)
         avg.update(model=model, benchmark="average", S_v=mean("S_v"), S_wv=mean("S_wv"), S_t=mean("S_t"),
                    MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
-                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"])
+                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"],
+                   S_t_kind="extracted" if any(r.get("S_t_kind") for r in group) else None)
         out.append(avg)
     return out
 
@@ -141,6 +144,8 @@ def format_table(rows: Sequence[dict[str, Any]]) -> str:
              for r in rows if r.get("MG_spans_zero")]
     flags += [f"{r['model']}/{r['benchmark']}: S_wv - S_t interval [{r['wv_minus_t_low']}, {r['wv_minus_t_high']}] "
               "spans 0 (ML not distinguishable from 0)" for r in rows if r.get("ML_spans_zero")]
+    flags += [f"{r['model']}/{r['benchmark']}: S_t from an extracted backbone (the LVLM's own LM after multimodal "
+              "training), not the paper's S_t" for r in rows if r.get("S_t_kind") == "extracted"]
     return "\n".join(lines + (["", *flags] if flags else []))
 
 

@@ -1,0 +1,175 @@
+"""`mmstar backbone extract`: an LVLM's language model as a standalone causal LM, proven on tiny
+checkpoints of real families (logits equal the LVLM's text-only logits), run through `mmstar eval`
+mode t and labelled "extracted" in the manifest and leaderboard; one-line errors."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+from conftest import run_cli
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+
+
+@pytest.fixture(scope="module")
+def tiny_root(tmp_path_factory):
+    torch.set_num_threads(1)
+    return tmp_path_factory.mktemp("tiny-extract")
+
+
+def _pair(family: str, root):
+    from mmstar.evaluators.tiny import build_tiny_pair
+
+    if not (root / f"tiny-{family}").exists():
+        build_tiny_pair(family, root)
+    return root / f"tiny-{family}"
+
+
+def _text_logits_equal(vlm_dir, lm_dir) -> None:
+    vlm = transformers.AutoModelForImageTextToText.from_pretrained(vlm_dir).eval()
+    lm = transformers.AutoModelForCausalLM.from_pretrained(lm_dir).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(lm_dir)
+    ids = tok(["Question: What colour is the shape? Options: A: red, B: green"], return_tensors="pt").input_ids
+    with torch.inference_mode():
+        a, b = vlm(input_ids=ids).logits, lm(input_ids=ids).logits
+    assert a.shape == b.shape
+    # the same tensors in the same order give equal logits (bit-equal in most families; PaliGemma's
+    # path rounds differently, ~1e-7)
+    assert torch.allclose(a, b, rtol=0, atol=1e-5), (a - b).abs().max()
+
+
+# qwen2-vl / qwen2.5-vl: M-RoPE text model saved as a plain Qwen2; qwen3-vl: interleaved M-RoPE saved
+# as Qwen3; glm4v: glm4v_text saved as Glm4; idefics3: the LM lives at model.text_model; aya-vision:
+# Cohere2 with the head scaling the VLM does not apply; paligemma: Gemma2 text. Families the tiny
+# builders do not (yet) have are skipped.
+# ovis2, deepseek-vl, idefics2, smolvlm: their own LM layouts; minicpm-v4.6 is outside the facts
+# table and takes the generic path (Qwen3.5 hybrid attention text model -> Qwen3_5ForCausalLM).
+@pytest.mark.parametrize("family", ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "idefics3", "gemma3", "internvl",
+                                    "llava-onevision", "llava-next", "glm4v", "mistral3", "aya-vision", "paligemma",
+                                    "ovis2", "deepseek-vl", "idefics2", "smolvlm", "minicpm-v4.6"])
+def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, tmp_path):
+    from mmstar.evaluators.backbone import MARKER, extract_backbone
+    from mmstar.evaluators.families import FAMILIES as FAMILY_FACTS
+    from mmstar.evaluators.tiny import FAMILIES as TINY
+
+    if family not in TINY:
+        pytest.skip(f"no tiny {family} builder in this checkout")
+    vlm_dir = _pair(family, tiny_root)
+    res = extract_backbone(str(vlm_dir), tmp_path / "lm")
+    files = {p.name for p in res.out.iterdir()}
+    assert "model.safetensors" in files and MARKER in files and "config.json" in files
+    assert not any(n.endswith(".bin") for n in files)
+    marker = json.loads((res.out / MARKER).read_text())
+    assert marker["kind"] == "extracted" and marker["source"] == str(vlm_dir)
+    # a model outside the facts table is named by its model_type
+    assert marker["family"] == (family if family in FAMILY_FACTS else marker["model_type"])
+    tok = transformers.AutoTokenizer.from_pretrained(res.out)
+    assert tok.chat_template  # the LVLM's template travels with the tokenizer
+    _text_logits_equal(vlm_dir, res.out)
+    assert not list(tmp_path.glob(".lm.tmp-*"))  # no temp folder left behind
+
+
+@pytest.mark.slow  # two `mmstar` processes that load models: ~20 s here
+def test_cli_extract_then_eval_t_is_labelled_extracted(tiny_root, tmp_path, demo_parquet):
+    vlm_dir = _pair("llava", tiny_root)
+    out = tmp_path / "llava-lm"
+    proc = run_cli("backbone", "extract", str(vlm_dir), "--out", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "LlamaForCausalLM" in proc.stdout
+    _text_logits_equal(vlm_dir, out)
+    runs = tmp_path / "runs"
+    proc = run_cli("eval", "--model", str(vlm_dir), "--backbone", str(out), "--modes", "t", "--data",
+                   str(demo_parquet), "--limit", "6", "--out", str(runs), "--no-progress", "--batch-size", "3")
+    assert proc.returncode == 0, proc.stderr
+    run_dir = next(runs.glob("*/*"))
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert manifest["backbone_kind"] == "extracted" and manifest["backbone_extracted_from"] == str(vlm_dir)
+    lines = [json.loads(x) for x in (run_dir / "t.jsonl").read_text().splitlines()]
+    assert sorted(r["index"] for r in lines) == sorted({r["index"] for r in lines}) and len(lines) == 6
+    assert all(r["error"] is None for r in lines)
+    csv_path = tmp_path / "lb.csv"
+    proc = run_cli("leaderboard", str(run_dir), "--csv", str(csv_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "extracted backbone" in proc.stdout
+    row = next(csv.DictReader(csv_path.open()))
+    assert row["S_t_kind"] == "extracted"
+
+
+def test_leaderboard_labels_an_extracted_s_t(tmp_path):
+    from mmstar.metrics.leaderboard import build_rows, format_table
+    from mmstar.metrics.runs import load_run
+
+    run_dir = tmp_path / "m" / "b"
+    run_dir.mkdir(parents=True)
+    rec = {"index": 0, "prediction": "A", "answer": "A", "category": "math", "l2_category": "geometry",
+           "error": None, "question": "q\nOptions: A: 1, B: 2", "options": {"A": "1", "B": "2"}}
+    (run_dir / "t.jsonl").write_text(json.dumps(rec) + "\n")
+    (run_dir / "manifest.json").write_text(json.dumps({"model_label": "m", "benchmark": "b",
+                                                       "backbone_kind": "extracted"}))
+    rows = build_rows([load_run(run_dir)])
+    assert rows[0]["S_t_kind"] == "extracted"
+    assert "S_t from an extracted backbone" in format_table(rows)
+    (run_dir / "manifest.json").write_text(json.dumps({"model_label": "m", "benchmark": "b"}))
+    assert build_rows([load_run(run_dir)])[0]["S_t_kind"] is None
+
+
+def _one_line_error(capsys, *argv: str) -> str:
+    from mmstar.cli import main
+
+    assert main(list(argv)) == 2
+    err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("warning:")]
+    assert len(err) == 1, err
+    return err[0]
+
+
+def test_extract_errors_are_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # a vision-only model: nothing to extract
+    vision = transformers.CLIPVisionModel(transformers.CLIPVisionConfig(
+        hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2, image_size=16,
+        patch_size=8))
+    vision.save_pretrained(tmp_path / "clip")
+    line = _one_line_error(capsys, "backbone", "extract", str(tmp_path / "clip"), "--out", str(tmp_path / "o1"))
+    assert "has no language-model part" in line and "clip_vision_model" in line
+    # a text-only LLM: nothing to cut out, use it as it is
+    llm = transformers.LlamaForCausalLM(transformers.LlamaConfig(
+        vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2))
+    llm.save_pretrained(tmp_path / "llm")
+    line = _one_line_error(capsys, "backbone", "extract", str(tmp_path / "llm"), "--out", str(tmp_path / "o2"))
+    assert "already a text-only causal LM" in line
+    # offline and not a folder
+    line = _one_line_error(capsys, "backbone", "extract", "no-such-org/no-such-vlm", "--out", str(tmp_path / "o3"))
+    assert "no-such-org/no-such-vlm" in line and "not a local folder" in line
+    # a non-empty --out is not overwritten silently
+    (tmp_path / "o4").mkdir()
+    (tmp_path / "o4" / "keep.txt").write_text("x")
+    line = _one_line_error(capsys, "backbone", "extract", str(tmp_path / "llm"), "--out", str(tmp_path / "o4"))
+    assert "not empty" in line and (tmp_path / "o4" / "keep.txt").exists()
+
+
+@pytest.mark.parametrize("family", ["phi4-multimodal", "molmo2"])
+def test_extract_refuses_tiny_families_the_facts_mark_unextractable(family, tiny_root, tmp_path, capsys):
+    from mmstar.evaluators.tiny import FAMILIES as TINY
+
+    if family not in TINY:
+        pytest.skip(f"no tiny {family} builder in this checkout")
+    line = _one_line_error(capsys, "backbone", "extract", str(_pair(family, tiny_root)), "--out", str(tmp_path / "o"))
+    assert f"family {family} has no standalone language model" in line
+    assert not (tmp_path / "o").exists()
+
+
+def test_extract_refuses_a_family_without_a_standalone_lm(tmp_path, capsys):
+    """Mllama's text model interleaves cross-attention layers: the family says so, in one line."""
+    config = transformers.MllamaConfig(
+        vision_config={"hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 1,
+                       "num_global_layers": 1, "attention_heads": 2, "image_size": 16, "patch_size": 8,
+                       "vision_output_dim": 32, "intermediate_layers_indices": [0]},
+        text_config={"vocab_size": 64, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2,
+                     "num_attention_heads": 2, "num_key_value_heads": 2, "cross_attention_layers": [1]})
+    config.save_pretrained(tmp_path / "mllama")  # the plan is refused from the config alone
+    line = _one_line_error(capsys, "backbone", "extract", str(tmp_path / "mllama"), "--out", str(tmp_path / "o"))
+    assert "family mllama has no standalone language model" in line
+
