@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 
 SUBPACKAGES = ["mmstar", "mmstar.evaluators", "mmstar.evaluators.tiny", "mmstar.metrics", "mmstar.curation",
-               "mmstar.review_app"]
+               "mmstar.review_app", "mmstar.viewer"]
 HEAVY = ["torch", "transformers", "vllm", "streamlit", "datasets", "matplotlib"]
 
 
@@ -18,7 +18,7 @@ def _python(code: str, cwd, env=None):
 
 def test_import_mmstar_is_light(tmp_path):
     code = (
-        "import sys, mmstar, mmstar.evaluators, mmstar.metrics, mmstar.curation, mmstar.review_app;"
+        "import sys, mmstar, mmstar.evaluators, mmstar.metrics, mmstar.curation, mmstar.review_app, mmstar.viewer;"
         "import mmstar.loaders, mmstar.matching, mmstar.prompts, mmstar.cli, mmstar.evaluators.tiny;"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
@@ -44,7 +44,8 @@ def test_built_wheel_imports_every_subpackage_from_outside_the_repo(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("mmstar-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mmstar/evaluators/__init__.py" in names and "mmstar/metrics/accuracy.py" in names
-    assert not [n for n in names if n.split("/")[0] in {"metrics", "evaluators", "curation", "review_app", "tests"}]
+    top_level = {"metrics", "evaluators", "curation", "review_app", "viewer", "tests"}
+    assert not [n for n in names if n.split("/")[0] in top_level]
     target = tmp_path / "site"
     inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],
                           capture_output=True, text=True)
