@@ -121,7 +121,7 @@ def _lmms_record(obj: dict[str, Any], line: int, file: Path) -> tuple[dict[str, 
 
 def import_lmms_eval(file: Path, out: Path, mode: str, model: str | None = None, bench: str | None = None
                      ) -> ImportResult:
-    from mmstar.scoring import judge
+    from mmstar.scoring import assess
 
     m = re.match(r"^(?:.*_)?samples_(.+)$", file.stem)
     task = m.group(1) if m else file.stem
@@ -134,9 +134,11 @@ def import_lmms_eval(file: Path, out: Path, mode: str, model: str | None = None,
         except json.JSONDecodeError as exc:
             raise DataError(file, f"invalid JSON ({exc.msg})", i) from None
         rec, peer = _lmms_record(obj, i, file)
-        official, robust, choice = judge(rec)
-        full = {**rec, "mode": mode, "choice": choice, "hit": robust, "hit_official": official, "error": None,
-                "peer_score": peer}
+        official, robust, extraction = assess(rec)
+        full = {**rec, "mode": mode, "choice": extraction.choice, "hit": robust, "hit_official": official,
+                "error": None, "peer_score": peer, "extract_rule": extraction.rule}
+        if extraction.reasoning is not None:
+            full["reasoning"] = extraction.reasoning
         if peer is not None:
             peer_hits.append(peer)
             disagree += bool(peer >= 0.5) != official

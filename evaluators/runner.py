@@ -31,7 +31,7 @@ from mmstar.runs import (
     write_scores,
 )
 from mmstar.sample import Benchmark, Sample
-from mmstar.scoring import judge
+from mmstar.scoring import assess
 
 from .backend import Backend, GenerationConfig, Request, Response
 
@@ -106,8 +106,10 @@ def prediction_record(sample: Sample, mode: str, resp: Response) -> dict[str, An
         "source": sample.source, "question": sample.question, "options": sample.options, "error": resp.error,
         "prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
     }
-    hit_official, hit_robust, choice = judge(rec)
-    rec.update(choice=choice, hit=hit_robust, hit_official=hit_official)
+    hit_official, hit_robust, extraction = assess(rec)
+    rec.update(choice=extraction.choice, hit=hit_robust, hit_official=hit_official, extract_rule=extraction.rule)
+    if extraction.reasoning is not None:  # the thinking text, kept apart; never matched
+        rec["reasoning"] = extraction.reasoning
     if "logprobs" in resp.extra:
         rec["logprobs"] = resp.extra["logprobs"]
     return rec

@@ -6,8 +6,13 @@ the chosen letter or ``None`` ("unparsed"); it never guesses.
 
 from __future__ import annotations
 
+import json
 import re
+import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
+
+from .thinking import split_reasoning
 
 
 def official_match(prediction: object, answer: object) -> bool:
@@ -30,7 +35,7 @@ def official_match(prediction: object, answer: object) -> bool:
     return pred[:14] == "the answer is " and len(pred) > 14 and ans == pred[14]
 
 
-_CLEAN = re.compile(r"[*_`#]+|</?\w+>")  # markdown emphasis and <answer>-style tags
+_CLEAN = re.compile(r"[*_`#$]+|</?\w+>|<\|\w+\|>")  # markdown, $math$ and <answer> / <|box|>-style tags
 _ONLY_LETTER = re.compile(r"^[\s(\[]*(?:option|choice)?\s*[(\[]?([A-Ja-j])[)\]]?[\s.:)]*$", re.I)
 _LEADING_LETTER = re.compile(r"^[(\[]?([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))")
 _STATEMENT_CI = re.compile(
@@ -50,24 +55,128 @@ _SEVERAL = re.compile(r"\(?\b([A-J])\)?\s*(?:or|and|,|/|&)\s*\(?([A-J])\b")
 _REFUSAL = re.compile(
     r"\b(?:cannot|can ?not|can't|unable to|not possible to|impossible to|don't|do not)\s+"
     r"(?:be\s+)?(?:determine|determined|answer|tell|see|view|identify|know|provide|access|say)"
-    r"|\bI'?m sorry\b|\bno image\b|\bnone of the (?:above|options)\b|\bnot enough information\b",
+    r"|\bI'?m sorry\b|\bno image\b|\bnone of the (?:above|options)\b|\bnot enough information\b"
+    r"|无法(?:确定|判断|回答|看到|识别)|不能确定|没有(?:提供)?图片|都不(?:对|正确)|判断できません|わかりません"
+    r"|알 수 없|판단할 수 없",
     re.I,
 )
 _CANDIDATE = re.compile(r"\(([A-J])\)|\b([A-J])\b(?=\s*(?:$|[.,;:!)]|\s+(?:is|seems|appears|would)\b))")
+
+_ABSENT = object()  # a rule that found nothing to look at (as opposed to something it could not resolve)
+_BOXED_HEAD = re.compile(r"\\boxed\s*\{|<\|begin_of_box\|>")
+_TEX_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_FENCE = re.compile(r"```(?:json)?")
+_JSON_OBJECT = re.compile(r"\{[^{}]*\}")
+_JSON_KEYS = ("answer", "final_answer", "choice", "option", "correct_answer", "correct_option", "selected_option",
+              "prediction", "答案")
+_FINAL_CI = re.compile(r"final answer|final choice", re.I)
+_CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|答案|应选|故选|"
+             r"选择|選択|选|選|答え|正解|정답|답)")
+_CJK_ANSWER = re.compile(
+    _CJK_HEAD + r"(?:\s*(?:应该|应|是|为|為|は|은|는|이|:|：)\s*)*(?:选项|選項)?\s*[(\[【]?\s*([A-J])(?![A-Za-z])")
+_CJK_FINAL = re.compile(r"^(?:最终|最終|최종)")
+_CJK_SEVERAL = re.compile(r"(?<![A-Za-z])([A-J])\s*(?:或者|或|和|与|、|/|または|또는)\s*([A-J])(?![A-Za-z])")
+_NUMBER = re.compile(r"(?<![A-Za-z0-9.])(-?\d+(?:\.\d+)?)(?!\.?\d|[A-Za-z])")
+_NUMERIC_OPTION = re.compile(r"^[$€£¥]?\s*(-?\d+(?:\.\d+)?)\s*(?:%|°|[a-zA-Z²³]{1,8})?\.?$")
+
+
+def _boxed(text: str, options: Mapping[str, str] | None) -> object:
+    """``\\boxed{..}`` (or GLM's ``<|begin_of_box|>..``): every box must name the same option."""
+    contents = []
+    for head in _BOXED_HEAD.finditer(text):
+        if head.group().startswith("<"):
+            end = text.find("<|end_of_box|>", head.end())
+            contents.append(text[head.end():end if end >= 0 else len(text)])
+            continue
+        depth, i = 1, head.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        contents.append(text[head.end():i - 1] if depth == 0 else text[head.end():])
+    if not contents:
+        return _ABSENT
+    choices = {_decide(_TEX_WRAP.sub(r"\1", c), options, nested=True)[0] for c in contents}
+    return choices.pop() if len(choices) == 1 else None
+
+
+def _json_answer(text: str, options: Mapping[str, str] | None) -> object:
+    """A JSON object with an answer/choice key (single-quoted Python dicts too)."""
+    values = []
+    for m in _JSON_OBJECT.finditer(text):
+        obj = None
+        for candidate in (m.group(), m.group().replace("'", '"')):
+            try:
+                obj = json.loads(candidate)
+                break
+            except json.JSONDecodeError:
+                continue
+        if not isinstance(obj, dict):
+            continue
+        keys = {str(k).strip().lower(): v for k, v in obj.items()}
+        key = next((k for k in _JSON_KEYS if k in keys), None)
+        if key is not None and isinstance(keys[key], (str, int, float)):
+            values.append(str(keys[key]))
+    if not values:
+        whole = _FENCE.sub("", text).strip()
+        return None if whole.startswith("{") and whole.endswith("}") else _ABSENT
+    choices = {_decide(v, options, nested=True)[0] for v in values}
+    return choices.pop() if len(choices) == 1 else None
+
+
+def _final_letters(text: str, allowed: str) -> list[str | None]:
+    """Letters named by "final answer" statements (English or CJK), in order."""
+    found = _statement_letters(text, allowed, _FINAL_CI)
+    found += [m.group(1) for m in _CJK_ANSWER.finditer(text)
+              if _CJK_FINAL.match(m.group()) and m.group(1) in allowed]
+    return found
+
+
+def _cjk_letters(text: str, allowed: str) -> list[str]:
+    return [m.group(1) for m in _CJK_ANSWER.finditer(text) if m.group(1) in allowed]
+
+
+def _answer_tail_letter(text: str, options: Mapping[str, str]) -> str | None:
+    """"The answer is 4" / "Answer: dark red": the option whose whole text a statement names."""
+    tail = _ANSWER_TAIL.search(text)
+    if not tail:
+        return None
+    named_text = _normalise(tail.group(1))
+    exact = [k for k, v in options.items() if _normalise(v) == named_text]
+    return exact[0] if len(exact) == 1 else None
+
+
+def _option_value_letter(text: str, options: Mapping[str, str]) -> str | None:
+    """Numeric options: "There are 5 apples." chooses the option "5" when no other option's number
+    appears in the reply (numbers that are no option's value do not conflict)."""
+    values = {}
+    for k, v in options.items():
+        m = _NUMERIC_OPTION.match(str(v).strip())
+        if m:
+            values[k] = float(m.group(1))
+    if not values:
+        return None
+    seen = {float(x) for x in _NUMBER.findall(text)}
+    hits = [k for k, v in values.items() if v in seen]
+    return hits[0] if len(hits) == 1 else None
 
 
 def _letters(options: Mapping[str, str] | None) -> str:
     return "".join(options) if options else "ABCD"
 
 
-def _statement_letters(text: str, allowed: str) -> list[str]:
-    """Letters named by explicit answer statements ("the answer is (B)", "Answer: C"), in order."""
-    found = []
-    for head in _STATEMENT_CI.finditer(text):
+def _statement_letters(text: str, allowed: str, heads: re.Pattern[str] = _STATEMENT_CI) -> list[str | None]:
+    """Letters named by explicit answer statements ("the answer is (B)", "Answer: C"), in order;
+    ``None`` for a statement that names several letters ("Final answer: A, C")."""
+    found: list[str | None] = []
+    for head in heads.finditer(text):
         m = _STATEMENT_TAIL.match(text, head.end())
         if m:
             letter = next(g for g in m.groups() if g).upper()
-            if letter in allowed:
+            at = m.start(next(i for i, g in enumerate(m.groups(), 1) if g))
+            several = _SEVERAL.match(text, at - 1 if text[at - 1] in "([" else at)
+            if several and several.group(1) != several.group(2):
+                found.append(None)
+            elif letter in allowed:
                 found.append(letter)
     return found
 
@@ -97,47 +206,91 @@ def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s%.-]", " ", text.lower())).strip(" .")
 
 
-def extract_choice(response: str | None, options: Mapping[str, str] | None = None) -> str | None:
-    """The option letter a free-text reply chose, or ``None`` when it cannot be told.
+@dataclass(frozen=True)
+class Extraction:
+    """What the robust extractor decided: the letter (or ``None``), the rule that decided it, and
+    the reply's thinking text (kept, never matched)."""
 
-    Order: a bare letter; an explicit answer statement (the last one wins, as chain-of-thought
-    replies end with their answer); a leading ``B.`` / ``(B)``; the text of exactly one option;
-    a single distinct letter named in the text. Refusals and several different letters without a
-    final statement give ``None``.
+    choice: str | None
+    rule: str
+    reasoning: str | None = None
+
+
+# rules that leave a reply unparsed
+UNPARSED_RULES = ("none", "empty", "refusal", "ambiguous", "truncated_reasoning")
+
+
+def extract_choice(response: str | None, options: Mapping[str, str] | None = None) -> str | None:
+    """The option letter a free-text reply chose, or ``None`` when it cannot be told."""
+    return extract_answer(response, options).choice
+
+
+def extract_answer(response: str | None, options: Mapping[str, str] | None = None) -> Extraction:
+    """The robust extractor with its reason.
+
+    The thinking part of the reply is set aside first (a reply ending inside it is
+    ``truncated_reasoning``). On the answer part, in order: a bare letter; ``\\boxed{..}``; a JSON
+    object with an answer key; a "final answer" statement; a Chinese/Japanese/Korean answer phrase;
+    any other answer statement (the last one wins); a leading ``B.`` / ``(B)``; the text or value of
+    exactly one option; a single distinct letter named in the text. Refusals and contradictions
+    give ``None``.
     """
     if response is None:
-        return None
+        return Extraction(None, "empty")
+    split = split_reasoning(unicodedata.normalize("NFKC", str(response)))
+    if split.truncated:
+        return Extraction(None, "truncated_reasoning", split.reasoning)
+    choice, rule = _decide(split.answer, options)
+    return Extraction(choice, rule, split.reasoning)
+
+
+def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = False) -> tuple[str | None, str]:
     allowed = _letters(options)
-    text = _CLEAN.sub("", str(response)).strip()
-    if not text:
-        return None
+    text = _CLEAN.sub("", answer_text).strip()
+    if not text or not re.search(r"\w", text):
+        return None, "empty"
     m = _ONLY_LETTER.match(text)
     if m:
         letter = m.group(1).upper()
-        return letter if letter in allowed else None
+        return (letter, "letter") if letter in allowed else (None, "none")
+    if not nested:
+        for rule, finder in (("boxed", _boxed), ("json", _json_answer)):
+            found = finder(answer_text, options)
+            if found is not _ABSENT:
+                return found, rule if found else "ambiguous"
+    final = _final_letters(text, allowed)
+    if final:
+        return final[-1], "final_answer" if final[-1] else "ambiguous"
+    several = _CJK_SEVERAL.search(text)
+    if several and several.group(1) != several.group(2):
+        return None, "ambiguous"
+    cjk = _cjk_letters(text, allowed)
+    if len(set(cjk)) == 1:
+        return cjk[0], "cjk"
+    if cjk:
+        return None, "ambiguous"
     stated = _statement_letters(text, allowed)
     if stated:
-        return stated[-1]
+        return stated[-1], "statement" if stated[-1] else "ambiguous"
     several = _SEVERAL.search(text)
     if several and several.group(1) != several.group(2):
-        return None
+        return None, "ambiguous"
     m = _LEADING_LETTER.match(text)
     if m and m.group(1) in allowed and not _is_article(text, m.group(1)):
-        return m.group(1)
+        return m.group(1), "letter"
     if _REFUSAL.search(text):
-        return None
+        return None, "refusal"
     if options:
-        tail = _ANSWER_TAIL.search(text)
-        if tail:
-            named_text = _normalise(tail.group(1))
-            exact = [k for k, v in options.items() if _normalise(v) == named_text]
-            if len(exact) == 1:
-                return exact[0]
-        by_text = _option_text_letter(text, options)
+        by_text = _answer_tail_letter(text, options) or _option_text_letter(text, options)
         if by_text:
-            return by_text
+            return by_text, "option_text"
+        by_value = _option_value_letter(text, options)
+        if by_value:
+            return by_value, "option_text"
     named = {a or b for a, b in _CANDIDATE.findall(text)} & set(allowed)
-    return named.pop() if len(named) == 1 else None
+    if len(named) == 1:
+        return named.pop(), "mentioned"
+    return None, "ambiguous" if len(named) > 1 else "none"
 
 
 def _is_article(text: str, letter: str) -> bool:
