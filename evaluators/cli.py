@@ -23,7 +23,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from mmstar.prompts import PromptConfig
     from mmstar.report import score_table
 
-    from .backend import GenerationConfig
     from .registry import resolve_model
     from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line, vllm_factory
 
@@ -31,13 +30,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
     if args.batch_size < 1:
         raise MmstarError("--batch-size must be at least 1")
+    from .judge import judge_config
+
+    judge = judge_config(args)  # judge flags are checked before any model loads
     entry = resolve_model(args.model, args.backbone, any_name=args.backend == "openai")
     modes = parse_modes(args.modes)
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    gen = generation_config(entry, args.protocol, args.thinking, args.max_new_tokens)
     config = EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
         gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        overwrite=args.overwrite, progress=not args.no_progress, protocol=args.protocol,
     )
     specs = [args.data] if "," not in args.data or Path(args.data).exists() else [
         x.strip() for x in args.data.split(",") if x.strip()]
@@ -56,6 +58,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         run_dir, scores = run_eval(bench, config, Path(args.out), factory)
         if not scores:  # a non-zero torchrun rank: rank 0 reports
             continue
+        if judge is not None:  # after the model is gone: the judge loads into the freed memory
+            from mmstar.runs import compute_scores
+
+            from .judge import judge_run_dir
+
+            judge_run_dir(run_dir, judge)
+            scores = compute_scores(run_dir)
         run_dirs.append(run_dir)
         for mode in modes:
             if scores.get(mode):
@@ -67,6 +76,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print()
         publish(run_dirs, echo=True)
     return 0
+
+
+# the switch most reasoning chat templates read (Qwen3, GLM-4.1V, InternVL3.5); a registry entry's
+# own ``thinking`` table replaces it
+DEFAULT_THINKING = {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
+REASONING_MAX_NEW_TOKENS = 8192  # a reasoning run's budget when the registry gives none
+
+
+def generation_config(entry, protocol: str, thinking: str | None, max_new_tokens: int | None):
+    """Decoding for a protocol: ``official`` is 32 new tokens, greedy (the paper's); ``reasoning``
+    takes the model's recommended budget and turns thinking on. ``--max-new-tokens`` and
+    ``--thinking`` override either; the entry's ``chat_template_kwargs`` always apply."""
+    from .backend import GenerationConfig
+
+    if protocol == "reasoning":
+        thinking = thinking or "on"
+        budget = max_new_tokens or entry.max_new_tokens or REASONING_MAX_NEW_TOKENS
+    else:
+        budget = max_new_tokens or 32
+    if budget < 1:
+        raise MmstarError("--max-new-tokens must be at least 1")
+    kwargs = dict(entry.chat_template_kwargs)
+    if thinking is not None:
+        kwargs.update((entry.thinking or DEFAULT_THINKING).get(thinking, {}))
+    return GenerationConfig(max_new_tokens=budget, chat_template_kwargs=kwargs)
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
@@ -102,7 +136,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--prompt", choices=("official", "letter"), default="official")
     p.add_argument("--shots", type=int, choices=(0, 2), default=2, help="in-context shots for mode t (paper: 2)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int,
+                   help="generation budget (default: 32 under --protocol official, the model's own under reasoning)")
+    p.add_argument("--protocol", choices=("official", "reasoning"), default="official",
+                   help="official: 32 new tokens, greedy (the paper's); reasoning: the registry's budget, thinking on")
+    p.add_argument("--thinking", choices=("on", "off"),
+                   help="turn the chat template's thinking switch on or off (e.g. enable_thinking)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     p.add_argument("--device-map", help="e.g. auto: spread a model larger than one GPU over several")
@@ -117,6 +156,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend: GPU memory fraction")
     p.add_argument("--images-per-prompt", type=int, default=1, help="vllm backend: images per prompt")
     p.add_argument("--no-progress", action="store_true")
+    from .judge import add_judge_args
+
+    add_judge_args(p)
     p.set_defaults(func=_cmd_eval)
 
     m = sub.add_parser("models", help="list the model registry")

@@ -53,6 +53,7 @@ class EvalConfig:
     progress: bool = True
     scoring: str = "generate"  # or "loglik": rank the option letters by next-token log-likelihood
     retry_errors: bool = True  # on resume, re-run samples whose line recorded an error
+    protocol: str = "official"  # or "reasoning": the model's own budget, thinking on (leaderboard column)
 
     def identity(self, fingerprint: str) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
@@ -61,6 +62,8 @@ class EvalConfig:
                     "dataset_fingerprint": fingerprint}
         if self.scoring != "generate":
             identity["scoring"] = self.scoring
+        if self.protocol != "official":  # absent means official: earlier manifests stay comparable
+            identity["protocol"] = self.protocol
         return identity
 
 
