@@ -177,22 +177,32 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .imports import import_lmms_eval, import_vlmevalkit
+    from mmstar.report import judge_line
+    from mmstar.runs import compute_scores
 
+    from .imports import import_lmms_eval, import_vlmevalkit
+    from .judge import judge_config, judge_run_dir
+
+    judge = judge_config(args)
+    if args.acc and (args.tool != "vlmevalkit" or len(args.files) != 1):
+        raise MmstarError("--acc goes with one VLMEvalKit prediction file")
     for file in args.files:
         path = Path(file)
         if not path.is_file():
             raise MmstarError(f"{path}: no such file")
         if args.tool == "vlmevalkit":
-            res = import_vlmevalkit(path, Path(args.out), args.mode, args.model, args.benchmark)
+            res = import_vlmevalkit(path, Path(args.out), args.mode, args.model, args.benchmark,
+                                    Path(args.acc) if args.acc else None)
         else:
             res = import_lmms_eval(path, Path(args.out), args.mode, args.model, args.benchmark)
         s = res.scores[args.mode]
         line = (f"{path} -> {res.run_dir}: {res.n} samples, official {s['overall']:.2f}, robust "
                 f"{s['robust_overall']:.2f}, unparsed {s['unparsed']}")
-        if res.peer_score is not None:
-            line += f"; lmms-eval's own score {res.peer_score:.2f}, disagreeing samples {res.disagreements}"
-        print(line)
+        peers = res.peer_line("lmms-eval" if args.tool == "lmms-eval" else "VLMEvalKit")
+        print(line + (f"; {peers}" if peers else ""))
+        if judge is not None:
+            judge_run_dir(res.run_dir, judge)
+            print(f"  {judge_line(compute_scores(res.run_dir)[args.mode])}")
     return 0
 
 
@@ -264,6 +274,10 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model name (default: from the file name / folder)")
     p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
     p.add_argument("--out", default="runs")
+    p.add_argument("--acc", help="VLMEvalKit's own *_acc.csv (default: {stem}_acc.csv next to the file, if any)")
+    from .judge import add_judge_args
+
+    add_judge_args(p)
     p.set_defaults(func=_cmd_import)
     b = sub.add_parser("benchmarks", help="list the benchmark registry and what is cached")
     b.set_defaults(func=_cmd_benchmarks)
