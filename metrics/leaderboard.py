@@ -146,6 +146,10 @@ def write_submission(run: Run, out_dir: Path) -> list[Path]:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     cols = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n"]
+    if any(r.get("protocol", "official") != "official" for r in rows):
+        cols.append("protocol")
+    if any(r.get("S_v_robust_judge") is not None for r in rows):  # a judge ran: the three figures side by side
+        cols += ["S_v_official", "S_v_robust", "S_v_robust_judge", "judge_decided_v"]
     widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     for r in rows:

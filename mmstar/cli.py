@@ -30,7 +30,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
             run_judge(records, backend, config)
         finally:
             backend.close()
-    summary = score_records(records, args.matcher)
+    summary = score_records(records, args.matcher, with_judge=config is not None or None)
     if config is not None:
         other = score_records(records, "robust" if args.matcher == "official" else "official")
         summary.update({f"{args.matcher}_overall": summary["overall"], f"{other['matcher']}_overall": other["overall"]})

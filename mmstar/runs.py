@@ -125,12 +125,13 @@ def compute_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:
     ``S_v ... ML`` follow ``matcher`` (official by default). Once a judge has looked at the run,
     ``robust`` and ``robust_judge`` hold the same five figures under those scorings, beside them."""
     per_mode: dict[str, Any] = {}
+    with_judge = bool((read_manifest(run_dir) or {}).get("judge")) or None
     for mode in MODES:
         records = mode_records(run_dir, mode)
         if records is None:
             per_mode[mode] = None
             continue
-        summary = score_records(records, matcher)
+        summary = score_records(records, matcher, with_judge)
         other = score_records(records, "robust" if matcher == "official" else "official")
         summary[f"{other['matcher']}_overall"] = other["overall"]
         summary[f"{other['matcher']}_macro"] = other["macro"]

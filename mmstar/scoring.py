@@ -73,8 +73,11 @@ def _macro(hits: int, n: int, cat_scores: dict[str, Any], axis_scores: dict[str,
     return sum(per_group) / len(per_group) if per_group else _pct(hits, n)
 
 
-def score_records(records: Iterable[Mapping[str, Any]], matcher: str = "official") -> dict[str, Any]:
-    """The score summary of ``mmstar score --json`` and of ``scores.json`` per mode."""
+def score_records(records: Iterable[Mapping[str, Any]], matcher: str = "official",
+                  with_judge: bool | None = None) -> dict[str, Any]:
+    """The score summary of ``mmstar score --json`` and of ``scores.json`` per mode. The judge's
+    figures are added when a judge has looked at the records (``with_judge`` None) or when asked
+    (a judged run whose replies all parsed: robust+judge = robust, 0 decided)."""
     if matcher not in MATCHERS:
         raise ValueError(f"unknown matcher {matcher!r}; choose from {', '.join(MATCHERS)}")
     records = list(records)
@@ -98,7 +101,7 @@ def score_records(records: Iterable[Mapping[str, Any]], matcher: str = "official
         "l2_category_counts": {k: m for k, (_h, m) in sorted(axes.items())},
         "rules": dict(sorted(Counter(x.rule for _rec, _o, _r, x in assessed).items())),
     }
-    if judged(records):
+    if with_judge or (with_judge is None and judged(records)):
         summary.update(judge_summary(assessed))
     return summary
 

@@ -155,3 +155,30 @@ def test_eval_with_judge_writes_fields_manifest_and_side_by_side_scores(tmp_path
     assert manifest["judge"]["prompt_version"] == "mmstar-judge-v1" and manifest["judge"]["judge_all"]
     recs = [json.loads(x) for x in (run_dir / "v.jsonl").read_text().splitlines()]
     assert all("judge_choice" in r and "extract_rule" in r for r in recs)
+    from mmstar.metrics.leaderboard import format_table, publish
+
+    row = publish([run_dir])[0]
+    assert row["S_v_robust_judge"] == round(scores["robust_judge"]["S_v"], 2)
+    assert row["S_v_official"] == round(scores["S_v"], 2) and row["S_v_robust"] == round(scores["robust"]["S_v"], 2)
+    assert row["judge_decided_v"] == scores["robust_judge"]["judge_decided"]["v"]
+    assert "S_v_robust_judge" in format_table([row])
+
+
+@needs_demo
+@pytest.mark.slow
+def test_import_with_judge(tmp_path):
+    """lmms-eval samples with reasoning-style replies, imported and judged in one command."""
+    recs = _records()[10:18]  # three unparsed replies and a truncated one among them
+    lines = [{"doc_id": r["index"], "target": r["answer"], "resps": [[r["prediction"]]],
+              "filtered_resps": [r["prediction"]], "input": r["question"],
+              "average": {"question_id": r["index"], "l2_category": r["l2_category"], "score": 0.0}} for r in recs]
+    f = tmp_path / "x_samples_mmstar.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    out = run_cli("import", "lmms-eval", str(f), "--model", "m", "--out", str(tmp_path / "runs"), "--judge", str(JUDGE),
+                  env=ENV)
+    assert out.returncode == 0, out.stderr
+    assert "robust+judge" in out.stdout
+    run_dir = tmp_path / "runs" / "m" / "mmstar"
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert scores["v"]["judge_seen"] == scores["v"]["unparsed"] - scores["v"]["rules"].get("truncated_reasoning", 0) > 0
+    assert json.loads((run_dir / "manifest.json").read_text())["judge"]["model"] == str(JUDGE)
