@@ -112,3 +112,43 @@ def test_reasoning_protocol_end_to_end_with_a_large_budget(thinking_pair, demo_p
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(lb.open()))
     assert {r["protocol"] for r in rows if r["benchmark"] != "average"} == {"official", "reasoning"}
+
+
+def test_openai_request_carries_chat_template_kwargs_only_when_set():
+    """A loopback server stands in for a vLLM/SGLang endpoint (the external boundary) and records
+    the request bodies the openai backend sends."""
+    pytest.importorskip("httpx")
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from mmstar.evaluators.openai_api import OpenAIBackend
+
+    bodies = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            bodies.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            reply = json.dumps({"choices": [{"message": {"content": "<think>x</think>B"}}]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, *args):
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    req = Request([{"role": "user", "content": [{"type": "text", "text": "Q?"}]}])
+    try:
+        thinking = GenerationConfig(max_new_tokens=4096, chat_template_kwargs={"enable_thinking": True})
+        on = OpenAIBackend("m", url, thinking)
+        assert on.generate([req])[0].text == "<think>x</think>B"
+        OpenAIBackend("m", url, GenerationConfig()).generate([req])
+    finally:
+        srv.shutdown()
+        srv.server_close()
+    assert bodies[0]["chat_template_kwargs"] == {"enable_thinking": True} and bodies[0]["max_tokens"] == 4096
+    assert "chat_template_kwargs" not in bodies[1] and bodies[1]["max_tokens"] == 32
