@@ -1,7 +1,10 @@
 """Answer matching: the official MMStar matcher (kept for comparability) and a robust extractor.
 
 Both are benchmark-agnostic functions of (response, answer/options). The robust extractor returns
-the chosen letter or ``None`` ("unparsed"); it never guesses.
+the chosen letter or ``None`` ("unparsed") and the rule that decided (``extract_answer``); it never
+guesses. It reads replies as current models write them: the thinking block set aside (see
+``thinking.py``), ``\boxed{..}``, JSON, CJK answer phrases, "final answer" statements, an option's
+text or numeric value in a sentence. ``tests/data/extraction_cases.json`` pins its behaviour.
 """
 
 from __future__ import annotations
