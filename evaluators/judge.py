@@ -160,6 +160,7 @@ def judge_run_dir(run_dir: Path, config: JudgeConfig, backend: Backend | None = 
 
     owned = backend is None
     per_mode: dict[str, Any] = {}
+    judged: dict[str, list[dict[str, Any]]] = {}
     old = (read_manifest(run_dir) or {}).get("judge") or {}
     same_judge = {k: v for k, v in old.items() if k != "modes"} == config.identity()
     try:
@@ -173,11 +174,14 @@ def judge_run_dir(run_dir: Path, config: JudgeConfig, backend: Backend | None = 
                 backend = make_judge_backend(config)  # loaded only when there is something to judge
             per_mode[mode] = run_judge(records, backend, config) if backend is not None else {
                 "sent": 0, "audit": 0, "decided": 0, "no_option": 0}
-            text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-            atomic_write_text(prediction_path(run_dir, mode), text)
+            judged[mode] = records
     finally:
         if owned and backend is not None:
             backend.close()
+    # written only once every mode is judged: a judge that fails half-way leaves the run as it was
+    for mode, records in judged.items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        atomic_write_text(prediction_path(run_dir, mode), text)
     manifest = read_manifest(run_dir) or {}
     manifest["judge"] = {**config.identity(), "modes": per_mode}
     write_manifest(run_dir, manifest)

@@ -123,6 +123,25 @@ def test_judge_bad_input_gets_one_clear_line(tmp_path):
     assert_clean_error(missing, "absent")
 
 
+def test_a_judge_failing_after_import_leaves_the_run_as_it_was(tmp_path):
+    """No half-judged files: the run keeps its imported records and its manifest names no judge."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lines = [{"doc_id": r["index"], "target": r["answer"], "resps": [[r["prediction"]]], "input": r["question"],
+              "average": {"question_id": r["index"], "l2_category": r["l2_category"], "score": 0.0}}
+             for r in _records()]
+    f = tmp_path / "x_samples_mmstar.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    failed = run_cli("import", "lmms-eval", str(f), "--model", "m", "--out", str(tmp_path / "runs"), "--judge", "m",
+                     "--judge-backend", "openai", "--judge-base-url", f"http://127.0.0.1:{port}/v1", env=ENV)
+    assert_clean_error(failed, "judge m (openai) failed")
+    run_dir = tmp_path / "runs" / "m" / "mmstar"
+    recs = [json.loads(x) for x in (run_dir / "v.jsonl").read_text().splitlines()]
+    assert len(recs) == 20 and not any("judge" in r or "judge_choice" in r for r in recs)
+    assert "judge" not in json.loads((run_dir / "manifest.json").read_text())
+
+
 @pytest.mark.slow
 def test_a_judge_that_names_no_option_is_counted_not_an_error(tiny_pairs, tmp_path):
     """A tiny random LLM as judge: its replies name no option; judge_choice is null and counted."""
