@@ -40,17 +40,30 @@ def official_match(prediction: object, answer: object) -> bool:
 
 _CLEAN = re.compile(r"[*_`#$]+|</?\w+>|<\|\w+\|>")  # markdown, $math$ and <answer> / <|box|>-style tags
 _ONLY_LETTER = re.compile(r"^[\s(\[]*(?:option|choice)?\s*[(\[]?([A-Ja-j])[)\]]?[\s.:)]*$", re.I)
-_LEADING_LETTER = re.compile(r"^[(\[]?([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))")
+_LEADING_LETTER = re.compile(
+    r"^(?:(?i:option|choice)\s*)?[(\[]?(?:([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))"
+    r"|([a-j])(?:[)\]]|[.:]?[ \t]*\n|\s+(?=[^a-z0-9\s])))")
+# answer keywords; a bare "option"/"choice" only with a verb or colon after it: "Option A is wrong"
+# in an explanation names a letter, it does not answer
 _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|answer|best guess|guess|"
-    r"correct choice|option|choice|choose|select|pick)",
+    r"correct choice|choose|select|pick|(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
+    re.I,
+)
+# a negated statement is no answer: "I would not choose A", "I don't think the answer is A"
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
+# "B is the answer", "option C is correct", "(D) is the right choice"
+_AFFIRM = re.compile(
+    r"(?<![A-Za-z])(?:(?:option|choice)\s*)?\(?([A-J])\)?\s+is\s+(?:the\s+)?(?:"
+    r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice)"
+    r"|(?:correct|right)(?=\s*(?:[.,;!]|$))|answer\b)",
     re.I,
 )
 # what follows an answer keyword: "is (B)", ": C", "would be option d." (a lower-case letter only
 # when nothing follows it, so "the answer is a cat" is not option A)
 _STATEMENT_TAIL = re.compile(
     r"\s*(?:would be|should be|is|are|:|=|-)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*"
-    r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=\s*(?:$|[.,;:!)\]])))"
+    r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))"
 )
 # "the answer is 4" / "Answer: dark red": an option's text named by a final answer statement
 _ANSWER_TAIL = re.compile(r"(?:answer|choice|option)\s*(?:is|would be|should be|:)\s*([^\n]+?)\s*[.!]?\s*$", re.I)
@@ -63,9 +76,12 @@ _REFUSAL = re.compile(
     r"|알 수 없|판단할 수 없",
     re.I,
 )
-_CANDIDATE = re.compile(r"\(([A-J])\)|\b([A-J])\b(?=\s*(?:$|[.,;:!)]|\s+(?:is|seems|appears|would)\b))")
+# a letter the reply leans on ("I think C is correct.", "Probably B."); "Option A is red" describes
+_CANDIDATE = re.compile(
+    r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=\s*(?:$|[.,;:!)]|\s+(?:is|seems|appears|would)\b))", re.I)
 
 _ABSENT = object()  # a rule that found nothing to look at (as opposed to something it could not resolve)
+_CONFLICT = "conflict"  # several options' texts/values appear: the reply is ambiguous
 _BOXED_HEAD = re.compile(r"\\boxed\s*\{|<\|begin_of_box\|>")
 _TEX_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
 _FENCE = re.compile(r"```(?:json)?")
@@ -74,7 +90,7 @@ _JSON_KEYS = ("answer", "final_answer", "choice", "option", "correct_answer", "c
               "prediction", "答案")
 _FINAL_CI = re.compile(r"final answer|final choice", re.I)
 _CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|答案|应选|故选|"
-             r"选择|選択|选|選|答え|正解|정답|답)")
+             r"选择|選択|选|選|回答|答え|正解|정답|답)")
 _CJK_ANSWER = re.compile(
     _CJK_HEAD + r"(?:\s*(?:应该|应|是|为|為|は|은|는|이|:|：)\s*)*(?:选项|選項)?\s*[(\[【]?\s*([A-J])(?![A-Za-z])")
 _CJK_FINAL = re.compile(r"^(?:最终|最終|최종)")
@@ -160,7 +176,7 @@ def _option_value_letter(text: str, options: Mapping[str, str]) -> str | None:
         return None
     seen = {float(x) for x in _NUMBER.findall(text)}
     hits = [k for k, v in values.items() if v in seen]
-    return hits[0] if len(hits) == 1 else None
+    return hits[0] if len(hits) == 1 else _CONFLICT if hits else None
 
 
 def _letters(options: Mapping[str, str] | None) -> str:
@@ -168,20 +184,34 @@ def _letters(options: Mapping[str, str] | None) -> str:
 
 
 def _statement_letters(text: str, allowed: str, heads: re.Pattern[str] = _STATEMENT_CI) -> list[str | None]:
-    """Letters named by explicit answer statements ("the answer is (B)", "Answer: C"), in order;
-    ``None`` for a statement that names several letters ("Final answer: A, C")."""
-    found: list[str | None] = []
+    """Letters named by explicit answer statements ("the answer is (B)", "Answer: C", "B is the
+    answer"), in order; ``None`` for a statement that names several letters ("Final answer: A, C")."""
+    found: list[tuple[int, str | None]] = []
     for head in heads.finditer(text):
+        if _NEGATED.search(text, max(0, head.start() - 40), head.start()):
+            continue
         m = _STATEMENT_TAIL.match(text, head.end())
         if m:
             letter = next(g for g in m.groups() if g).upper()
             at = m.start(next(i for i, g in enumerate(m.groups(), 1) if g))
+            if "\n" in text[head.end():at] and not _heading(text, head.start(), at):
+                continue  # "... is the right answer\n\n(A) red is not shown": the letter opens a new line
             several = _SEVERAL.match(text, at - 1 if text[at - 1] in "([" else at)
             if several and several.group(1) != several.group(2):
-                found.append(None)
+                found.append((head.start(), None))
             elif letter in allowed:
-                found.append(letter)
-    return found
+                found.append((head.start(), letter))
+    if heads is _STATEMENT_CI:
+        found += [(m.start(), m.group(1).upper()) for m in _AFFIRM.finditer(text)
+                  if m.group(1).upper() in allowed and not _NEGATED.search(text, max(0, m.start() - 40), m.start())]
+    return [letter for _pos, letter in sorted(found, key=lambda f: f[0])]
+
+
+def _heading(text: str, head_start: int, letter_at: int) -> bool:
+    """A statement whose letter sits on a later line counts when it is a heading ("## Answer\nB")
+    or ends with a colon ("Final answer:\n\nB")."""
+    line_start = text.rfind("\n", 0, head_start) + 1
+    return not text[line_start:head_start].strip() or ":" in text[head_start:letter_at]
 
 
 def _option_text_letter(text: str, options: Mapping[str, str]) -> str | None:
@@ -202,6 +232,7 @@ def _option_text_letter(text: str, options: Mapping[str, str]) -> str | None:
         others = [k for k in contained if k != longest]
         if all(_normalise(options[k]) in _normalise(options[longest]) for k in others):
             return longest
+        return _CONFLICT
     return None
 
 
@@ -279,21 +310,28 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     if several and several.group(1) != several.group(2):
         return None, "ambiguous"
     m = _LEADING_LETTER.match(text)
-    if m and m.group(1) in allowed and not _is_article(text, m.group(1)):
-        return m.group(1), "letter"
+    lead = m and (m.group(1) or m.group(2).upper())
+    if lead and lead in allowed and not (m.group(1) and _is_article(text, lead)):
+        return lead, "letter"
     if _REFUSAL.search(text):
         return None, "refusal"
+    named = _named_letters(text, allowed)
     if options:
         by_text = _answer_tail_letter(text, options) or _option_text_letter(text, options)
+        by_text = by_text or _option_value_letter(text, options)
+        if by_text is _CONFLICT or (by_text and named - {by_text}):
+            return None, "ambiguous"  # two options' texts, or a text and another letter named
         if by_text:
             return by_text, "option_text"
-        by_value = _option_value_letter(text, options)
-        if by_value:
-            return by_value, "option_text"
-    named = {a or b for a, b in _CANDIDATE.findall(text)} & set(allowed)
     if len(named) == 1:
         return named.pop(), "mentioned"
     return None, "ambiguous" if len(named) > 1 else "none"
+
+
+def _named_letters(text: str, allowed: str) -> set[str]:
+    """Letters the reply leans on ("I think C is correct.", "(D)"), less negated ones ("not A")."""
+    return {(m.group(1) or m.group(2)).upper() for m in _CANDIDATE.finditer(text)
+            if not _NEGATED.search(text, max(0, m.start() - 40), m.start())} & set(allowed)
 
 
 def _is_article(text: str, letter: str) -> bool:

@@ -82,3 +82,31 @@ def test_thinking_is_kept_and_never_matched():
     # thinking with nothing after it is no answer, whatever the thinking said
     assert extract_answer("<think>The answer is B.</think>", None).choice is None
     assert extract_answer("Plain reply B", None).reasoning is None
+
+
+DISTRACTORS = ["\n\nOption {o} is incorrect.", "\n\n({o}) {t} is not shown.", " Not {o}.",
+               "\n\nNote: {o} is a common mistake.", "\n\n- {o}: wrong",
+               "\n\nWhy not {o}? Because {t} does not appear.", " ({o} would be {t}.)",
+               "\n\nThe other options ({o}) are wrong.", "\n\nA distractor is option {o}."]
+
+
+def test_explanations_naming_other_options_never_turn_into_wrong_letters(capsys):
+    """Chatty models explain why the other options are wrong after answering. Every answerable row,
+    followed by each explanation naming each other option: never a wrong letter (unparsed may grow)."""
+    wrong, unparsed, n = [], 0, 0
+    for case in CASES:
+        if case["expected"] is None or not case["options"]:
+            continue
+        for other, text in case["options"].items():
+            if other == case["expected"]:
+                continue
+            for tail in DISTRACTORS:
+                reply = case["response"] + tail.format(o=other, t=text)
+                got = extract_choice(reply, case["options"])
+                n += 1
+                unparsed += got is None
+                if got is not None and got != case["expected"]:
+                    wrong.append((reply[-80:], case["expected"], got))
+    with capsys.disabled():
+        print(f"\ndistractor variants: {n}, wrong letters {len(wrong)}, unparsed {unparsed}")
+    assert wrong == []

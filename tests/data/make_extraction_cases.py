@@ -433,6 +433,26 @@ HAND = [
     ("Selected answer: D", C4, "D"),
     ("**Final Answer**\n\nThe answer is (B) green.", C4, "B"),
     ("Answer: **C. blue**\n\nNote: D is yellow, which is incorrect.", C4, "C"),
+    # explanations after the answer name other letters: they describe, they do not answer
+    ("**B. green**\n\nOption A is incorrect because the grass is not red.", C4, "B"),
+    ("B\n\nExplanation: option A (red) does not match.", C4, "B"),
+    ("The answer is B. Option A is red, which is wrong.", C4, "B"),
+    ("B. green\n\nWhy not the others:\n- A: red is absent\n- C: blue is the sky\n- D: no yellow", C4, "B"),
+    ("**Answer: B**\n\nA is wrong since red is absent.", C4, "B"),
+    ("Answer: B. Choice A would need red.", C4, "B"),
+    ("I pick B. I would not choose A.", C4, "B"),
+    ("B is the answer; option C is close but wrong.", C4, "B"),
+    ("<think>..</think>\n\n**B**\n\n- Option A: incorrect\n- Option C: incorrect", C4, "B"),
+    ("the sky is blue, I think. Option A is red.", C4, None),
+    ("Option C is correct.", C4, "C"),
+    ("I think option D is the right answer.", C4, "D"),
+    ("I don't think the answer is A; it's C", C4, None),
+    ("Vitamin C is the best source here, so the answer is A.", C4, "A"),
+    ("Option B is incorrect. Option D is correct.", C4, "D"),
+    ("Selected option: C", C4, "C"),
+    ("The correct answer is not A, it is C.", C4, "C"),
+    ("**(B) green**\n\n*   **(A) red:** The image has no red.\n*   **(C) blue:** Only the sky.", C4, "B"),
+    ("Based on the image, B is correct because the field is green.", C4, "B"),
 ]
 
 
