@@ -77,8 +77,19 @@ _REFUSAL = re.compile(
     re.I,
 )
 # a letter the reply leans on ("I think C is correct.", "Probably B."); "Option A is red" describes
+# a reply that ends on a letter of its own (a new sentence or line): chain-of-thought that concludes "... no.\n[C]"
+_TAIL_LETTER = re.compile(
+    r"(?:^|[.!?:;]\s+|\n\s*)(?:[(\[]([A-Ja-j])[)\]]|(?i:option|choice)\s*([A-Ja-j])[).:!]?|([A-J])[).:!]?)\s*$")
+# "Option A (red) is wrong. ...", "C is tempting, however ...": a leading letter that is being weighed
+_WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|would|could|might|may)\b", re.I)
+_LINE_LETTER = re.compile(r"(?m)^[ \t]*(?:\(([A-J])\)|([A-J])[).:]?)[ \t]*$")
+_LAST_LETTER = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?[.)\]!]?\s*$")
+# letters a reply names: any of them conflicts with an option text; only a picked one ("(D) fits",
+# "Probably B.") may decide, and only when it is the one letter named ("Option A is red" describes)
 _CANDIDATE = re.compile(
-    r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=\s*(?:$|[.,;:!)]|\s+(?:is|seems|appears|would)\b))", re.I)
+    r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(?:$|\n|[.,;:!)]|\s+(?:is|seems|appears|would)\b))",
+    re.I)
+_PICKED = re.compile(r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(?:$|\n|[.,;:!)]))", re.I)
 
 _ABSENT = object()  # a rule that found nothing to look at (as opposed to something it could not resolve)
 _CONFLICT = "conflict"  # several options' texts/values appear: the reply is ambiguous
@@ -309,9 +320,25 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     several = _SEVERAL.search(text)
     if several and several.group(1) != several.group(2):
         return None, "ambiguous"
+    tail = _TAIL_LETTER.search(text)
+    at = tail and tail.start(next(i for i, g in enumerate(tail.groups(), 1) if g))
+    if tail and not _NEGATED.search(text, max(0, at - 40), at):
+        letter = tail.group(tail.lastindex or 0).upper()
+        return (letter, "letter") if letter in allowed else (None, "none")
+    own_lines = _letters_in(_LINE_LETTER, text, allowed)
+    if len(own_lines) == 1:  # "...is not it.\n\nB\n\nExplanation: ...": a line that holds only a letter
+        return own_lines.pop(), "letter"
     m = _LEADING_LETTER.match(text)
     lead = m and (m.group(1) or m.group(2).upper())
-    if lead and lead in allowed and not (m.group(1) and _is_article(text, lead)):
+    weighed = m and _WEIGHED.match(text, m.start(1 if m.group(1) else 2) + 1)
+    if lead and lead in allowed and not weighed and not (m.group(1) and _is_article(text, lead)):
+        last = _LAST_LETTER.search(text)
+        own_text = _normalise(str((options or {}).get(lead) or ""))
+        if own_text and _normalise(text[m.end():]).startswith(own_text):
+            return lead, "letter"  # "B: Bird C" where option B's text is "Bird C"
+        if (last and last.group(1) != lead and last.start() > m.end()
+                and not _NEGATED.search(text, max(0, last.start(1) - 40), last.start(1))):
+            return None, "ambiguous"  # "B. Though D.": which one?
         return lead, "letter"
     if _REFUSAL.search(text):
         return None, "refusal"
@@ -323,14 +350,19 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
             return None, "ambiguous"  # two options' texts, or a text and another letter named
         if by_text:
             return by_text, "option_text"
-    if len(named) == 1:
-        return named.pop(), "mentioned"
-    return None, "ambiguous" if len(named) > 1 else "none"
+    picked = _letters_in(_PICKED, text, allowed)
+    if len(named | picked) == 1 and picked:
+        return picked.pop(), "mentioned"
+    return None, "ambiguous" if len(named | picked) > 1 else "none"
 
 
 def _named_letters(text: str, allowed: str) -> set[str]:
-    """Letters the reply leans on ("I think C is correct.", "(D)"), less negated ones ("not A")."""
-    return {(m.group(1) or m.group(2)).upper() for m in _CANDIDATE.finditer(text)
+    """Letters the reply names ("C is correct", "(D)", "B."), less negated ones ("not A")."""
+    return _letters_in(_CANDIDATE, text, allowed)
+
+
+def _letters_in(pattern: re.Pattern[str], text: str, allowed: str) -> set[str]:
+    return {(m.group(1) or m.group(2)).upper() for m in pattern.finditer(text)
             if not _NEGATED.search(text, max(0, m.start() - 40), m.start())} & set(allowed)
 
 

@@ -84,15 +84,19 @@ def test_thinking_is_kept_and_never_matched():
     assert extract_answer("Plain reply B", None).reasoning is None
 
 
-DISTRACTORS = ["\n\nOption {o} is incorrect.", "\n\n({o}) {t} is not shown.", " Not {o}.",
-               "\n\nNote: {o} is a common mistake.", "\n\n- {o}: wrong",
-               "\n\nWhy not {o}? Because {t} does not appear.", " ({o} would be {t}.)",
-               "\n\nThe other options ({o}) are wrong.", "\n\nA distractor is option {o}."]
+AFTER = ["\n\nOption {o} is incorrect.", "\n\n({o}) {t} is not shown.", " Not {o}.",
+         "\n\nNote: {o} is a common mistake.", "\n\n- {o}: wrong",
+         "\n\nWhy not {o}? Because {t} does not appear.", " ({o} would be {t}.)",
+         "\n\nThe other options ({o}) are wrong.", "\n\nA distractor is option {o}."]
+BEFORE = ["Let me check option {o}: {t} is not it.\n\n", "Option {o} ({t}) is wrong. ",
+          "At first I thought {o}, but no.\n", "{o} is tempting, however ", "Not {o}. ", "Hmm, ({o}) {t}? No.\n\n"]
+_THINKING = ("<think>", "◁", "<|", "[THINK]", "Okay")
 
 
-def test_explanations_naming_other_options_never_turn_into_wrong_letters(capsys):
-    """Chatty models explain why the other options are wrong after answering. Every answerable row,
-    followed by each explanation naming each other option: never a wrong letter (unparsed may grow)."""
+def test_other_options_named_around_the_answer_never_turn_into_wrong_letters(capsys):
+    """Chatty models weigh the other options before answering and explain them after. Every
+    answerable row, with each such sentence about each other option before it (rows that open with
+    their own thinking excepted) or after it: never a wrong letter (unparsed may grow)."""
     wrong, unparsed, n = [], 0, 0
     for case in CASES:
         if case["expected"] is None or not case["options"]:
@@ -100,8 +104,10 @@ def test_explanations_naming_other_options_never_turn_into_wrong_letters(capsys)
         for other, text in case["options"].items():
             if other == case["expected"]:
                 continue
-            for tail in DISTRACTORS:
-                reply = case["response"] + tail.format(o=other, t=text)
+            replies = [case["response"] + tail.format(o=other, t=text) for tail in AFTER]
+            if not case["response"].lstrip().startswith(_THINKING):
+                replies += [head.format(o=other, t=text) + case["response"] for head in BEFORE]
+            for reply in replies:
                 got = extract_choice(reply, case["options"])
                 n += 1
                 unparsed += got is None
@@ -110,3 +116,15 @@ def test_explanations_naming_other_options_never_turn_into_wrong_letters(capsys)
     with capsys.disabled():
         print(f"\ndistractor variants: {n}, wrong letters {len(wrong)}, unparsed {unparsed}")
     assert wrong == []
+
+
+def test_the_reference_submission_reads_the_same_both_ways(reference_xlsx):
+    """LLaVA-NeXT-34B's official submission (letter replies): the extractor reads every reply as a
+    letter, the one the official matcher reads."""
+    from mmstar.predictions import read_predictions
+    from mmstar.scoring import record_options
+
+    records = read_predictions(reference_xlsx)
+    got = [(r, extract_answer(str(r["prediction"]), record_options(r))) for r in records]
+    assert len(got) == 1500 and {x.rule for _r, x in got} == {"letter"}
+    assert all(official_match(r["prediction"], x.choice) for r, x in got)
