@@ -276,9 +276,9 @@ def extract_answer(response: str | None, options: Mapping[str, str] | None = Non
     The thinking part of the reply is set aside first (a reply ending inside it is
     ``truncated_reasoning``). On the answer part, in order: a bare letter; ``\\boxed{..}``; a JSON
     object with an answer key; a "final answer" statement; a Chinese/Japanese/Korean answer phrase;
-    any other answer statement (the last one wins); a leading ``B.`` / ``(B)``; the text or value of
-    exactly one option; a single distinct letter named in the text. Refusals and contradictions
-    give ``None``.
+    any other answer statement (the last one wins); a letter standing on its own (ending the reply,
+    alone on a line, or opening it unless it is being weighed); the text or value of exactly one
+    option; the one letter the reply picks. Refusals and contradictions give ``None``.
     """
     if response is None:
         return Extraction(None, "empty")
@@ -289,7 +289,11 @@ def extract_answer(response: str | None, options: Mapping[str, str] | None = Non
     return Extraction(choice, rule, split.reasoning)
 
 
-def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = False) -> tuple[str | None, str]:
+Decision = tuple[str | None, str]  # (letter or None, rule)
+
+
+def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = False) -> Decision:
+    """The rules in order; the first that decides (a letter, or a definite "unparsed") wins."""
     allowed = _letters(options)
     text = _CLEAN.sub("", answer_text).strip()
     if not text or not re.search(r"\w", text):
@@ -298,11 +302,22 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     if m:
         letter = m.group(1).upper()
         return (letter, "letter") if letter in allowed else (None, "none")
-    if not nested:
+    if not nested:  # boxes and JSON values are decided by the rules below, not searched again
         for rule, finder in (("boxed", _boxed), ("json", _json_answer)):
             found = finder(answer_text, options)
             if found is not _ABSENT:
                 return found, rule if found else "ambiguous"
+    for step in (_by_statement, _by_position):
+        decision = step(text, allowed, options)
+        if decision is not None:
+            return decision
+    if _REFUSAL.search(text):
+        return None, "refusal"
+    return _by_content(text, allowed, options)
+
+
+def _by_statement(text: str, allowed: str, options: Mapping[str, str] | None) -> Decision | None:
+    """"Final answer: B" (beats everything said before), CJK answer phrases, other statements."""
     final = _final_letters(text, allowed)
     if final:
         return final[-1], "final_answer" if final[-1] else "ambiguous"
@@ -310,16 +325,19 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     if several and several.group(1) != several.group(2):
         return None, "ambiguous"
     cjk = _cjk_letters(text, allowed)
-    if len(set(cjk)) == 1:
-        return cjk[0], "cjk"
     if cjk:
-        return None, "ambiguous"
+        return (cjk[0], "cjk") if len(set(cjk)) == 1 else (None, "ambiguous")
     stated = _statement_letters(text, allowed)
     if stated:
         return stated[-1], "statement" if stated[-1] else "ambiguous"
     several = _SEVERAL.search(text)
     if several and several.group(1) != several.group(2):
         return None, "ambiguous"
+    return None
+
+
+def _by_position(text: str, allowed: str, options: Mapping[str, str] | None) -> Decision | None:
+    """A letter standing on its own: ending the reply, alone on a line, or opening it."""
     tail = _TAIL_LETTER.search(text)
     at = tail and tail.start(next(i for i, g in enumerate(tail.groups(), 1) if g))
     if tail and not _NEGATED.search(text, max(0, at - 40), at):
@@ -330,18 +348,23 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
         return own_lines.pop(), "letter"
     m = _LEADING_LETTER.match(text)
     lead = m and (m.group(1) or m.group(2).upper())
-    weighed = m and _WEIGHED.match(text, m.start(1 if m.group(1) else 2) + 1)
-    if lead and lead in allowed and not weighed and not (m.group(1) and _is_article(text, lead)):
-        last = _LAST_LETTER.search(text)
-        own_text = _normalise(str((options or {}).get(lead) or ""))
-        if own_text and _normalise(text[m.end():]).startswith(own_text):
-            return lead, "letter"  # "B: Bird C" where option B's text is "Bird C"
-        if (last and last.group(1) != lead and last.start() > m.end()
-                and not _NEGATED.search(text, max(0, last.start(1) - 40), last.start(1))):
-            return None, "ambiguous"  # "B. Though D.": which one?
-        return lead, "letter"
-    if _REFUSAL.search(text):
-        return None, "refusal"
+    if not lead or lead not in allowed or (m.group(1) and _is_article(text, lead)):
+        return None
+    if _WEIGHED.match(text, m.start(1 if m.group(1) else 2) + 1):
+        return None  # "Option A (red) is wrong. ...": weighed, not chosen
+    own_text = _normalise(str((options or {}).get(lead) or ""))
+    if own_text and _normalise(text[m.end():]).startswith(own_text):
+        return lead, "letter"  # "B: Bird C" where option B's text is "Bird C"
+    last = _LAST_LETTER.search(text)
+    if (last and last.group(1) != lead and last.start() > m.end()
+            and not _NEGATED.search(text, max(0, last.start(1) - 40), last.start(1))):
+        return None, "ambiguous"  # "B. Though D.": which one?
+    return lead, "letter"
+
+
+def _by_content(text: str, allowed: str, options: Mapping[str, str] | None) -> Decision:
+    """The text or value of exactly one option, agreeing with any letter named; else the one
+    letter the reply picks ("Probably B.")."""
     named = _named_letters(text, allowed)
     if options:
         by_text = _answer_tail_letter(text, options) or _option_text_letter(text, options)
