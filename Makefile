@@ -11,7 +11,7 @@ $(BIN)/mmstar: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev,hf,plots,review,postgres]"
+	$(BIN)/pip install -q -e ".[dev,hf,plots,review,postgres,openai]"
 	touch $@
 
 .PHONY: setup demo test lint

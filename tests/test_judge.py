@@ -79,7 +79,7 @@ def test_hf_judge_fills_its_fields_and_leaves_the_extractor_alone():
 def test_score_with_judge_through_hf_and_through_serve_agree(tmp_path):
     """The same demo LLM judges through the HF backend and through `mmstar serve` + openai: greedy
     decoding gives the same judge replies, hence the same figures."""
-    import httpx  # noqa: F401  (the openai backend needs it)
+    pytest.importorskip("httpx")  # the openai backend's client (extra "openai")
     from mmstar.evaluators.hf import HFBackend
     from mmstar.evaluators.serve import make_server, serve_in_thread
 
@@ -113,18 +113,23 @@ def test_score_with_judge_through_hf_and_through_serve_agree(tmp_path):
 def test_judge_bad_input_gets_one_clear_line(tmp_path):
     assert_clean_error(run_cli("score", str(FIXTURE), "--judge", "no-such-judge", env=ENV), "no-such-judge")
     assert_clean_error(run_cli("score", str(FIXTURE), "--judge-all", env=ENV), "--judge-all needs --judge")
+    missing = run_cli("score", str(FIXTURE), "--judge", str(tmp_path / "absent"), env=ENV)
+    assert_clean_error(missing, "absent")
+
+
+def test_a_judge_server_that_refuses_gets_one_clear_line():
+    pytest.importorskip("httpx")
     with socket.socket() as s:  # a port nobody listens on: the server refuses the connection
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     refused = run_cli("score", str(FIXTURE), "--judge", "m", "--judge-backend", "openai",
                       "--judge-base-url", f"http://127.0.0.1:{port}/v1", env=ENV)
     assert_clean_error(refused, "judge m (openai) failed", "Connect")
-    missing = run_cli("score", str(FIXTURE), "--judge", str(tmp_path / "absent"), env=ENV)
-    assert_clean_error(missing, "absent")
 
 
 def test_a_judge_failing_after_import_leaves_the_run_as_it_was(tmp_path):
     """No half-judged files: the run keeps its imported records and its manifest names no judge."""
+    pytest.importorskip("httpx")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
