@@ -152,3 +152,17 @@ def test_openai_request_carries_chat_template_kwargs_only_when_set():
         srv.server_close()
     assert bodies[0]["chat_template_kwargs"] == {"enable_thinking": True} and bodies[0]["max_tokens"] == 4096
     assert "chat_template_kwargs" not in bodies[1] and bodies[1]["max_tokens"] == 32
+
+
+def test_leaderboard_averages_official_and_reasoning_rows_apart():
+    from mmstar.metrics.leaderboard import COLUMNS, average_rows
+
+    def row(bench, protocol, s_v):
+        return {**dict.fromkeys(COLUMNS), "model": "m", "benchmark": bench, "protocol": protocol, "S_v": s_v,
+                "S_wv": 40.0, "S_t": 30.0, "macro": s_v, "n": 10, "matcher": "official", "prompt": "official",
+                "shots": 2}
+
+    rows = [row("mmstar", "official", 50.0), row("ai2d", "official", 60.0),
+            row("mmstar", "reasoning", 70.0), row("ai2d", "reasoning", 90.0)]
+    averages = {r["protocol"]: r["S_v"] for r in average_rows(rows)}
+    assert averages == {"official": 55.0, "reasoning": 80.0}
