@@ -8,8 +8,9 @@ robust+judge figure can be reproduced.
 
 By default only unparsed replies go to the judge; ``judge_all`` sends every reply, and ``audit``
 sends a seeded random sample of already-parsed replies too, so the judge's agreement with the
-extractor can be reported. Replies that ended inside their thinking block (``truncated_reasoning``)
-and failed requests are never sent: they hold no answer to read.
+extractor can be reported. Replies that ended inside their thinking block (``truncated_reasoning``),
+replies with nothing after their thinking (``empty``) and failed requests are never sent: they hold
+no answer to read, and the thinking is not an answer.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ JUDGE_TEMPLATE = (
     "chooses no option or several.\nChoice:"
 )
 MAX_REPLY_CHARS = 2000  # the reply's end is kept: that is where answers are
-_SKIP_RULES = ("truncated_reasoning", "error")
+_SKIP_RULES = ("truncated_reasoning", "empty", "error")  # nothing after the thinking to read
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ class JudgeConfig:
 
 
 def judge_prompt(options: Mapping[str, str], reply: str) -> str:
-    answer = split_reasoning(reply).answer or reply
+    answer = split_reasoning(reply).answer
     if len(answer) > MAX_REPLY_CHARS:
         answer = "..." + answer[-MAX_REPLY_CHARS:]
     lines = "\n".join(f"{k}. {v}" for k, v in options.items())

@@ -47,7 +47,11 @@ def test_selection_unparsed_only_all_and_seeded_audit():
     todo_a, audit_a = select(recs, JudgeConfig("m", audit=4, seed=7))
     assert len(audit_a) == 4 and audit_a.isdisjoint(unparsed) and set(todo_a) == unparsed | audit_a
     assert select(recs, JudgeConfig("m", audit=4, seed=7))[1] == audit_a  # seeded
-    assert select(recs, JudgeConfig("m", audit=4, seed=8))[1] != audit_a or len(recs) - len(unparsed) <= 4
+    assert select(recs, JudgeConfig("m", audit=4, seed=8))[1] != audit_a
+    # thinking with no answer after it, and failed requests, are never sent: the thinking is no answer
+    extra = [{**recs[0], "index": 90, "prediction": "<think>The answer is B.</think>"},
+             {**recs[0], "index": 91, "prediction": "", "error": "timeout"}]
+    assert select(recs + extra, JudgeConfig("m", judge_all=True))[0] == todo_all
 
 
 @needs_demo
