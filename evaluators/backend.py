@@ -7,7 +7,7 @@ prompt presets or answers. Failures go in ``Response.error``; the text is then e
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,10 +35,16 @@ class Response:
 class GenerationConfig:
     max_new_tokens: int = 32
     temperature: float = 0.0  # 0 = greedy, the official protocol
+    # chat-template switches (e.g. enable_thinking): rendered into the prompt by the HF/vLLM backends,
+    # sent as the request's chat_template_kwargs by the openai backend
+    chat_template_kwargs: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
-                "do_sample": self.temperature > 0}
+        out = {"max_new_tokens": self.max_new_tokens, "temperature": self.temperature,
+               "do_sample": self.temperature > 0}
+        if self.chat_template_kwargs:  # only when set: earlier runs' identities stay as they were
+            out["chat_template_kwargs"] = dict(self.chat_template_kwargs)
+        return out
 
 
 class Backend(Protocol):

@@ -45,7 +45,7 @@ def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
     return EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
         gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
-        overwrite=args.overwrite, progress=not args.no_progress,
+        overwrite=args.overwrite, progress=not args.no_progress, protocol=args.protocol,
     )
 
 
@@ -84,7 +84,6 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
     from mmstar.loaders import load_benchmark
 
-    from .backend import GenerationConfig
     from .modelcheck import require_family
     from .registry import resolve_model
     from .runner import parse_modes
@@ -100,6 +99,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         spec = sweep_from_flags(args.model, args.backbone, args.data)
     _check_eval_args(args)
+    from .judge import judge_config, judge_run_dir
+
+    judge = judge_config(args)  # judge flags are checked before any model loads
     modes = parse_modes(str(args.modes))
     # every alias, then every family, then every benchmark is checked before any model loads
     entries = [resolve_model(m.name, m.backbone, any_name=args.backend == "openai") for m in spec.models]
@@ -107,10 +109,17 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
         for entry in entries:
             require_family(entry)
     benches = [load_benchmark(d) for d in spec.data]
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
     out = Path(args.out)
-    results = run_sweep(entries, benches, out, lambda e: _eval_config(args, e, modes, gen),
-                        lambda e: _eval_factory(args, e, gen))
+
+    def gen(e):
+        return generation_config(e, args.protocol, args.thinking, args.max_new_tokens)
+
+    results = run_sweep(entries, benches, out, lambda e: _eval_config(args, e, modes, gen(e)),
+                        lambda e: _eval_factory(args, e, gen(e)))
+    if judge is not None:  # after every model is gone: the judge loads into the freed memory
+        for r in results:
+            if r.run_dir is not None and r.error is None:
+                judge_run_dir(r.run_dir, judge)
     return report(results, out)
 
 
@@ -118,7 +127,6 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from mmstar.loaders import load_benchmark
     from mmstar.report import score_table
 
-    from .backend import GenerationConfig
     from .runner import parse_modes, run_eval, summary_line
     from .sweep import split_list
 
@@ -127,9 +135,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             raise MmstarError("give --model NAME (or a comma list) or --config SWEEP.yaml")
         return _cmd_sweep(args)
     _check_eval_args(args)
+    from .judge import judge_config
+
+    judge = judge_config(args)  # judge flags are checked before any model loads
     entry = _resolve_checked(args.model, args.backbone, args.backend)
     modes = parse_modes(args.modes)
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
+    gen = generation_config(entry, args.protocol, args.thinking, args.max_new_tokens)
     config = _eval_config(args, entry, modes, gen)
     benches = [load_benchmark(spec) for spec in split_list(args.data)]  # all checked before any model loads
     factory = _eval_factory(args, entry, gen)
@@ -138,6 +149,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         run_dir, scores = run_eval(bench, config, Path(args.out), factory)
         if not scores:  # a non-zero torchrun rank: rank 0 reports
             continue
+        if judge is not None:  # after the model is gone: the judge loads into the freed memory
+            from mmstar.runs import compute_scores
+
+            from .judge import judge_run_dir
+
+            judge_run_dir(run_dir, judge)
+            scores = compute_scores(run_dir)
         run_dirs.append(run_dir)
         for mode in modes:
             if scores.get(mode):
@@ -149,6 +167,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         print()
         publish(run_dirs, echo=True)
     return 0
+
+
+# the switch most reasoning chat templates read (Qwen3, GLM-4.1V, InternVL3.5); a registry entry's
+# own ``thinking`` table replaces it
+DEFAULT_THINKING = {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
+REASONING_MAX_NEW_TOKENS = 8192  # a reasoning run's budget when the registry gives none
+
+
+def generation_config(entry, protocol: str, thinking: str | None, max_new_tokens: int | None):
+    """Decoding for a protocol: ``official`` is 32 new tokens, greedy (the paper's); ``reasoning``
+    takes the model's recommended budget and turns thinking on. ``--max-new-tokens`` and
+    ``--thinking`` override either; the entry's ``chat_template_kwargs`` always apply."""
+    from .backend import GenerationConfig
+
+    if protocol == "reasoning":
+        thinking = thinking or "on"
+        budget = max_new_tokens or entry.max_new_tokens or REASONING_MAX_NEW_TOKENS
+    else:
+        budget = max_new_tokens or 32
+    if budget < 1:
+        raise MmstarError("--max-new-tokens must be at least 1")
+    kwargs = dict(entry.chat_template_kwargs)
+    if thinking is not None:
+        kwargs.update((entry.thinking or DEFAULT_THINKING).get(thinking, {}))
+    return GenerationConfig(max_new_tokens=budget, chat_template_kwargs=kwargs)
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
@@ -199,7 +242,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--prompt", choices=("official", "letter"), default="official")
     p.add_argument("--shots", type=int, choices=(0, 2), default=2, help="in-context shots for mode t (paper: 2)")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int,
+                   help="generation budget (default: 32 under --protocol official, the model's own under reasoning)")
+    p.add_argument("--protocol", choices=("official", "reasoning"), default="official",
+                   help="official: 32 new tokens, greedy (the paper's); reasoning: the registry's budget, thinking on")
+    p.add_argument("--thinking", choices=("on", "off"),
+                   help="turn the chat template's thinking switch on or off (e.g. enable_thinking)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
     p.add_argument("--device-map", help="e.g. auto: spread a model larger than one GPU over several")
@@ -214,6 +262,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend: GPU memory fraction")
     p.add_argument("--images-per-prompt", type=int, default=1, help="vllm backend: images per prompt")
     p.add_argument("--no-progress", action="store_true")
+    from .judge import add_judge_args
+
+    add_judge_args(p)
     p.set_defaults(func=_cmd_eval)
 
     m = sub.add_parser("models", help="list the model registry")
@@ -236,22 +287,32 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
-    from .imports import import_lmms_eval, import_vlmevalkit
+    from mmstar.report import judge_line
+    from mmstar.runs import compute_scores
 
+    from .imports import import_lmms_eval, import_vlmevalkit
+    from .judge import judge_config, judge_run_dir
+
+    judge = judge_config(args)
+    if args.acc and (args.tool != "vlmevalkit" or len(args.files) != 1):
+        raise MmstarError("--acc goes with one VLMEvalKit prediction file")
     for file in args.files:
         path = Path(file)
         if not path.is_file():
             raise MmstarError(f"{path}: no such file")
         if args.tool == "vlmevalkit":
-            res = import_vlmevalkit(path, Path(args.out), args.mode, args.model, args.benchmark)
+            res = import_vlmevalkit(path, Path(args.out), args.mode, args.model, args.benchmark,
+                                    Path(args.acc) if args.acc else None)
         else:
             res = import_lmms_eval(path, Path(args.out), args.mode, args.model, args.benchmark)
         s = res.scores[args.mode]
         line = (f"{path} -> {res.run_dir}: {res.n} samples, official {s['overall']:.2f}, robust "
                 f"{s['robust_overall']:.2f}, unparsed {s['unparsed']}")
-        if res.peer_score is not None:
-            line += f"; lmms-eval's own score {res.peer_score:.2f}, disagreeing samples {res.disagreements}"
-        print(line)
+        peers = res.peer_line("lmms-eval" if args.tool == "lmms-eval" else "VLMEvalKit")
+        print(line + (f"; {peers}" if peers else ""))
+        if judge is not None:
+            judge_run_dir(res.run_dir, judge)
+            print(f"  {judge_line(compute_scores(res.run_dir)[args.mode])}")
     return 0
 
 
@@ -334,6 +395,10 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", help="model name (default: from the file name / folder)")
     p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
     p.add_argument("--out", default="runs")
+    p.add_argument("--acc", help="VLMEvalKit's own *_acc.csv (default: {stem}_acc.csv next to the file, if any)")
+    from .judge import add_judge_args
+
+    add_judge_args(p)
     p.set_defaults(func=_cmd_import)
     bb = sub.add_parser("backbone", help="LLM backbones: extract an LVLM's language model as a standalone checkpoint")
     bsub = bb.add_subparsers(dest="backbone_cmd", required=True)

@@ -159,10 +159,10 @@ class HFBackend:
         if self.kind == "vlm":
             return self.processor.apply_chat_template(
                 conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-                processor_kwargs={"padding": True})
+                processor_kwargs={"padding": True}, **self.gen.chat_template_kwargs)
         if self.has_template:
-            texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-                     for c in conversations]
+            texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False,
+                                                        **self.gen.chat_template_kwargs) for c in conversations]
             # the template already holds any BOS; do not add a second one
             return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return self.tokenizer([render_plain(c) for c in conversations], return_tensors="pt", padding=True)

@@ -85,6 +85,8 @@ class OpenAIBackend:
         try:
             payload = {"model": self.model, "messages": to_openai_messages(req.messages),
                        "max_tokens": self.gen.max_new_tokens, "temperature": self.gen.temperature}
+            if self.gen.chat_template_kwargs:  # vLLM / SGLang servers render these into the template
+                payload["chat_template_kwargs"] = dict(self.gen.chat_template_kwargs)
         except MmstarError as exc:
             return Response(error=str(exc))
         last = "no attempt made"

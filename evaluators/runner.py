@@ -31,7 +31,7 @@ from mmstar.runs import (
     write_scores,
 )
 from mmstar.sample import Benchmark, Sample
-from mmstar.scoring import judge
+from mmstar.scoring import assess
 
 from .backend import Backend, GenerationConfig, Request, Response
 
@@ -53,6 +53,7 @@ class EvalConfig:
     progress: bool = True
     scoring: str = "generate"  # or "loglik": rank the option letters by next-token log-likelihood
     retry_errors: bool = True  # on resume, re-run samples whose line recorded an error
+    protocol: str = "official"  # or "reasoning": the model's own budget, thinking on (leaderboard column)
 
     def identity(self, fingerprint: str) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
@@ -61,6 +62,8 @@ class EvalConfig:
                     "dataset_fingerprint": fingerprint}
         if self.scoring != "generate":
             identity["scoring"] = self.scoring
+        if self.protocol != "official":  # absent means official: earlier manifests stay comparable
+            identity["protocol"] = self.protocol
         return identity
 
 
@@ -109,8 +112,10 @@ def prediction_record(sample: Sample, mode: str, resp: Response) -> dict[str, An
         "source": sample.source, "question": sample.question, "options": sample.options, "error": resp.error,
         "prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
     }
-    hit_official, hit_robust, choice = judge(rec)
-    rec.update(choice=choice, hit=hit_robust, hit_official=hit_official)
+    hit_official, hit_robust, extraction = assess(rec)
+    rec.update(choice=extraction.choice, hit=hit_robust, hit_official=hit_official, extract_rule=extraction.rule)
+    if extraction.reasoning is not None:  # the thinking text, kept apart; never matched
+        rec["reasoning"] = extraction.reasoning
     if "logprobs" in resp.extra:
         rec["logprobs"] = resp.extra["logprobs"]
     return rec

@@ -62,7 +62,8 @@ class VLLMBackend:
 
     def _token_ids(self, messages: list[dict[str, Any]]) -> list[int]:
         if self.has_template:
-            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+            text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,
+                                                      **self.gen.chat_template_kwargs)
             return self.tokenizer(text, add_special_tokens=False)["input_ids"]
         return self.tokenizer(render_plain(messages))["input_ids"]
 
@@ -104,7 +105,8 @@ class VLLMBackend:
             for i, o in zip(text_slots, outs):
                 responses[i] = self._response(o)
         if image_convs:
-            outs = self.llm.chat(image_convs, self.params, use_tqdm=False, add_generation_prompt=True)
+            outs = self.llm.chat(image_convs, self.params, use_tqdm=False, add_generation_prompt=True,
+                                 chat_template_kwargs=dict(self.gen.chat_template_kwargs) or None)
             for i, o in zip(image_slots, outs):
                 responses[i] = self._response(o)
         return [r if r is not None else Response(error="no response") for r in responses]

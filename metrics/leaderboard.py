@@ -23,11 +23,13 @@ from .runs import Run, load_run
 from .uncertainty import bootstrap_paired_difference, bootstrap_score
 
 BASE_COLUMNS = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n", "matcher",
-                "prompt", "shots", "unparsed_v"]
+                "prompt", "shots", "unparsed_v", "protocol"]
+# S_v under the other scorings, beside the official figures (robust+judge only once a judge has run)
+SCORING_COLUMNS = ["S_v_official", "S_v_robust", "S_v_robust_judge", "judge_decided_v"]
 CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
               "wv_minus_t_high", "ML_spans_zero"]
 # "extracted": S_t ran the LVLM's own LM cut out by `mmstar backbone extract`, not the original LLM
-COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"]
+COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"] + SCORING_COLUMNS
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -43,13 +45,23 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
     row: dict[str, Any] = {
         "model": run.model, "benchmark": run.benchmark, "S_v": _r(s["v"]), "S_wv": _r(s["wv"]), "S_t": _r(s["t"]),
         "MG": _r(bench.mg), "ML": _r(bench.ml), "macro": _r(v.get("macro")), "n": v.get("n"), "matcher": matcher,
-        "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"),
+        "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"), "protocol": run.protocol,
         "S_t_kind": "extracted" if s["t"] is not None and run.manifest.get("backbone_kind") == "extracted" else None,
     }
     for cap in taxonomy.CAPABILITIES:
         row[cap.code] = _r(cats.get(cap.name))
     row.update(_intervals(run, matcher, seed))
+    row.update(_scorings(run, matcher, v))
     return row
+
+
+def _scorings(run: Run, matcher: str, v: dict[str, Any]) -> dict[str, Any]:
+    if not v:
+        return dict.fromkeys(SCORING_COLUMNS)
+    other = run.summary("v", "robust" if matcher == "official" else "official") or {}
+    by = {matcher: v.get("overall"), other.get("matcher"): other.get("overall")}
+    return {"S_v_official": _r(by.get("official")), "S_v_robust": _r(by.get("robust")),
+            "S_v_robust_judge": _r(v.get("robust_judge_overall")), "judge_decided_v": v.get("judge_decided")}
 
 
 def _intervals(run: Run, matcher: str, seed: int) -> dict[str, Any]:
@@ -69,11 +81,12 @@ def _intervals(run: Run, matcher: str, seed: int) -> dict[str, Any]:
 
 
 def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    by_model: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    # official and reasoning runs of one model are averaged apart, never together
+    by_model: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
-        by_model[row["model"]].append(row)
+        by_model[(row["model"], row["protocol"])].append(row)
     out = []
-    for model, group in by_model.items():
+    for (model, protocol), group in by_model.items():
         if len({r["benchmark"] for r in group}) < 2:
             continue
         # the per-benchmark values are recomputed from unrounded S_* via BenchScores
@@ -87,7 +100,7 @@ def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         avg = dict.fromkeys(COLUMNS)
         avg.update(model=model, benchmark="average", S_v=mean("S_v"), S_wv=mean("S_wv"), S_t=mean("S_t"),
                    MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
-                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"],
+                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"], protocol=protocol,
                    S_t_kind="extracted" if any(r.get("S_t_kind") for r in group) else None)
         out.append(avg)
     return out
@@ -136,6 +149,10 @@ def write_submission(run: Run, out_dir: Path) -> list[Path]:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     cols = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n"]
+    if any(r.get("protocol", "official") != "official" for r in rows):
+        cols.append("protocol")
+    if any(r.get("S_v_robust_judge") is not None for r in rows):  # a judge ran: the three figures side by side
+        cols += ["S_v_official", "S_v_robust", "S_v_robust_judge", "judge_decided_v"]
     widths = {c: max(len(c), *(len(_cell(r.get(c))) for r in rows)) for c in cols}
     lines = ["  ".join(c.ljust(widths[c]) for c in cols)]
     for r in rows:

@@ -29,6 +29,11 @@ class Run:
         return str(self.manifest.get("prompt", ""))
 
     @property
+    def protocol(self) -> str:
+        """``official`` unless the run says otherwise (manifests before the field are official runs)."""
+        return str(self.manifest.get("protocol", "official"))
+
+    @property
     def shots(self) -> int | None:
         return self.manifest.get("shots")
 

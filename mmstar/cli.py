@@ -14,17 +14,36 @@ from .errors import MmstarError
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from .evaluators.judge import judge_config
     from .predictions import check_unique, read_predictions
     from .report import score_table
     from .scoring import score_records
 
+    config = judge_config(args)  # flags are checked before anything is read
     records = check_unique(read_predictions(args.file), args.file)
-    summary = score_records(records, args.matcher)
+    if config is not None:
+        from .evaluators.judge import make_judge_backend, run_judge
+
+        records = [dict(r) for r in records]
+        backend = make_judge_backend(config)
+        try:
+            run_judge(records, backend, config)
+        finally:
+            backend.close()
+    summary = score_records(records, args.matcher, with_judge=config is not None or None)
+    if config is not None:
+        other = score_records(records, "robust" if args.matcher == "official" else "official")
+        summary.update({f"{args.matcher}_overall": summary["overall"], f"{other['matcher']}_overall": other["overall"]})
     if args.json:
-        keys = ("overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories")
-        print(json.dumps({k: summary[k] for k in keys}, indent=2, ensure_ascii=False))
+        keys = ("overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories", "rules")
+        out = {k: summary[k] for k in keys}
+        if config is not None:
+            judge_keys = ("official_overall", "robust_overall", "robust_judge_overall", "robust_judge_macro",
+                          "judge_seen", "judge_decided", "judge_no_option", "judge_agreement")
+            out.update({k: summary[k] for k in judge_keys}, judge=config.identity())
+        print(json.dumps(out, indent=2, ensure_ascii=False))
     else:
-        print(score_table(summary, title=str(args.file)))
+        print(score_table(summary, title=str(args.file), rules=True))
     return 0
 
 
@@ -73,6 +92,9 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--matcher", choices=("official", "robust"), default="official")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
+    from .evaluators.judge import add_judge_args
+
+    add_judge_args(p)
     p.set_defaults(func=_cmd_score)
 
 

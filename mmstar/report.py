@@ -8,17 +8,32 @@ from typing import Any
 from . import taxonomy
 
 
+def judge_line(summary: Mapping[str, Any]) -> str:
+    """Official, robust and robust+judge side by side, and what the judge did."""
+    agreement = summary.get("judge_agreement")
+    agree = f", agreed with the extractor on {agreement['agree']}/{agreement['n']}" if agreement else ""
+    return (f"official {_fmt(summary.get('official_overall'))}  robust {_fmt(summary.get('robust_overall'))}  "
+            f"robust+judge {_fmt(summary.get('robust_judge_overall'))}   judge saw {summary.get('judge_seen', 0)}, "
+            f"decided {summary.get('judge_decided', 0)}, named no option {summary.get('judge_no_option', 0)}{agree}")
+
+
 def _fmt(value: float | None) -> str:
     return "  -  " if value is None else f"{value:5.2f}"
 
 
-def score_table(summary: Mapping[str, Any], title: str = "") -> str:
+def score_table(summary: Mapping[str, Any], title: str = "", rules: bool = False) -> str:
+    """The console summary; ``rules`` adds how many replies each extraction rule decided. Once a
+    judge has looked at the records, a line puts official, robust and robust+judge side by side."""
     lines = [title] if title else []
     lines.append(
         f"overall {_fmt(summary['overall'])}  ({summary['hits']}/{summary['n']}, matcher {summary['matcher']})"
         f"   macro (axis mean) {_fmt(summary['macro'])}   unparsed {summary['unparsed']}"
         + (f"   errors {summary['errors']}" if summary.get("errors") else "")
     )
+    if rules and summary.get("rules"):
+        lines.append("extraction rules: " + ", ".join(f"{k} {v}" for k, v in summary["rules"].items()))
+    if "judge_seen" in summary:
+        lines.append(judge_line(summary))
     cats, axes = summary["categories"], summary["l2_categories"]
     counts = summary.get("l2_category_counts", {})
     known = [c for c in taxonomy.CAPABILITIES if c.name in cats]

@@ -120,21 +120,36 @@ def mode_records(run_dir: Path, mode: str) -> list[dict[str, Any]] | None:
 
 
 def compute_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:
-    """``scores.json`` content, always derived from the prediction files."""
+    """``scores.json`` content, always derived from the prediction files.
+
+    ``S_v ... ML`` follow ``matcher`` (official by default). Once a judge has looked at the run,
+    ``robust`` and ``robust_judge`` hold the same five figures under those scorings, beside them."""
     per_mode: dict[str, Any] = {}
+    with_judge = bool((read_manifest(run_dir) or {}).get("judge")) or None
     for mode in MODES:
         records = mode_records(run_dir, mode)
         if records is None:
             per_mode[mode] = None
             continue
-        summary = score_records(records, matcher)
+        summary = score_records(records, matcher, with_judge)
         other = score_records(records, "robust" if matcher == "official" else "official")
         summary[f"{other['matcher']}_overall"] = other["overall"]
         summary[f"{other['matcher']}_macro"] = other["macro"]
+        if "judge_seen" in summary:
+            summary[f"{matcher}_overall"] = summary["overall"]
         per_mode[mode] = summary
-    s = {m: (per_mode[m] or {}).get("overall") for m in MODES}
+    scores = {"matcher": matcher, **_five(per_mode, "overall"), **per_mode}
+    if any(s and "judge_seen" in s for s in per_mode.values()):
+        scores["robust"] = _five(per_mode, "robust_overall" if matcher == "official" else "overall")
+        scores["robust_judge"] = {**_five(per_mode, "robust_judge_overall"), "judge_decided": {
+            m: s.get("judge_decided", 0) for m, s in per_mode.items() if s}}
+    return scores
+
+
+def _five(per_mode: Mapping[str, Any], key: str) -> dict[str, float | None]:
+    s = {m: (per_mode[m] or {}).get(key) for m in MODES}
     mg, ml = gain_and_leakage(s["v"], s["wv"], s["t"])
-    return {"matcher": matcher, "S_v": s["v"], "S_wv": s["wv"], "S_t": s["t"], "MG": mg, "ML": ml, **per_mode}
+    return {"S_v": s["v"], "S_wv": s["wv"], "S_t": s["t"], "MG": mg, "ML": ml}
 
 
 def write_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:

@@ -98,7 +98,9 @@ def test_import_lmms_eval_samples_log(tmp_path):
     proc = run_cli("import", "lmms-eval", str(f), "--model", "qwen", "--out", str(tmp_path / "runs"))
     assert proc.returncode == 0, proc.stderr
     # official: A hit, (B) hit, C. miss, "The answer is D" hit; lmms-eval agrees on all four
-    assert "official 75.00" in proc.stdout and "lmms-eval's own score 75.00, disagreeing samples 0" in proc.stdout
+    assert "official 75.00" in proc.stdout and "lmms-eval per-sample mean (micro) 75.00" in proc.stdout
+    assert "lmms-eval headline (mean of axis means, its aggregation) 75.00" in proc.stdout
+    assert "differs from our official one: 0" in proc.stdout
     run = tmp_path / "runs" / "qwen" / "mmstar"
     recs = [json.loads(x) for x in (run / "v.jsonl").read_text().splitlines()]
     assert [r["index"] for r in recs] == [100, 101, 102, 103] and recs[0]["category"] == "math"
@@ -121,3 +123,51 @@ def test_eval_over_several_benchmarks_gives_table4_layout(tmp_path, tiny_pairs, 
     assert runs == ["bench_a", "bench_b"]
     table = [ln for ln in out.splitlines() if ln.split()[:1] == ["tiny-llava"]]
     assert [ln.split()[1] for ln in table] == ["bench_a", "bench_b", "average"]
+
+
+def _lmms_lines(rows):
+    """lmms-eval samples lines: per-metric dicts keyed by the capability name and "average"."""
+    out = []
+    for i, (resp, target, score, cap, axis) in enumerate(rows):
+        metric = {"question_id": i, "l2_category": axis, "score": score}
+        out.append({"doc_id": i, "target": target, "resps": [[resp]], "filtered_resps": [resp],
+                    "input": f"Q{i}\nOptions: A: a, B: b, C: c, D: d", cap: metric, "average": metric})
+    return out
+
+
+def test_lmms_eval_headline_is_its_axis_mean_and_its_results_file_is_read(tmp_path):
+    """3 samples on one axis (all right), 1 on another (wrong): the micro mean is 75, lmms-eval's
+    headline (mean of the two axis means) is 50, and its results JSON says so too."""
+    rows = [("A", "A", 1.0, "math", "geometry")] * 3 + [("B", "C", 0.0, "coarse perception", "image emotion")]
+    lines = _lmms_lines(rows)
+    for i, line in enumerate(lines):
+        line["doc_id"] = line["average"]["question_id"] = i
+    folder = tmp_path / "logs" / "qwen"
+    folder.mkdir(parents=True)
+    f = folder / "20261126_101010_samples_mmstar.jsonl"
+    f.write_text("".join(json.dumps(x) + "\n" for x in lines))
+    (folder / "20261126_101010_results.json").write_text(json.dumps(
+        {"results": {"mmstar": {"alias": "mmstar", "average,none": 0.5, "math,none": 1.0}}}))
+    proc = run_cli("import", "lmms-eval", str(f), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    assert "official 75.00" in proc.stdout and "per-sample mean (micro) 75.00" in proc.stdout
+    assert "headline (mean of axis means, its aggregation) 50.00" in proc.stdout
+    assert "lmms-eval reported 50.00 in " in proc.stdout and "20261126_101010_results.json" in proc.stdout
+    manifest = json.loads((tmp_path / "runs" / "qwen" / "mmstar" / "manifest.json").read_text())
+    assert manifest["modes"]["v"]["peer_headline"] == 50.0 and manifest["modes"]["v"]["peer_reported"] == 50.0
+
+
+def test_vlmevalkit_acc_file_is_shown_beside_ours(tmp_path):
+    rows = [{"index": i, "question": f"Q{i}?", "A": "x", "B": "y", "answer": "A", "category": "c",
+             "l2-category": "d", "prediction": p} for i, p in enumerate(["A", "The answer is (A)", "B"])]
+    f = tmp_path / "m_MMBench_DEV_EN.tsv"
+    pd.DataFrame(rows).to_csv(f, sep="\t", index=False)
+    pd.DataFrame([{"split": "dev", "Overall": 0.6667, "c": 0.6667}]).to_csv(tmp_path / "m_MMBench_DEV_EN_acc.csv",
+                                                                           index=False)
+    proc = run_cli("import", "vlmevalkit", str(f), "--out", str(tmp_path / "runs"))
+    assert proc.returncode == 0, proc.stderr
+    assert "official 33.33, robust 66.67" in proc.stdout and "VLMEvalKit reported 66.67 in" in proc.stdout
+    bad = tmp_path / "other_acc.csv"
+    bad.write_text("split,Accuracy\ndev,0.5\n")
+    assert_clean_error(run_cli("import", "vlmevalkit", str(f), "--acc", str(bad), "--out", str(tmp_path / "r2")),
+                       "other_acc.csv", "Overall")

@@ -1,0 +1,219 @@
+"""An LLM judge for replies the robust extractor leaves unparsed.
+
+The judge reads the question's options and the reply's answer part (never the thinking text) and
+names the option letter the reply chose, or "none". Its raw reply goes in a record's ``judge`` and
+the letter it names in ``judge_choice``; neither ever overwrites the extractor's ``choice``. The
+prompt is fixed and versioned (``JUDGE_PROMPT_VERSION``, recorded in the manifest) so that a
+robust+judge figure can be reproduced.
+
+By default only unparsed replies go to the judge; ``judge_all`` sends every reply, and ``audit``
+sends a seeded random sample of already-parsed replies too, so the judge's agreement with the
+extractor can be reported. Replies that ended inside their thinking block (``truncated_reasoning``),
+replies with nothing after their thinking (``empty``) and failed requests are never sent: they hold
+no answer to read, and the thinking is not an answer.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mmstar.atomic import atomic_write_text
+from mmstar.errors import MmstarError
+from mmstar.matching import extract_answer
+from mmstar.scoring import record_options
+from mmstar.thinking import split_reasoning
+
+from .backend import Backend, GenerationConfig, Request
+
+JUDGE_PROMPT_VERSION = "mmstar-judge-v1"
+JUDGE_TEMPLATE = (
+    "You check which option a model's reply to a multiple-choice question chose.\n"
+    "Options:\n{options}\n"
+    "Reply:\n\"\"\"\n{reply}\n\"\"\"\n"
+    "Which option did the reply choose? Answer with one letter ({letters}), or with none if the reply "
+    "chooses no option or several.\nChoice:"
+)
+MAX_REPLY_CHARS = 2000  # the reply's end is kept: that is where answers are
+_SKIP_RULES = ("truncated_reasoning", "empty", "error")  # nothing after the thinking to read
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    model: str
+    backend: str = "hf"  # hf | vllm | openai
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    judge_all: bool = False
+    audit: int = 0
+    seed: int = 0
+    max_new_tokens: int = 8
+    device: str = "auto"
+    dtype: str = "auto"
+
+    def identity(self) -> dict[str, Any]:
+        """What the manifest records: a judge figure is only comparable under the same identity."""
+        return {"model": self.model, "backend": self.backend, "prompt_version": JUDGE_PROMPT_VERSION,
+                "judge_all": self.judge_all, "audit": self.audit, "seed": self.seed,
+                "max_new_tokens": self.max_new_tokens}
+
+
+def judge_prompt(options: Mapping[str, str], reply: str) -> str:
+    answer = split_reasoning(reply).answer
+    if len(answer) > MAX_REPLY_CHARS:
+        answer = "..." + answer[-MAX_REPLY_CHARS:]
+    lines = "\n".join(f"{k}. {v}" for k, v in options.items())
+    return JUDGE_TEMPLATE.format(options=lines, reply=answer.replace('"""', "'''"), letters=", ".join(options))
+
+
+def parse_judge_reply(text: str, options: Mapping[str, str]) -> str | None:
+    """The letter the judge named, or None ("none", no option, or several): the robust extractor
+    reads the judge's reply as it reads any reply."""
+    if text.strip().lower().startswith("none"):
+        return None
+    return extract_answer(text, options).choice
+
+
+def select(records: Sequence[Mapping[str, Any]], config: JudgeConfig) -> tuple[list[int], set[int]]:
+    """Positions of the records to send, and which of them are audit picks (parsed replies)."""
+    eligible, parsed = [], []
+    for i, rec in enumerate(records):
+        if rec.get("error") or not record_options(rec) or "judge_choice" in rec:  # judged already: kept
+            continue
+        extraction = extract_answer(str(rec.get("prediction") or ""), record_options(rec))
+        if extraction.rule in _SKIP_RULES:
+            continue
+        if extraction.choice is None or config.judge_all:
+            eligible.append(i)
+        else:
+            parsed.append(i)
+    audit = set(random.Random(config.seed).sample(parsed, min(config.audit, len(parsed)))) if config.audit else set()
+    return sorted(set(eligible) | audit), audit
+
+
+def make_judge_backend(config: JudgeConfig) -> Backend:
+    """The judge model through any backend; text only (a VLM judge is driven without images)."""
+    gen = GenerationConfig(max_new_tokens=config.max_new_tokens)
+    if config.backend == "openai":
+        if not config.base_url:
+            raise MmstarError("--judge-backend openai needs --judge-base-url (e.g. http://127.0.0.1:8000/v1)")
+        from .openai_api import OpenAIBackend
+
+        return OpenAIBackend(config.model, config.base_url, gen, api_key_env=config.api_key_env, max_retries=2,
+                             backoff=0.5)
+    if config.backend not in ("hf", "vllm"):
+        raise MmstarError(f"unknown --judge-backend {config.backend!r}; use hf, vllm or openai")
+    if not Path(config.model).exists() and "/" not in config.model:
+        raise MmstarError(f"unknown judge model {config.model!r}: give a local folder or a hub id like org/name")
+    from .cli import model_kind
+
+    kind = model_kind(config.model)
+    if config.backend == "vllm":
+        from .vllm_backend import VLLMBackend
+
+        return VLLMBackend(config.model, kind, gen)
+    from .hf import HFBackend
+
+    return HFBackend(config.model, kind, gen, device=config.device, dtype=config.dtype)
+
+
+def run_judge(records: list[dict[str, Any]], backend: Backend, config: JudgeConfig,
+              batch_size: int = 16) -> dict[str, int]:
+    """Ask the judge about the selected records; fills ``judge``/``judge_choice`` in place.
+
+    A failed judge request (a server that refuses, a model it does not know) stops with one line:
+    a judge figure with holes would not be comparable. A reply naming no option is not a failure:
+    its ``judge_choice`` is null and it is counted."""
+    todo, audit = select(records, config)
+    stats = {"sent": len(todo), "audit": len(audit), "decided": 0, "no_option": 0}
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        requests = [Request([{"role": "user", "content": [
+            {"type": "text", "text": judge_prompt(record_options(records[i]) or {}, str(records[i]["prediction"]))}]}],
+            key=records[i].get("index")) for i in chunk]
+        for i, resp in zip(chunk, backend.generate(requests)):
+            if resp.error:
+                raise MmstarError(f"judge {config.model} ({config.backend}) failed on sample "
+                                  f"{records[i].get('index')}: {resp.error.splitlines()[0][:200]}")
+            choice = parse_judge_reply(resp.text, record_options(records[i]) or {})
+            records[i].update(judge=resp.text, judge_choice=choice)
+            if i in audit:
+                records[i]["judge_audit"] = True
+            stats["no_option" if choice is None else "decided"] += 1
+    return stats
+
+
+def clear_judge(records: list[dict[str, Any]]) -> None:
+    """Drop an earlier judge's fields (a new judge identity re-judges from scratch)."""
+    for rec in records:
+        for key in ("judge", "judge_choice", "judge_audit"):
+            rec.pop(key, None)
+
+
+def judge_run_dir(run_dir: Path, config: JudgeConfig, backend: Backend | None = None) -> dict[str, Any]:
+    """Judge every mode file of a run directory, rewrite the files atomically, record the judge in
+    the manifest and refresh ``scores.json``. Returns per-mode stats."""
+    from mmstar.runs import MODES, mode_records, prediction_path, read_manifest, write_manifest, write_scores
+
+    owned = backend is None
+    per_mode: dict[str, Any] = {}
+    judged: dict[str, list[dict[str, Any]]] = {}
+    old = (read_manifest(run_dir) or {}).get("judge") or {}
+    same_judge = {k: v for k, v in old.items() if k != "modes"} == config.identity()
+    try:
+        for mode in MODES:
+            records = mode_records(run_dir, mode)
+            if records is None:
+                continue
+            if not same_judge:
+                clear_judge(records)
+            if backend is None and select(records, config)[0]:
+                backend = make_judge_backend(config)  # loaded only when there is something to judge
+            per_mode[mode] = run_judge(records, backend, config) if backend is not None else {
+                "sent": 0, "audit": 0, "decided": 0, "no_option": 0}
+            judged[mode] = records
+    finally:
+        if owned and backend is not None:
+            backend.close()
+    # written only once every mode is judged: a judge that fails half-way leaves the run as it was
+    for mode, records in judged.items():
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        atomic_write_text(prediction_path(run_dir, mode), text)
+    manifest = read_manifest(run_dir) or {}
+    manifest["judge"] = {**config.identity(), "modes": per_mode}
+    write_manifest(run_dir, manifest)
+    write_scores(run_dir)
+    return per_mode
+
+
+def add_judge_args(parser: Any) -> None:
+    """The judge flags shared by ``mmstar eval``, ``mmstar score`` and ``mmstar import``."""
+    g = parser.add_argument_group("LLM judge (optional; never overrides the extractor)")
+    g.add_argument("--judge", metavar="MODEL", help="judge model: a local folder, hub id, or a server's model name")
+    g.add_argument("--judge-backend", choices=("hf", "vllm", "openai"), default="hf")
+    g.add_argument("--judge-base-url", help="openai judge backend: the API root, e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="openai judge backend: env var with the key")
+    g.add_argument("--judge-all", action="store_true", help="send every reply, not only the unparsed ones")
+    g.add_argument("--judge-audit", type=int, default=0, metavar="N",
+                   help="also send a seeded random sample of N parsed replies; report agreement")
+    g.add_argument("--judge-seed", type=int, default=0)
+
+
+def judge_config(args: Any) -> JudgeConfig | None:
+    """The judge settings from parsed flags; None without ``--judge``."""
+    if not args.judge:
+        for flag in ("judge_all", "judge_base_url"):
+            if getattr(args, flag):
+                raise MmstarError(f"--{flag.replace('_', '-')} needs --judge MODEL")
+        if args.judge_audit:
+            raise MmstarError("--judge-audit needs --judge MODEL")
+        return None
+    if args.judge_audit < 0:
+        raise MmstarError("--judge-audit must be 0 or more")
+    return JudgeConfig(args.judge, args.judge_backend, args.judge_base_url, args.judge_api_key_env,
+                       args.judge_all, args.judge_audit, args.judge_seed)
+

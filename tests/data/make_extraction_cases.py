@@ -1,0 +1,478 @@
+# ruff: noqa: E501  (each reply stays on one line, as the model would write it)
+"""Rebuild the reasoning-era rows of tests/data/extraction_cases.json (rows 102 onwards; the first
+102 rows are kept as they are).
+
+Each template writes a reply in one model family's style (``style`` in the row) and is applied to
+four option sets with a different right letter each; ``HAND`` rows are written one by one;
+``UNPARSED`` rows are replies that must stay unparsed (truncated thinking, contradictions,
+refusals, values that are no option). Usage: python tests/data/make_extraction_cases.py tests/data/extraction_cases.json
+"""
+
+import json
+import sys
+from pathlib import Path
+
+COLORS = {"A": "red", "B": "green", "C": "blue", "D": "yellow"}
+COUNT = {"A": "3", "B": "4", "C": "5", "D": "6"}
+SCI = {"A": "Mitochondria", "B": "Nucleus", "C": "Ribosome", "D": "Chloroplast"}
+CAPTION = {
+    "A": "A dog running on the beach",
+    "B": "Two people riding bicycles",
+    "C": "A cat sleeping on a sofa",
+    "D": "A child flying a kite",
+}
+THREE = {"A": "increase", "B": "decrease", "C": "stay the same"}
+SETS = [(COLORS, "C"), (COUNT, "B"), (SCI, "D"), (CAPTION, "A")]
+
+
+def others(opts, letter):
+    return [k for k in opts if k != letter]
+
+
+# (style, template) -> template(letter, text, options) returns reply; expected = letter
+T = []
+
+
+def t(style):
+    def deco(f):
+        T.append((style, f))
+        return f
+
+    return deco
+
+
+@t("qwen3-vl-thinking")
+def _(L, x, o):
+    a, b = others(o, L)[:2]
+    return f"<think>\nOkay, let me look at the image carefully. Option {a} says {o[a]}, which does not fit. Option {b} ({o[b]}) is also unlikely. The image matches {x}.\n</think>\n\n{L}"
+
+
+@t("qwen3-vl-thinking (template opens <think>)")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"Okay, so the question asks about the image. At first I thought {a}, but looking again it is {x}. So the answer is {L}.\n</think>\n\nThe answer is {L}."
+
+
+@t("qwen3-vl-thinking")
+def _(L, x, o):
+    a = others(o, L)[1]
+    return f"<think>\nHmm, let me check each option. The answer is {a}? No, wait. It's {x}.\n</think>\n\n**Answer: {L}. {x}**"
+
+
+@t("qwen3 thinking off")
+def _(L, x, o):
+    return f"<think>\n\n</think>\n\n{L}. {x}"
+
+
+@t("qwen2.5-vl-instruct")
+def _(L, x, o):
+    return f"{L}. {x}"
+
+
+@t("qwen2.5-vl-instruct")
+def _(L, x, o):
+    return f"The correct answer is {L}. {x}."
+
+
+@t("qwen2.5-vl-instruct")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"The image shows {x.lower()}, not {o[a].lower()}. Therefore, the answer is {L}."
+
+
+@t("internvl3.5-thinking")
+def _(L, x, o):
+    a, b, *_ = others(o, L)
+    return f"<think>\nFirst I rule out {a} and {b}. The remaining choice {L} matches {x}.\n</think>\n\nAnswer: {L}"
+
+
+@t("internvl3")
+def _(L, x, o):
+    return f"{L}"
+
+
+@t("internvl3")
+def _(L, x, o):
+    return f"({L}) {x}"
+
+
+@t("glm-4.1v-thinking")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"<think>The user asks which option fits. {a} is wrong because the image does not show {o[a].lower()}. The correct one is {L}.</think><answer>\n<|begin_of_box|>{L}<|end_of_box|>\n</answer>"
+
+
+@t("glm-4.1v-thinking")
+def _(L, x, o):
+    return f"<think>Looking at the picture, {x} is right.</think><answer>{L}. {x}</answer>"
+
+
+@t("glm-4.1v-thinking (special tokens skipped)")
+def _(L, x, o):
+    a = others(o, L)[2]
+    return f"<think>Not {a}. It is {L}.</think>{L}"
+
+
+@t("kimi-vl-thinking")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"◁think▷Let me analyse. Option {a} can't be right. The image fits {x}.◁/think▷The answer is {L}."
+
+
+@t("kimi-vl-thinking")
+def _(L, x, o):
+    return f"◁think▷I need to compare the options one by one... {x} fits best.◁/think▷**{L}**"
+
+
+@t("skywork-r1v / openthoughts")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"<|begin_of_thought|>\n\nAlright, so option {a} is out. Thinking more, {x} fits.\n\n<|end_of_thought|>\n\n<|begin_of_solution|>\n\nThe correct option is {L}.\n\n<|end_of_solution|>"
+
+
+@t("magistral [THINK]")
+def _(L, x, o):
+    return f"[THINK]Checking: {x} is what the image shows, so {L}.[/THINK]\\boxed{{{L}}}"
+
+
+@t("plain thinking process")
+def _(L, x, o):
+    a, b, *_ = others(o, L)
+    return f"Thinking Process:\n1. Analyse the image.\n2. Option {a} ({o[a]}) is incorrect.\n3. Option {b} ({o[b]}) is incorrect.\n4. {x} matches.\n\nFinal Answer: {L}"
+
+
+@t("plain thinking process")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"**Thinking Process:**\n\n* The picture shows {x.lower()}.\n* {a} does not match.\n\n**Final Answer:** The final answer is **{L}**."
+
+
+@t("llava-onevision")
+def _(L, x, o):
+    return f"{L}."
+
+
+@t("llava-onevision")
+def _(L, x, o):
+    return f"{L}"
+
+
+@t("gemma-3")
+def _(L, x, o):
+    return f"**{L}. {x}**\n\nThe image clearly shows {x.lower()}."
+
+
+@t("gemma-3")
+def _(L, x, o):
+    return f"Based on the image, the correct answer is **{L}. {x}**."
+
+
+@t("gemma-3")
+def _(L, x, o):
+    return f"The answer is **({L}) {x}**.\n\nHere's why: the image shows {x.lower()}."
+
+
+@t("gpt-4o")
+def _(L, x, o):
+    return f"**Answer: {L}) {x}**\n\n**Explanation:** The image shows {x.lower()}."
+
+
+@t("gpt-4o")
+def _(L, x, o):
+    return f"{L}) {x}"
+
+
+@t("o-series")
+def _(L, x, o):
+    return f"The image shows {x.lower()}, so the answer is **{L}**."
+
+
+@t("o-series")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"**{L}**\n\nReasoning: {o[a]} can be excluded; {x} fits the image."
+
+
+@t("deepseek-r1")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"<think>\nOkay, let's see. Maybe {a}? No. The image fits {x}, that's option {L}.\n</think>\n\nThe final answer is $\\boxed{{{L}}}$"
+
+
+@t("deepseek-r1")
+def _(L, x, o):
+    return f"<think>\nLet me reason step by step.\n</think>\n\n**Final Answer**\n\\[\n\\boxed{{{L}}}\n\\]"
+
+
+@t("boxed text")
+def _(L, x, o):
+    return f"The answer is $\\boxed{{\\text{{{L}}}}}$."
+
+
+@t("boxed text")
+def _(L, x, o):
+    return f"\\boxed{{\\text{{({L}) {x}}}}}"
+
+
+@t("boxed option text")
+def _(L, x, o):
+    return f"So the answer is \\boxed{{{x}}}."
+
+
+@t("json")
+def _(L, x, o):
+    return f'{{"answer": "{L}"}}'
+
+
+@t("json (fenced, with reason)")
+def _(L, x, o):
+    return f'```json\n{{\n  "answer": "{L}",\n  "reason": "The image shows {x.lower()}."\n}}\n```'
+
+
+@t("json (python dict)")
+def _(L, x, o):
+    return f"{{'choice': '{L}'}}"
+
+
+@t("json (option text)")
+def _(L, x, o):
+    return f'{{"final_answer": "{x}"}}'
+
+
+@t("chinese")
+def _(L, x, o):
+    return f"答案是{L}"
+
+
+@t("chinese")
+def _(L, x, o):
+    return f"正确答案：{L}"
+
+
+@t("chinese")
+def _(L, x, o):
+    return f"选{L}"
+
+
+@t("chinese")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"根据图片，{a}选项不符合，所以答案是{L}。"
+
+
+@t("chinese (full-width)")
+def _(L, x, o):
+    full = chr(ord(L) + 0xFEE0)
+    return f"因此，正确选项为（{full}）。"
+
+
+@t("chinese")
+def _(L, x, o):
+    return f"最终答案：{L}"
+
+
+@t("chinese thinking")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"<think>\n嗯，先看图片。选项{a}不对。\n</think>\n\n答案：{L}。{x}"
+
+
+@t("japanese")
+def _(L, x, o):
+    return f"正解は {L} です。"
+
+
+@t("japanese")
+def _(L, x, o):
+    return f"答えは{L}"
+
+
+@t("korean")
+def _(L, x, o):
+    return f"정답은 {L}입니다."
+
+
+@t("korean")
+def _(L, x, o):
+    return f"정답: {L}"
+
+
+@t("final answer beats earlier letters")
+def _(L, x, o):
+    a, b, *_ = others(o, L)
+    return f"Option {a} seems plausible at first, and {b} is close. However, looking at the details, {x} is right.\n\nFinal answer: {L}"
+
+
+@t("final answer beats earlier statements")
+def _(L, x, o):
+    a = others(o, L)[0]
+    return f"My first thought was that the answer is {a}. On reflection that is wrong. Final answer: {L}. Note that option {a} is a distractor."
+
+
+@t("markdown heading")
+def _(L, x, o):
+    return f"### Answer\n\n**{L}. {x}**"
+
+
+# numbers in a sentence: only for COUNT
+NUM = [
+    ("number in sentence", "There are 4 apples in the image.", COUNT, "B"),
+    ("number in sentence", "I count 6 birds on the wire.", COUNT, "D"),
+    ("number in sentence", "The picture contains 3 cars.", COUNT, "A"),
+    ("number in sentence", "After counting each row, the total is 5.", COUNT, "C"),
+    (
+        "number in sentence",
+        "I counted 2 rows with 3 chairs each, so there are 6 chairs.",
+        {"A": "4", "B": "5", "C": "6", "D": "7"},
+        "C",
+    ),
+    (
+        "number with unit",
+        "The line segment is 12 cm long.",
+        {"A": "10 cm", "B": "12 cm", "C": "14 cm", "D": "16 cm"},
+        "B",
+    ),
+    ("number with unit", "The angle measures 45°.", {"A": "30°", "B": "45°", "C": "60°", "D": "90°"}, "B"),
+    ("number with unit", "Its price is $15.", {"A": "$10", "B": "$15", "C": "$20", "D": "$25"}, "B"),
+    ("number decimal", "The ratio is about 0.5.", {"A": "0.25", "B": "0.5", "C": "0.75", "D": "1"}, "B"),
+    ("number in sentence", "不对，图中有5个苹果。", COUNT, "C"),
+    ("option text in sentence", "The organelle shown is the chloroplast, which performs photosynthesis.", SCI, "D"),
+    ("option text in sentence", "This is a ribosome.", SCI, "C"),
+    ("boxed number", "\\boxed{5}", COUNT, "C"),
+    ("boxed number", "<think>3 + 1 = 4</think>\n\nThe total is $\\boxed{4}$.", COUNT, "B"),
+    ("json number", '{"answer": 6}', COUNT, "D"),
+    ("boxed option text", "\\boxed{\\text{stay the same}}", THREE, "C"),
+    ("three options", "<think>The value goes down.</think>\n\nB", THREE, "B"),
+]
+UNPARSED = [
+    ("truncated thinking", "<think>\nFirst, I need to look at the options. Option A is red. Option B", COLORS),
+    ("truncated thinking", "<think>\nLet me count the apples: 1, 2, 3, 4... so the answer might be B, but", COUNT),
+    ("truncated thinking (kimi)", "◁think▷Let me see, the answer might be B, although C is", COLORS),
+    (
+        "truncated thinking (openthoughts)",
+        "<|begin_of_thought|>\n\nAlright, so the question is about the organelle. The answer is probably D",
+        SCI,
+    ),
+    ("truncated thinking (glm)", "<think>The user wants the caption. A looks right because", CAPTION),
+    ("truncated thinking (magistral)", "[THINK]Option C fits, so", COLORS),
+    ("thinking only, no answer", "<think>The answer is B.</think>", COLORS),
+    ("thinking only, no answer", "<think>\nI think it is C.\n</think>\n\n", COLORS),
+    ("contradicting boxes", "First \\boxed{A}. Hmm, actually \\boxed{B}.", COLORS),
+    ("contradicting json", '{"answer": "A"} or maybe {"answer": "C"}', COLORS),
+    ("chinese contradiction", "答案是A或B", COLORS),
+    ("chinese contradiction", "可能选A，也可能选C", COLORS),
+    ("chinese refusal", "抱歉，我无法确定图片中的内容。", COLORS),
+    ("chinese refusal", "<think>看不到图片。</think>\n\n没有提供图片，无法回答。", COLORS),
+    ("japanese refusal", "画像がないため判断できません。", COLORS),
+    ("korean refusal", "이미지가 없어서 알 수 없습니다.", COLORS),
+    (
+        "refusal after thinking",
+        "<think>\nThere is no image attached.\n</think>\n\nI cannot determine the answer without the image.",
+        COLORS,
+    ),
+    ("refusal", "I'm sorry, but I can't help with identifying people in images.", CAPTION),
+    ("either", "The answer is either B or C.", COLORS),
+    ("numbers conflict", "There are 3 apples and 5 oranges.", COUNT),
+    ("number not an option", "There are 7 apples in the image.", COUNT),
+    ("boxed non-option", "\\boxed{42}", COLORS),
+    ("json non-option", '{"answer": "purple"}', COLORS),
+    (
+        "json no answer key",
+        '{"description": "a blue sky over the sea"}',
+        {"A": "sea", "B": "forest", "C": "desert", "D": "city"},
+    ),
+    ("option letter not offered", "<think>Option E fits.</think>\n\nE", COLORS),
+    ("boxed letter not offered", "\\boxed{D}", THREE),
+    ("none of the options", "<think>None fits.</think>\n\nNone of the options are correct.", COLORS),
+    ("several final answers", "Final answer: A, C", COLORS),
+    ("description only", "The image shows a busy street at night with many lights.", COLORS),
+    ("two options named", "Both red and blue appear in the image.", COLORS),
+]
+
+
+C4 = {"A": "red", "B": "green", "C": "blue", "D": "yellow"}
+N4 = {"A": "2", "B": "3", "C": "4", "D": "5"}
+REL = {
+    "A": "The cat is on the left of the dog",
+    "B": "The cat is on the right of the dog",
+    "C": "The cat is above the dog",
+    "D": "The cat is below the dog",
+}
+# written one by one (not from a template): mixed styles, self-corrections, distractor letters
+HAND = [
+    (
+        "<think>\nThe bars: 2010 is 3, 2011 is 4. The question asks for 2011.\n</think>\n\nThe value in 2011 is 4.",
+        N4,
+        "C",
+    ),
+    ("<think>\nCount: there are 2 on the left and 3 on the right, total 5.\n</think>\n\n**Answer:** D. 5", N4, "D"),
+    ("Looking at the image, the cat is on the right of the dog.", REL, "B"),
+    ("The cat is on the left of the dog, not on the right.", REL, "A"),
+    ("## Step-by-step\n1. Locate the cat.\n2. Locate the dog.\n\n## Answer\nB", REL, "B"),
+    ("Answer: B\n\nWait, let me reconsider. Actually the answer is C.", C4, "C"),
+    ("The correct answer is **B**, since green covers most of the image. (A) red only appears at the edge.", C4, "B"),
+    ("$\\boxed{\\mathrm{B}}$", C4, "B"),
+    ("\\boxed{B: green}", C4, "B"),
+    ('{"answer": "B", "confidence": 0.7}', C4, "B"),
+    ("答案：B（绿色）", C4, "B"),
+    ("综上所述，本题选B。", C4, "B"),
+    ("正确答案是B选项。", C4, "B"),
+    ("The answer is B) green", C4, "B"),
+    ("Therefore, the correct choice is (D).", C4, "D"),
+    ("I believe the best option here is C – blue.", C4, "C"),
+    ("Option C.", C4, "C"),
+    ("<think>I'm not sure, between B and C.</think>\n\nI'd go with C.", C4, "C"),
+    ("The object is red and yellow.", C4, None),
+    ("Neither; the image shows purple.", C4, None),
+    ("B is incorrect; the answer is C", C4, "C"),
+    ("The sky is blue and the grass is green.", C4, None),
+    ("There are 4 birds, and 2 of them are flying.", N4, None),
+    ("The final answer is 4.", N4, "C"),
+    ("Final Answer: 4", N4, "C"),
+    ("回答：C", C4, "C"),
+    ("Selected answer: D", C4, "D"),
+    ("**Final Answer**\n\nThe answer is (B) green.", C4, "B"),
+    ("Answer: **C. blue**\n\nNote: D is yellow, which is incorrect.", C4, "C"),
+    # explanations after the answer name other letters: they describe, they do not answer
+    ("**B. green**\n\nOption A is incorrect because the grass is not red.", C4, "B"),
+    ("B\n\nExplanation: option A (red) does not match.", C4, "B"),
+    ("The answer is B. Option A is red, which is wrong.", C4, "B"),
+    ("B. green\n\nWhy not the others:\n- A: red is absent\n- C: blue is the sky\n- D: no yellow", C4, "B"),
+    ("**Answer: B**\n\nA is wrong since red is absent.", C4, "B"),
+    ("Answer: B. Choice A would need red.", C4, "B"),
+    ("I pick B. I would not choose A.", C4, "B"),
+    ("B is the answer; option C is close but wrong.", C4, "B"),
+    ("<think>..</think>\n\n**B**\n\n- Option A: incorrect\n- Option C: incorrect", C4, "B"),
+    ("the sky is blue, I think. Option A is red.", C4, None),
+    ("Option C is correct.", C4, "C"),
+    ("I think option D is the right answer.", C4, "D"),
+    ("I don't think the answer is A; it's C", C4, None),
+    ("Vitamin C is the best source here, so the answer is A.", C4, "A"),
+    ("Option B is incorrect. Option D is correct.", C4, "D"),
+    ("Selected option: C", C4, "C"),
+    ("The correct answer is not A, it is C.", C4, "C"),
+    ("**(B) green**\n\n*   **(A) red:** The image has no red.\n*   **(C) blue:** Only the sky.", C4, "B"),
+    ("Based on the image, B is correct because the field is green.", C4, "B"),
+]
+
+
+def build():
+    cases = []
+    for style, f in T:
+        for opts, L in SETS:
+            cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for style, resp, opts, L in NUM:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": style})
+    for resp, opts, L in HAND:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "hand-written (mixed)"})
+    for style, resp, opts in UNPARSED:
+        cases.append({"response": resp, "options": opts, "expected": None, "style": style})
+    return cases
+
+
+if __name__ == "__main__":
+    path = Path(sys.argv[1])
+    old = json.loads(path.read_text())[:102]
+    new = build()
+    path.write_text(json.dumps(old + new, indent=1, ensure_ascii=False) + "\n")
+    print(len(old), "+", len(new), "=", len(old) + len(new))
