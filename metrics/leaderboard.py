@@ -45,21 +45,30 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
     row: dict[str, Any] = {
         "model": run.model, "benchmark": run.benchmark, "S_v": _r(s["v"]), "S_wv": _r(s["wv"]), "S_t": _r(s["t"]),
         "MG": _r(bench.mg), "ML": _r(bench.ml), "macro": _r(v.get("macro")), "n": v.get("n"), "matcher": matcher,
-        "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"), "protocol": run.protocol,
-        "S_t_kind": "extracted" if s["t"] is not None and run.manifest.get("backbone_kind") == "extracted" else None,
+        "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"),
     }
+    row.update(run_labels(run, has_t=s["t"] is not None))
     for cap in taxonomy.CAPABILITIES:
         row[cap.code] = _r(cats.get(cap.name))
     row.update(_intervals(run, matcher, seed))
-    row.update(_scorings(run, matcher, v))
+    other = run.summary("v", "robust" if matcher == "official" else "official") if v else None
+    row.update(scoring_columns(v, other))
     return row
 
 
-def _scorings(run: Run, matcher: str, v: dict[str, Any]) -> dict[str, Any]:
+def run_labels(run: Run, has_t: bool) -> dict[str, Any]:
+    """The columns that say how a run was made (the same under every matcher); the viewer uses them too."""
+    return {"protocol": run.protocol,
+            "S_t_kind": "extracted" if has_t and run.manifest.get("backbone_kind") == "extracted" else None}
+
+
+def scoring_columns(v: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any]:
+    """S_v under the official and robust matchers and robust+judge, from mode v's summary under the
+    row's matcher (``v``) and under the other one (``other``)."""
     if not v:
         return dict.fromkeys(SCORING_COLUMNS)
-    other = run.summary("v", "robust" if matcher == "official" else "official") or {}
-    by = {matcher: v.get("overall"), other.get("matcher"): other.get("overall")}
+    other = other or {}
+    by = {v.get("matcher"): v.get("overall"), other.get("matcher"): other.get("overall")}
     return {"S_v_official": _r(by.get("official")), "S_v_robust": _r(by.get("robust")),
             "S_v_robust_judge": _r(v.get("robust_judge_overall")), "judge_decided_v": v.get("judge_decided")}
 

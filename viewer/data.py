@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mmstar.metrics.leaderboard import COLUMNS, average_rows
+from mmstar.metrics.leaderboard import COLUMNS, average_rows, run_labels
 from mmstar.metrics.runs import Run
 from mmstar.metrics.uncertainty import bootstrap_paired_difference, bootstrap_score
 
@@ -310,11 +310,23 @@ class ViewData:
                    MG=_r(mg), ML=_r(ml), macro=_r(v.get("macro")), n=v.get("n"), matcher=matcher,
                    prompt=vr.run.prompt, shots=vr.run.shots, unparsed_v=v.get("unparsed"), run=vr.key,
                    judged_v=v.get("judged"))
+        row.update(run_labels(vr.run, has_t=s["t"] is not None))
         cats = v.get("categories", {})
         for cap in taxonomy.CAPABILITIES:
             row[cap.code] = _r(cats.get(cap.name))
         row.update(_intervals(vr.frame, vr.modes, matcher, self.seed))
+        row.update(self._scorings(vr))
         return row
+
+    def _scorings(self, vr: ViewRun) -> dict[str, Any]:
+        """S_v under each scoring, as the leaderboard CSV's columns (robust+judge once judged)."""
+        if "v" not in vr.modes:
+            return {}
+        by = {m: self.summary(vr.key, "v", m) or {} for m in self.matchers}
+        judged = by.get("judge")
+        return {"S_v_official": _r(by["official"].get("overall")), "S_v_robust": _r(by["robust"].get("overall")),
+                "S_v_robust_judge": _r(judged.get("overall")) if judged else None,
+                "judge_decided_v": judged.get("judged") if judged else None}
 
 
 def _unique_key(run: Run, taken: set[str]) -> str:
