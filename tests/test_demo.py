@@ -33,6 +33,7 @@ def test_demo_benchmark_is_valid_balanced_and_text_blind():
     assert size < 5_000_000
 
 
+@pytest.mark.slow  # tens of seconds: the slow tier (make test-all) runs it
 def test_mmstar_demo_reproduces_the_figures(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "mmstar", "demo", "--out", str(tmp_path), "--no-progress"],
                           capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "2"}, timeout=600)

@@ -19,6 +19,7 @@ def _torchrun(*args, cwd):
                           capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
 
 
+@pytest.mark.slow  # tens of seconds: the slow tier (make test-all) runs it
 def test_two_ranks_merge_to_the_single_process_result_and_resume(tiny_pairs, demo_parquet, tmp_path):
     from mmstar.cli import main
 

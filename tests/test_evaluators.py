@@ -98,6 +98,7 @@ def test_resume_skips_finished_and_refuses_a_changed_run(tiny_pairs, demo_parque
     assert not (run_dir / "v.jsonl").exists() and len(_lines(run_dir / "wv.jsonl")) == 3
 
 
+@pytest.mark.slow  # tens of seconds: the slow tier (make test-all) runs it
 def test_kill_and_resume_gives_one_line_per_index_and_the_same_scores(tiny_pairs, demo_parquet, tmp_path):
     pair = tiny_pairs["llava"]
     args = ["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", str(demo_parquet),

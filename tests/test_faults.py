@@ -34,6 +34,7 @@ def _trials(eval_case, tmp_path, n, seed):
     return totals
 
 
+@pytest.mark.slow  # tens of seconds: the slow tier (make test-all) runs it
 def test_sigkill_eval_a_few_times(eval_case, tmp_path):
     totals = _trials(eval_case, tmp_path, 2, seed=1)
     assert totals["kills"] >= 1
@@ -45,6 +46,7 @@ def test_sigkill_eval_fifty_trials(eval_case, tmp_path):
     assert totals["kills"] >= 40 and totals["torn"] >= 10
 
 
+@pytest.mark.slow  # tens of seconds: the slow tier (make test-all) runs it
 def test_sigkill_curation_filter(tiny_pairs, demo_parquet, tmp_path):
     args = ["curate", "filter", str(demo_parquet), "--llm", str(tiny_pairs["gemma3"].backbone), "--shots", "0",
             "--batch-size", "2", "--max-new-tokens", "16", "--no-progress", "--max-hits", "1"]
