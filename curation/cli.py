@@ -41,10 +41,11 @@ def _factory(args: argparse.Namespace):
     if args.backend == "vllm":
         if getattr(args, "scoring", "generate") == "loglik":
             raise MmstarError("--scoring loglik needs --backend hf")
-        return vllm_factory(gen, trust_remote_code=args.trust_remote_code), gen
+        return vllm_factory(gen, trust_remote_code=args.trust_remote_code, prefix_cache=not args.no_prefix_cache), gen
     if args.backend != "hf":
         raise MmstarError(f"--backend {args.backend} is not available for curation yet; use hf or vllm")
-    return hf_factory(args.device, args.dtype, None, args.trust_remote_code, False, gen), gen
+    return hf_factory(args.device, args.dtype, None, args.trust_remote_code, False, gen,
+                      prefix_cache=not args.no_prefix_cache), gen
 
 
 def _cmd_filter(args: argparse.Namespace) -> int:
@@ -121,6 +122,7 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-prefix-cache", action="store_true", help="prefill the shared context for every sample (A/B)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -48,9 +48,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     elif args.backend == "vllm":
         factory = vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
                                args.images_per_prompt, args.dtype,
-                               args.trust_remote_code)
+                               args.trust_remote_code, prefix_cache=not args.no_prefix_cache)
     else:
-        factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+        factory = hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen,
+                             prefix_cache=not args.no_prefix_cache)
     run_dirs = []
     for bench in benches:
         run_dir, scores = run_eval(bench, config, Path(args.out), factory)
@@ -109,6 +110,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
     p.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights, not just safetensors")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run dir instead of resuming")
+    p.add_argument("--no-prefix-cache", action="store_true",
+                   help="prefill the shared system prompt + shots for every sample (A/B against the reuse)")
     p.add_argument("--base-url", help="openai backend: the API root, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai backend: env var holding the key")
     p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")

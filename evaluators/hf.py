@@ -18,6 +18,7 @@ from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
 from .backend import GenerationConfig, Request, Response, render_plain
+from .prefix_cache import PrefixReuse, PrefixSplit
 
 
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
@@ -62,7 +63,7 @@ class HFBackend:
 
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
                  dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False) -> None:
+                 allow_pickle: bool = False, prefix_cache: bool = True) -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
         if not Path(model_id).exists():
@@ -100,13 +101,19 @@ class HFBackend:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         self.has_template = bool(getattr(self.processor or self.tokenizer, "chat_template", None))
+        # text-only prompts behind a shared context (mode t, the curation filter) prefill it once;
+        # LVLM inputs carry image features the token ids do not show, so they never take this path
+        self.prefix = (PrefixReuse(self.model, self.tokenizer.pad_token_id, max_new_tokens=self.gen.max_new_tokens)
+                       if prefix_cache and kind == "llm" else None)
 
     def describe(self) -> dict[str, Any]:
         return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
                 "dtype": str(self.dtype).replace("torch.", ""), "trust_remote_code": self.trust_remote_code,
-                "chat_template": self.has_template}
+                "chat_template": self.has_template, "prefix_cache": self.prefix is not None}
 
     def close(self) -> None:
+        if self.prefix is not None:
+            self.prefix.close()
         del self.model
         if self.torch.cuda.is_available():  # give the GPU memory back before the next model loads
             gc.collect()
@@ -190,9 +197,13 @@ class HFBackend:
                 responses[i] = Response(error=str(exc))
         if not convs:
             return responses
-        enc = self._encode(convs).to(self.model.device)
+        enc = self._encode(convs)
+        split = self._split(enc)
         with torch.inference_mode():
-            logits = self.model(**enc).logits[:, -1, :].float()
+            if split is not None:
+                logits = self.prefix.last_logits(split).float()
+            else:
+                logits = self.model(**enc.to(self.model.device)).logits[:, -1, :].float()
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, i in enumerate(slots):
             scores = {}
@@ -212,9 +223,17 @@ class HFBackend:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return ids[0] if len(ids) == 1 else None
 
+    def _split(self, encoded: Any) -> PrefixSplit | None:
+        return self.prefix.split(encoded) if self.prefix is not None else None
+
     def _generate_batch(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
         torch = self.torch
-        enc = (encoded if encoded is not None else self._encode(conversations)).to(self.model.device)
+        enc = encoded if encoded is not None else self._encode(conversations)
+        split = self._split(enc)
+        if split is not None:  # shared prefix from the cache, then the suffixes
+            enc = self.prefix.generate_kwargs(split)
+        else:
+            enc = enc.to(self.model.device)
         if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
             enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
         sampling = {"do_sample": False} if self.gen.temperature <= 0 else {

@@ -258,24 +258,25 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
 
 def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None = None,
                trust_remote_code: bool = False, allow_pickle: bool = False,
-               gen: GenerationConfig | None = None) -> BackendFactory:
+               gen: GenerationConfig | None = None, prefix_cache: bool = True) -> BackendFactory:
     def make(model_id: str, kind: str) -> Backend:
         from .hf import HFBackend
 
         return HFBackend(model_id, kind, gen, device=device, dtype=dtype, device_map=device_map,
-                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, prefix_cache=prefix_cache)
     return make
 
 
 def vllm_factory(gen: GenerationConfig | None = None, tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, images_per_prompt: int = 1, dtype: str = "auto",
-                 trust_remote_code: bool = False) -> BackendFactory:
+                 trust_remote_code: bool = False, prefix_cache: bool = True) -> BackendFactory:
     def make(model_id: str, kind: str) -> Backend:
         from .vllm_backend import VLLMBackend
 
         return VLLMBackend(model_id, kind, gen, tensor_parallel_size=tensor_parallel_size,
                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                           images_per_prompt=images_per_prompt, dtype=dtype, trust_remote_code=trust_remote_code)
+                           images_per_prompt=images_per_prompt, dtype=dtype, trust_remote_code=trust_remote_code,
+                           prefix_cache=prefix_cache)
     return make
 
 
