@@ -25,7 +25,16 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     from .backend import GenerationConfig
     from .registry import resolve_model
-    from .runner import EvalConfig, hf_factory, openai_factory, parse_modes, run_eval, summary_line, vllm_factory
+    from .runner import (
+        EvalConfig,
+        concrete_dtype,
+        hf_factory,
+        openai_factory,
+        parse_modes,
+        run_eval,
+        summary_line,
+        vllm_factory,
+    )
 
     if args.backend == "openai" and not args.base_url:
         raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
@@ -38,6 +47,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
         gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
         overwrite=args.overwrite, progress=not args.no_progress,
+        # vLLM takes no --device: its dtype "auto" follows the HF rule for the machine's default device
+        dtype=concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype),
     )
     specs = [args.data] if "," not in args.data or Path(args.data).exists() else [
         x.strip() for x in args.data.split(",") if x.strip()]
@@ -86,7 +97,8 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), batch_size=args.batch_size, quiet=args.no_progress)
+    return run_demo(Path(args.out), batch_size=args.batch_size, quiet=args.no_progress, device=args.device,
+                    dtype=args.dtype)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -133,6 +145,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")
     d.add_argument("--out", default="mmstar-demo", help="output folder (runs, leaderboard, radar chart)")
     d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--device", default="cpu", help="cpu (default: the figures in the README), auto, cuda, cuda:1 ...")
+    d.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16, auto (bf16 on CUDA)")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_cmd_demo)
 

@@ -26,12 +26,26 @@ def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str
     if device == "auto":
         # under torchrun each rank takes its own GPU
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda"):
+        _check_cuda(torch, device)
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     try:
         return device, getattr(torch, dtype)
     except AttributeError:
         raise MmstarError(f"unknown --dtype {dtype!r} (use auto, float32, bfloat16, float16)") from None
+
+
+def _check_cuda(torch: Any, device: str) -> None:
+    """A CUDA device that is not there fails here with one line, not deep inside a model load."""
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise MmstarError(f"--device {device}: no CUDA device is available (torch {torch.__version__}, {build}); "
+                          "use --device cpu")
+    _, _, index = device.partition(":")
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise MmstarError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
 
 
 def _load_error(model_id: str, exc: Exception) -> MmstarError:

@@ -53,12 +53,15 @@ class EvalConfig:
     progress: bool = True
     scoring: str = "generate"  # or "loglik": rank the option letters by next-token log-likelihood
     retry_errors: bool = True  # on resume, re-run samples whose line recorded an error
+    # the concrete precision ("float32", "bfloat16", ...; never "auto"), None where the backend does
+    # not say (a remote API): fp32 vs bf16 moves scores, so a resume must not mix them
+    dtype: str | None = None
 
     def identity(self, fingerprint: str) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
         identity = {"model": self.model, "backbone": self.backbone, "backend": self.backend,
                     "prompt": self.prompt.preset, "shots": self.prompt.shots, "decoding": self.gen.to_dict(),
-                    "dataset_fingerprint": fingerprint}
+                    "dtype": self.dtype, "dataset_fingerprint": fingerprint}
         if self.scoring != "generate":
             identity["scoring"] = self.scoring
         return identity
@@ -82,6 +85,7 @@ def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict
     identity = config.identity(bench.fingerprint())
     old = read_manifest(run_dir)
     if old is not None and not config.overwrite:
+        old.setdefault("dtype", _recorded_dtype(old, identity["dtype"]))
         changed = [k for k, v in identity.items() if old.get(k) != v]
         if changed:
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {identity[k]!r}" for k in changed)[:300]
@@ -97,6 +101,25 @@ def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict
     manifest["batch_size"] = config.batch_size
     write_manifest(run_dir, manifest)
     return manifest
+
+
+def _recorded_dtype(manifest: dict[str, Any], current: str | None) -> str | None:
+    """The dtype of a run written before dtype joined the identity: what its backends recorded, or,
+    when they recorded nothing (no model ever loaded), the current one."""
+    seen = {b.get("dtype") for b in (manifest.get("backends") or {}).values() if isinstance(b, dict)} - {None}
+    if not seen:
+        return current
+    return seen.pop() if len(seen) == 1 else "mixed"
+
+
+def concrete_dtype(backend: str, device: str = "auto", dtype: str = "auto") -> str | None:
+    """The dtype a run will compute in, "auto" resolved the way the hf and vllm backends resolve it;
+    None for the openai backend (the server decides)."""
+    if backend == "openai":
+        return None
+    from .hf import resolve_device_dtype
+
+    return str(resolve_device_dtype(device, dtype)[1]).removeprefix("torch.")
 
 
 def prediction_record(sample: Sample, mode: str, resp: Response) -> dict[str, Any]:

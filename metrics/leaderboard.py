@@ -23,7 +23,7 @@ from .runs import Run, load_run
 from .uncertainty import bootstrap_paired_difference, bootstrap_score
 
 BASE_COLUMNS = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n", "matcher",
-                "prompt", "shots", "unparsed_v"]
+                "prompt", "shots", "dtype", "unparsed_v"]
 CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
               "wv_minus_t_high", "ML_spans_zero"]
 COLUMNS = BASE_COLUMNS + CI_COLUMNS
@@ -42,12 +42,21 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
     row: dict[str, Any] = {
         "model": run.model, "benchmark": run.benchmark, "S_v": _r(s["v"]), "S_wv": _r(s["wv"]), "S_t": _r(s["t"]),
         "MG": _r(bench.mg), "ML": _r(bench.ml), "macro": _r(v.get("macro")), "n": v.get("n"), "matcher": matcher,
-        "prompt": run.prompt, "shots": run.shots, "unparsed_v": v.get("unparsed"),
+        "prompt": run.prompt, "shots": run.shots, "dtype": _dtype(run), "unparsed_v": v.get("unparsed"),
     }
     for cap in taxonomy.CAPABILITIES:
         row[cap.code] = _r(cats.get(cap.name))
     row.update(_intervals(run, matcher, seed))
     return row
+
+
+def _dtype(run: Run) -> str | None:
+    """The run's precision: its identity's dtype, else (runs from before it was part of the identity)
+    what its backends recorded; "mixed" when those disagree, None when nothing says."""
+    if run.manifest.get("dtype"):
+        return str(run.manifest["dtype"])
+    seen = {b.get("dtype") for b in (run.manifest.get("backends") or {}).values() if isinstance(b, dict)} - {None}
+    return None if not seen else seen.pop() if len(seen) == 1 else "mixed"
 
 
 def _intervals(run: Run, matcher: str, seed: int) -> dict[str, Any]:
@@ -85,7 +94,8 @@ def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         avg = dict.fromkeys(COLUMNS)
         avg.update(model=model, benchmark="average", S_v=mean("S_v"), S_wv=mean("S_wv"), S_t=mean("S_t"),
                    MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
-                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"])
+                   matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"],
+                   dtype=group[0]["dtype"] if len({r["dtype"] for r in group}) == 1 else "mixed")
         out.append(avg)
     return out
 
