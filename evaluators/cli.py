@@ -31,6 +31,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         hf_factory,
         openai_factory,
         parse_modes,
+        resolve_batch_size,
         run_eval,
         summary_line,
         vllm_factory,
@@ -38,14 +39,13 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     if args.backend == "openai" and not args.base_url:
         raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
-    if args.batch_size < 1:
-        raise MmstarError("--batch-size must be at least 1")
     entry = resolve_model(args.model, args.backbone, any_name=args.backend == "openai")
     modes = parse_modes(args.modes)
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
     config = EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
-        gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
+        gen=gen, batch_size=resolve_batch_size(args.batch_size, args.backend, args.device), backend=args.backend,
+        model_label=entry.alias, limit=args.limit,
         overwrite=args.overwrite, progress=not args.no_progress,
         # vLLM takes no --device: its dtype "auto" follows the HF rule for the machine's default device
         dtype=concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype),
@@ -111,7 +111,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default="v,wv,t", help="comma list of v, wv, t (default: all three)")
     p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<model>/<benchmark>/")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", help="N or auto: the largest batch that fits (HF backend; the default on CUDA); "
+                   "default 8 on CPU")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--prompt", choices=("official", "letter"), default="official")
     p.add_argument("--shots", type=int, choices=(0, 2), default=2, help="in-context shots for mode t (paper: 2)")

@@ -17,6 +17,7 @@ from typing import Any
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
+from .autobatch import BatchTooLarge
 from .backend import GenerationConfig, Request, Response, render_plain
 from .prefix_cache import PrefixReuse, PrefixSplit
 
@@ -175,10 +176,12 @@ class HFBackend:
             prepared.encoded = self._encode(prepared.conversations)
         return prepared
 
-    def generate_prepared(self, prepared: Prepared) -> list[Response]:
+    def generate_prepared(self, prepared: Prepared, split_on_oom: bool = True) -> list[Response]:
+        """``split_on_oom=False`` (the automatic batch-size probe) raises ``BatchTooLarge`` instead
+        of halving the batch, so the caller learns the size does not fit."""
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
-            outs = self._generate_split(prepared.conversations, prepared.encoded)
+            outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom)
             for i, resp in zip(prepared.slots, outs):
                 responses[i] = resp
         return [r if r is not None else Response(error="no response") for r in responses]
@@ -186,12 +189,15 @@ class HFBackend:
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         return self.generate_prepared(self.prepare(requests))
 
-    def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
+    def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None,
+                        split_on_oom: bool = True) -> list[Response]:
         """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
         try:
             return self._generate_batch(conversations, encoded)
         except self.torch.cuda.OutOfMemoryError as exc:
             self.torch.cuda.empty_cache()
+            if not split_on_oom and len(conversations) > 1:
+                raise BatchTooLarge(f"{len(conversations)} requests: {str(exc)[:160]}") from None
             if len(conversations) == 1:
                 return [Response(error=f"CUDA out of memory on a single request: {str(exc)[:160]}")]
             half = len(conversations) // 2
@@ -213,11 +219,15 @@ class HFBackend:
             return responses
         enc = self._encode(convs)
         split = self._split(enc)
-        with torch.inference_mode():
-            if split is not None:
-                logits = self.prefix.last_logits(split).float()
-            else:
-                logits = self.model(**enc.to(self.model.device)).logits[:, -1, :].float()
+        try:
+            with torch.inference_mode():
+                if split is not None:
+                    logits = self.prefix.last_logits(split).float()
+                else:
+                    logits = self.model(**enc.to(self.model.device)).logits[:, -1, :].float()
+        except torch.cuda.OutOfMemoryError as exc:  # the runner halves the batch and retries
+            torch.cuda.empty_cache()
+            raise BatchTooLarge(f"{len(convs)} requests: {str(exc)[:160]}") from None
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, i in enumerate(slots):
             scores = {}
