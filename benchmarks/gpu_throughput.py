@@ -13,7 +13,7 @@ in one JSON (written after every step, so a timed-out step still leaves the othe
 
 Each step is its own process under its own timeout. Needs torch + CUDA + transformers; no network,
 no vLLM.
-    python benchmarks/gpu_throughput.py [--out DIR] [--samples 1512] [--peer-samples 48]
+    python benchmarks/gpu_throughput.py [--out DIR] [--samples 1512] [--peer-samples 48] [--ab-prefix]
     python benchmarks/gpu_throughput.py --allow-cpu --small      # dry run of the same path on CPU
 """
 
@@ -98,14 +98,16 @@ def step_build(out: Path, shape: str, device: str) -> dict:
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def step_eval(out: Path, data: Path, device: str, batch: str, modes: str, extra: list[str]) -> dict:
-    """``mmstar eval`` on the built pair; the peak accelerator memory of this process."""
+def step_eval(out: Path, data: Path, device: str, batch: str, ab: bool) -> dict:
+    """``mmstar eval`` on the built pair; the peak accelerator memory of this process. ``ab``: mode t
+    alone without shared-prefix reuse, into its own folder (the A/B baseline)."""
     import torch
 
     from mmstar.cli import main
 
+    modes, runs, extra = ("t", "runs-noprefix", ["--no-prefix-cache"]) if ab else ("v,wv,t", "runs", [])
     args = ["eval", "--model", str(out / "llava"), "--backbone", str(out / "llama"), "--data", str(data),
-            "--modes", modes, "--out", str(out / "runs"), "--no-progress", "--device", device, "--dtype",
+            "--modes", modes, "--out", str(out / runs), "--no-progress", "--device", device, "--dtype",
             str(_dtype(device)).removeprefix("torch."), "--batch-size", batch, *extra]
     start = time.perf_counter()
     rc = main(args)
@@ -184,8 +186,8 @@ def mode_bound(records: list[dict], batch: int, build: dict, mode: str, card: tu
     return flops / flops_peak + steps * build["params_lm"] * build["bytes_per_param"] / bandwidth
 
 
-def summarise(out: Path, n: int, build: dict, peer: dict, card: tuple[float, float] | None) -> dict:
-    (manifest_path,) = list((out / "runs").glob("*/*/manifest.json"))
+def summarise(runs: Path, build: dict, peer: dict, card: tuple[float, float] | None) -> dict:
+    (manifest_path,) = list(runs.glob("*/*/manifest.json"))
     manifest = json.loads(manifest_path.read_text())
     modes = {}
     for mode, entry in manifest.get("modes", {}).items():
@@ -205,6 +207,15 @@ def summarise(out: Path, n: int, build: dict, peer: dict, card: tuple[float, flo
     return modes
 
 
+def targets(modes: dict) -> dict:
+    """Issue 16's targets on one H100/H200 (random 7B, 32 new tokens, ~1,500 samples)."""
+    rate = {m: (modes.get(m) or {}).get("samples_per_s") for m in ("v", "wv", "t")}
+    total = sum((modes.get(m) or {}).get("in_run_s", 0) for m in ("v", "wv", "t"))
+    return {"v >= 40 samples/s": None if rate["v"] is None else rate["v"] >= 40,
+            "t >= wv": None if None in (rate["t"], rate["wv"]) else rate["t"] >= rate["wv"],
+            "v+wv+t <= 90 s in-run": total <= 90 if len([r for r in rate.values() if r]) == 3 else None}
+
+
 def report(results: dict) -> None:
     print(f"device: {results['device']} | torch {results['torch']} | transformers {results['transformers']}"
           + (" | DRY RUN (tiny shapes)" if results["shape"] == "small" else ""))
@@ -220,6 +231,9 @@ def report(results: dict) -> None:
         if "speedup_over_batch1" in row:
             line += f"; {row['speedup_over_batch1']}x the batch-1 loop"
         print(line)
+    for mode, row in results.get("modes_no_prefix", {}).items():
+        print(f"  {mode:>2} without prefix reuse (--no-prefix-cache): {row['samples_per_s']} samples/s "
+              f"at batch {row['batch_size']}")
     peer = results.get("peer", {})
     if "samples_per_s" in peer:
         print(f"  batch-1 loop (v, processor -> generate -> decode): {peer['samples_per_s']} samples/s "
@@ -230,7 +244,10 @@ def report(results: dict) -> None:
     if results.get("modes"):
         total = sum(r["in_run_s"] for r in results["modes"].values())
         print(f"  v+wv+t in-run: {total:.1f} s")
-    for name in ("build", "eval", "peer"):
+    if results.get("targets") and results["shape"] == "7b":
+        print("  targets: " + "; ".join(f"{k}: {'met' if v else 'NOT met' if v is False else '-'}"
+                                        for k, v in results["targets"].items()))
+    for name in ("build", "eval", "peer", "eval_t_no_prefix"):
         if "error" in results.get(name, {}):
             print(f"  step {name}: {results[name]['error']}")
 
@@ -268,8 +285,14 @@ def drive(args: argparse.Namespace) -> int:
         results["peer"] = run_step("peer", [*common, "--data", str(data), "--peer-samples", str(args.peer_samples),
                                             "--peer-timeout", str(args.peer_timeout)],
                                    args.peer_timeout)
+        if args.ab_prefix:
+            results["eval_t_no_prefix"] = run_step("eval", [*common, "--data", str(data), "--batch-size",
+                                                            args.batch_size, "--ab-prefix"], args.eval_timeout)
         if list((out / "runs").glob("*/*/manifest.json")):
-            results["modes"] = summarise(out, args.samples, results["build"], results["peer"], card)
+            results["modes"] = summarise(out / "runs", results["build"], results["peer"], card)
+        if list((out / "runs-noprefix").glob("*/*/manifest.json")):
+            results["modes_no_prefix"] = summarise(out / "runs-noprefix", results["build"], {}, card)
+        results["targets"] = targets(results.get("modes", {}))
     save()
     report(results)
     print(f"wrote {json_path}")
@@ -284,6 +307,8 @@ def main() -> int:
     ap.add_argument("--peer-samples", type=int, default=48, help="batch-1 loop: at most this many samples")
     ap.add_argument("--batch-size", default="auto")
     ap.add_argument("--allow-cpu", action="store_true", help="run on the CPU (with --small: a dry run)")
+    ap.add_argument("--ab-prefix", action="store_true",
+                    help="also run mode t with --no-prefix-cache (the baseline for shared-prefix reuse; ~1 min more)")
     ap.add_argument("--small", action="store_true", help="tiny shapes instead of 7B (the same code path)")
     # expected on an H100/H200: build ~1-1.5 min (mostly writing 2 x ~13.5 GB), eval ~2-4 min, peer ~1 min
     ap.add_argument("--build-timeout", type=int, default=180)
@@ -300,7 +325,7 @@ def main() -> int:
         if args.step == "build":
             result = step_build(out, args.shape, args.device)
         elif args.step == "eval":
-            result = step_eval(out, Path(args.data), args.device, args.batch_size, "v,wv,t", [])
+            result = step_eval(out, Path(args.data), args.device, args.batch_size, args.ab_prefix)
         else:
             # what is left of the step's timeout after loading the model (~15-30 s for 14 GB)
             result = step_peer(out, Path(args.data), args.device, args.peer_samples,

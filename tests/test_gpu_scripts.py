@@ -36,3 +36,30 @@ def test_card_table_and_bound():
     decode = 31 * 6.74e9 * 2 / 4.8e12
     assert seconds == pytest.approx(prefill + decode)
     assert 60 < 64 / seconds < 120  # the issue puts v's bound near 80 samples/s
+
+
+def test_targets():
+    targets = _load("benchmarks/gpu_throughput.py").targets
+    fast = {"v": {"samples_per_s": 45, "in_run_s": 33}, "wv": {"samples_per_s": 60, "in_run_s": 25},
+            "t": {"samples_per_s": 70, "in_run_s": 21}}
+    assert all(targets(fast).values())
+    slow = {**fast, "t": {"samples_per_s": 25, "in_run_s": 60}}
+    assert targets(slow) == {"v >= 40 samples/s": True, "t >= wv": False, "v+wv+t <= 90 s in-run": False}
+
+
+@pytest.mark.slow
+def test_gpu_benchmark_dry_run_on_cpu(tmp_path):
+    """The whole script on tiny shapes: every step runs, the JSON holds every mode and the A/B."""
+    import json
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_throughput.py"), "--allow-cpu", "--small",
+                           "--samples", "18", "--peer-samples", "2", "--ab-prefix", "--out", str(tmp_path)],
+                          capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    results = json.loads((tmp_path / "gpu_throughput.json").read_text())
+    assert set(results["modes"]) == {"v", "wv", "t"} and set(results["modes_no_prefix"]) == {"t"}
+    assert all(row["samples"] == 18 and row["errors"] == 0 for row in results["modes"].values())
+    assert results["build"]["params_lm"] > 0 and results["peer"]["samples"] == 2
+    assert "DRY RUN" in proc.stdout
