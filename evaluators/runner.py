@@ -246,7 +246,7 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
         return stats
     backend = get_backend()  # a rank with nothing left never loads the model
     bar = _progress(len(pending), f"{mode:>2}", config.progress and rank == 0)
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     # batches of similar length waste less compute on padding, and the longest come first, so the
     # automatic batch size is probed on the hardest batches; outputs do not depend on batching
     pending = sorted(pending, key=_prompt_chars, reverse=True)
@@ -269,6 +269,8 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
     if config.batch_size == "auto":
         stats["batch_probe"] = [list(t) for t in sizer.trace]
     stats["seconds"] = round(time.perf_counter() - start, 3)
+    # CPU time of this process (all its threads): on a shared machine it moves far less than wall time
+    stats["cpu_seconds"] = round(time.process_time() - cpu_start, 3)
     if bar is not None:
         bar.close()
     return stats
