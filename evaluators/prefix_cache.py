@@ -98,6 +98,8 @@ class PrefixReuse:
         prefix, inputs other than token ids, or a sliding window the row could outgrow)."""
         if set(encoded.keys()) - {"input_ids", "attention_mask"}:
             return None  # images, token types, ...: the prefix would not be text alone
+        if not self.dynamic_cache_ok():
+            return None
         torch = self.torch
         ids, mask = encoded["input_ids"], encoded["attention_mask"]
         rows = [r[m.bool()].tolist() for r, m in zip(ids, mask)]
@@ -120,6 +122,15 @@ class PrefixReuse:
         full_mask = torch.cat([torch.ones(len(rows), length, dtype=mask.dtype), s_mask], dim=1)
         positions = (full_mask.long().cumsum(-1) - 1).masked_fill(full_mask == 0, 0)
         return PrefixSplit(prefix, full_ids, full_mask, positions)
+
+    def dynamic_cache_ok(self) -> bool:
+        """A model whose generation config asks for its own cache (static, hybrid, ...) refuses one
+        handed in by the caller, and some architectures (recurrent state) have no dynamic cache."""
+        gen_config = getattr(self.model, "generation_config", None)
+        if getattr(gen_config, "cache_implementation", None) is not None:
+            return False
+        supports = getattr(self.model, "_supports_default_dynamic_cache", None)
+        return bool(supports()) if callable(supports) else True
 
     # ------------------------------------------------------------------ model half
 

@@ -132,3 +132,17 @@ def test_curation_filter_same_with_and_without_reuse(demo_parquet, tmp_path):
         choices[name] = {r["index"]: r["choice"] for r in map(json.loads, preds.open())}
         assert (out / "kept.parquet").exists()
     assert choices["on"] == choices["off"] and len(choices["on"]) == 36
+
+
+def test_a_model_that_wants_its_own_cache_takes_the_plain_path(demo_parquet):
+    """generate() refuses a caller's cache when the generation config names a cache implementation."""
+    from mmstar.evaluators.hf import HFBackend
+
+    bench = load_benchmark(demo_parquet)[:4]
+    reqs = _requests(bench)
+    plain = HFBackend(str(DEMO_BASE), "llm", device="cpu", prefix_cache=False)
+    reuse = HFBackend(str(DEMO_BASE), "llm", device="cpu")
+    for backend in (plain, reuse):
+        backend.model.generation_config.cache_implementation = "static"
+    assert [r.text for r in reuse.generate(reqs)] == [r.text for r in plain.generate(reqs)]
+    assert reuse.prefix.prefills == 0 and all(r.error is None for r in reuse.generate(reqs))
