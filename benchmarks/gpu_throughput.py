@@ -221,8 +221,9 @@ def report(results: dict) -> None:
           + (" | DRY RUN (tiny shapes)" if results["shape"] == "small" else ""))
     b = results.get("build", {})
     if "params" in b:
-        print(f"model: LLaVA, {b['params'] / 1e9:.2f} B parameters ({b['params_lm'] / 1e9:.2f} B language model), "
-              f"{b['image_tokens']} image tokens; built in {b['seconds']} s (init {b['init_s']} s)")
+        unit, div = ("B", 1e9) if b["params"] >= 1e9 else ("M", 1e6)
+        print(f"model: LLaVA, {b['params'] / div:.2f} {unit} parameters ({b['params_lm'] / div:.2f} {unit} "
+              f"language model), {b['image_tokens']} image tokens; built in {b['seconds']} s (init {b['init_s']} s)")
     for mode, row in results.get("modes", {}).items():
         line = (f"  {mode:>2}: {row['samples']} samples in {row['in_run_s']:.1f} s in-run = "
                 f"{row['samples_per_s']} samples/s at batch {row['batch_size']}")

@@ -265,7 +265,8 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
             settled = True
             if on_settle is not None:
                 on_settle(batch_size)
-    stats["batch_size"] = sizer.size
+    # a probe that ran out of samples before settling: report the largest batch that actually ran
+    stats["batch_size"] = sizer.size if sizer.settled else (sizer.fits or sizer.size)
     if config.batch_size == "auto":
         stats["batch_probe"] = [list(t) for t in sizer.trace]
     stats["seconds"] = round(time.perf_counter() - start, 3)
