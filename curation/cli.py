@@ -41,10 +41,11 @@ def _factory(args: argparse.Namespace):
     if args.backend == "vllm":
         if getattr(args, "scoring", "generate") == "loglik":
             raise MmstarError("--scoring loglik needs --backend hf")
-        return vllm_factory(gen, trust_remote_code=args.trust_remote_code), gen
+        return vllm_factory(gen, trust_remote_code=args.trust_remote_code, prefix_cache=not args.no_prefix_cache), gen
     if args.backend != "hf":
         raise MmstarError(f"--backend {args.backend} is not available for curation yet; use hf or vllm")
-    return hf_factory(args.device, args.dtype, None, args.trust_remote_code, False, gen), gen
+    return hf_factory(args.device, args.dtype, None, args.trust_remote_code, False, gen,
+                      prefix_cache=not args.no_prefix_cache), gen
 
 
 def _cmd_filter(args: argparse.Namespace) -> int:
@@ -63,8 +64,11 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     if len(set(columns)) != len(columns):
         raise MmstarError("the same inspector is named twice")
     factory, gen = _factory(args)
+    from mmstar.evaluators.runner import concrete_dtype
+
+    dtype = concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype)
     files = run_inspectors(pool, inspectors, out, factory, args.shots, args.batch_size, args.scoring,
-                           not args.no_progress, gen)
+                           not args.no_progress, gen, dtype)
     llm_cols = [i.column for i in inspectors if i.kind == "llm"]
     matrix = hit_matrix(pool, files, llm_cols)
     with atomic_path(out / "hits.parquet") as tmp:
@@ -90,12 +94,13 @@ def _cmd_select(args: argparse.Namespace) -> int:
     bench = load_benchmark(args.kept)
     prediction_files: list[Path] = [Path(p) for p in args.runs or []]
     if args.lvlm:
-        from mmstar.evaluators.runner import EvalConfig, run_eval
+        from mmstar.evaluators.runner import EvalConfig, concrete_dtype, run_eval
 
         factory, gen = _factory(args)
+        dtype = concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype)
         for model in args.lvlm:
             config = EvalConfig(model=model, backbone=None, modes=("v",), gen=gen, batch_size=args.batch_size,
-                                progress=not args.no_progress)
+                                progress=not args.no_progress, dtype=dtype)
             run_dir, _ = run_eval(bench, config, Path(args.out).parent / "select-runs", factory, bench_slug="kept")
             prediction_files.append(run_dir / "v.jsonl")
     if not prediction_files:
@@ -121,6 +126,7 @@ def _backend_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto")
     p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-prefix-cache", action="store_true", help="prefill the shared context for every sample (A/B)")
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

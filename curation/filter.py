@@ -34,14 +34,15 @@ class Inspector:
 
 def run_inspectors(pool: Benchmark, inspectors: list[Inspector], out: Path, factory: BackendFactory,
                    shots: int = 2, batch_size: int = 16, scoring: str = "generate", progress: bool = True,
-                   gen: GenerationConfig | None = None) -> dict[str, Path]:
+                   gen: GenerationConfig | None = None, dtype: str | None = None) -> dict[str, Path]:
     """Run every inspector over the pool; returns column -> prediction file."""
     files = {}
     for ins in inspectors:
         mode = "t" if ins.kind == "llm" else "wv"
         config = EvalConfig(model=ins.model, backbone=ins.model if mode == "t" else None, modes=(mode,),
                             prompt=PromptConfig("official", shots), gen=gen or GenerationConfig(),
-                            batch_size=batch_size, model_label=ins.column, progress=progress, scoring=scoring)
+                            batch_size=batch_size, model_label=ins.column, progress=progress, scoring=scoring,
+                            dtype=dtype)
         run_dir, _scores = run_eval(pool, config, out / "runs", factory, bench_slug="pool",
                                     model_slug=ins.column.replace(":", "-"))
         files[ins.column] = run_dir / f"{mode}.jsonl"

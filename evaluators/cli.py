@@ -40,12 +40,15 @@ def _cmd_models(args: argparse.Namespace) -> int:
 def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
     from mmstar.prompts import PromptConfig
 
-    from .runner import EvalConfig
+    from .runner import EvalConfig, concrete_dtype, resolve_batch_size
 
     return EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
-        gen=gen, batch_size=args.batch_size, backend=args.backend, model_label=entry.alias, limit=args.limit,
-        overwrite=args.overwrite, progress=not args.no_progress, protocol=args.protocol,
+        gen=gen, batch_size=resolve_batch_size(args.batch_size, args.backend, args.device), backend=args.backend,
+        model_label=entry.alias, limit=args.limit, overwrite=args.overwrite, progress=not args.no_progress,
+        protocol=args.protocol,
+        # vLLM takes no --device: its dtype "auto" follows the HF rule for the machine's default device
+        dtype=concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype),
     )
 
 
@@ -57,16 +60,18 @@ def _eval_factory(args: argparse.Namespace, entry, gen):
         return openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
     if args.backend == "vllm":
         return vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
-                            args.images_per_prompt, args.dtype,
-                            args.trust_remote_code)
-    return hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen)
+                            args.images_per_prompt, args.dtype, args.trust_remote_code,
+                            prefix_cache=not args.no_prefix_cache)
+    return hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen,
+                      prefix_cache=not args.no_prefix_cache)
 
 
 def _check_eval_args(args: argparse.Namespace) -> None:
+    from .runner import resolve_batch_size
+
     if args.backend == "openai" and not args.base_url:
         raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
-    if args.batch_size < 1:
-        raise MmstarError("--batch-size must be at least 1")
+    resolve_batch_size(args.batch_size, args.backend, args.device)  # a bad value is one line, before any load
 
 
 def _resolve_checked(name: str, backbone: str | None, backend: str):
@@ -221,7 +226,8 @@ def _cmd_tiny(args: argparse.Namespace) -> int:
 def _cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
-    return run_demo(Path(args.out), batch_size=args.batch_size, quiet=args.no_progress)
+    return run_demo(Path(args.out), batch_size=args.batch_size, quiet=args.no_progress, device=args.device,
+                    dtype=args.dtype)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -238,7 +244,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--modes", default="v,wv,t", help="comma list of v, wv, t (default: all three)")
     p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<model>/<benchmark>/")
-    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--batch-size", help="N or auto: the largest batch that fits (HF backend; the default on CUDA); "
+                   "default 8 on CPU")
     p.add_argument("--limit", type=int, help="only the first N samples")
     p.add_argument("--prompt", choices=("official", "letter"), default="official")
     p.add_argument("--shots", type=int, choices=(0, 2), default=2, help="in-context shots for mode t (paper: 2)")
@@ -254,6 +261,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
     p.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights, not just safetensors")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run dir instead of resuming")
+    p.add_argument("--no-prefix-cache", action="store_true",
+                   help="prefill the shared system prompt + shots for every sample (A/B against the reuse)")
     p.add_argument("--base-url", help="openai backend: the API root, e.g. http://127.0.0.1:8000/v1")
     p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai backend: env var holding the key")
     p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
@@ -282,6 +291,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")
     d.add_argument("--out", default="mmstar-demo", help="output folder (runs, leaderboard, radar chart)")
     d.add_argument("--batch-size", type=int, default=32)
+    d.add_argument("--device", default="cpu", help="cpu (default: the figures in the README), auto, cuda, cuda:1 ...")
+    d.add_argument("--dtype", default="float32", help="float32 (default), bfloat16, float16, auto (bf16 on CUDA)")
     d.add_argument("--no-progress", action="store_true")
     d.set_defaults(func=_cmd_demo)
 

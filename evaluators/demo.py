@@ -16,7 +16,7 @@ from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
 from .backend import GenerationConfig
-from .runner import EvalConfig, hf_factory, run_eval, summary_line
+from .runner import EvalConfig, concrete_dtype, hf_factory, run_eval, summary_line
 
 
 def demo_benchmark(out: Path):
@@ -49,20 +49,22 @@ def demo_models(out: Path) -> list[tuple[str, str, str]]:
     return [("tiny-llava-random", str(root / "tiny-llava"), str(root / "tiny-llava-backbone"))]
 
 
-def run_demo(out: Path, batch_size: int = 32, quiet: bool = False) -> int:
+def run_demo(out: Path, batch_size: int = 32, quiet: bool = False, device: str = "cpu",
+             dtype: str = "float32") -> int:
     import torch
 
+    precision = concrete_dtype("hf", device, dtype)  # a missing CUDA device fails here, in one line
     torch.manual_seed(0)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     bench = demo_benchmark(out)
     models = demo_models(out)
     gen = GenerationConfig(max_new_tokens=8)
-    factory = hf_factory(device="cpu", dtype="float32", gen=gen)
+    factory = hf_factory(device=device, dtype=dtype, gen=gen)
     run_dirs = []
     for label, vlm, backbone in models:
         config = EvalConfig(model=vlm, backbone=backbone, prompt=PromptConfig("official", 0), gen=gen,
-                            batch_size=batch_size, model_label=label, progress=not quiet)
+                            batch_size=batch_size, model_label=label, progress=not quiet, dtype=precision)
         run_dir, scores = run_eval(bench, config, out / "runs", factory, model_slug=label)
         run_dirs.append(run_dir)
         print(f"{label:<22} {summary_line(scores)}")

@@ -17,8 +17,10 @@ from typing import Any
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
+from .autobatch import BatchTooLarge
 from .backend import GenerationConfig, Request, Response, render_plain
 from .families import facts_for_model_type
+from .prefix_cache import PrefixReuse, PrefixSplit
 
 
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
@@ -26,12 +28,26 @@ def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str
     if device == "auto":
         # under torchrun each rank takes its own GPU
         device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
+    elif device.startswith("cuda"):
+        _check_cuda(torch, device)
     if dtype == "auto":
         dtype = "bfloat16" if device.startswith("cuda") else "float32"
     try:
         return device, getattr(torch, dtype)
     except AttributeError:
         raise MmstarError(f"unknown --dtype {dtype!r} (use auto, float32, bfloat16, float16)") from None
+
+
+def _check_cuda(torch: Any, device: str) -> None:
+    """A CUDA device that is not there fails here with one line, not deep inside a model load."""
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise MmstarError(f"--device {device}: no CUDA device is available (torch {torch.__version__}, {build}); "
+                          "use --device cpu")
+    _, _, index = device.partition(":")
+    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        raise MmstarError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
+                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
 
 
 def _load_error(model_id: str, exc: Exception) -> MmstarError:
@@ -72,7 +88,7 @@ class HFBackend:
 
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
                  dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False) -> None:
+                 allow_pickle: bool = False, prefix_cache: bool = True) -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
         if not Path(model_id).exists():
@@ -117,6 +133,10 @@ class HFBackend:
         facts = facts_for_model_type(getattr(self.model.config, "model_type", "")) if kind == "vlm" else None
         self.family = facts.name if facts else None
         self.text_only = facts.text_only if facts else "processor"
+        # text-only prompts behind a shared context (mode t, the curation filter) prefill it once;
+        # LVLM inputs carry image features the token ids do not show, so they never take this path
+        self.prefix = (PrefixReuse(self.model, self.tokenizer.pad_token_id, max_new_tokens=self.gen.max_new_tokens)
+                       if prefix_cache and kind == "llm" else None)
 
     def _vlm_class(self, model_id: str) -> Any:
         """AutoModelForImageTextToText, or the class families.py names for a family the auto
@@ -131,9 +151,11 @@ class HFBackend:
     def describe(self) -> dict[str, Any]:
         return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
                 "dtype": str(self.dtype).replace("torch.", ""), "trust_remote_code": self.trust_remote_code,
-                "chat_template": self.has_template}
+                "chat_template": self.has_template, "prefix_cache": self.prefix is not None}
 
     def close(self) -> None:
+        if self.prefix is not None:
+            self.prefix.close()
         del self.model
         if self.torch.cuda.is_available():  # give the GPU memory back before the next model loads
             gc.collect()
@@ -176,8 +198,8 @@ class HFBackend:
         if not self.has_template:
             raise MmstarError(f"{self.model_id}: the {self.family} processor refuses text-only input and has no "
                               "chat template to render it with; give the checkpoint a chat template or run --modes v,t")
-        texts = [self.processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False)
-                 for c in conversations]
+        texts = [self.processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False,
+                                                    **self.gen.chat_template_kwargs) for c in conversations]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         if "token_type_ids" in self.processor.model_input_names:  # all prompt: the prefix, as with an image
             enc["token_type_ids"] = self.torch.zeros_like(enc["input_ids"])
@@ -199,10 +221,12 @@ class HFBackend:
             prepared.encoded = self._encode(prepared.conversations)
         return prepared
 
-    def generate_prepared(self, prepared: Prepared) -> list[Response]:
+    def generate_prepared(self, prepared: Prepared, split_on_oom: bool = True) -> list[Response]:
+        """``split_on_oom=False`` (the automatic batch-size probe) raises ``BatchTooLarge`` instead
+        of halving the batch, so the caller learns the size does not fit."""
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
-            outs = self._generate_split(prepared.conversations, prepared.encoded)
+            outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom)
             for i, resp in zip(prepared.slots, outs):
                 responses[i] = resp
         return [r if r is not None else Response(error="no response") for r in responses]
@@ -210,7 +234,8 @@ class HFBackend:
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         return self.generate_prepared(self.prepare(requests))
 
-    def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
+    def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None,
+                        split_on_oom: bool = True) -> list[Response]:
         """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
         if _mixes_images(conversations):
             return self._generate_by_image_presence(conversations)
@@ -218,6 +243,8 @@ class HFBackend:
             return self._generate_batch(conversations, encoded)
         except self.torch.cuda.OutOfMemoryError as exc:
             self.torch.cuda.empty_cache()
+            if not split_on_oom and len(conversations) > 1:
+                raise BatchTooLarge(f"{len(conversations)} requests: {str(exc)[:160]}") from None
             if len(conversations) == 1:
                 return [Response(error=f"CUDA out of memory on a single request: {str(exc)[:160]}")]
             half = len(conversations) // 2
@@ -248,9 +275,17 @@ class HFBackend:
                 responses[i] = Response(error=str(exc))
         if not convs:
             return responses
-        enc = self._encode(convs).to(self.model.device)
-        with torch.inference_mode():
-            logits = self.model(**enc).logits[:, -1, :].float()
+        enc = self._encode(convs)
+        split = self._split(enc)
+        try:
+            with torch.inference_mode():
+                if split is not None:
+                    logits = self.prefix.last_logits(split).float()
+                else:
+                    logits = self.model(**enc.to(self.model.device)).logits[:, -1, :].float()
+        except torch.cuda.OutOfMemoryError as exc:  # the runner halves the batch and retries
+            torch.cuda.empty_cache()
+            raise BatchTooLarge(f"{len(convs)} requests: {str(exc)[:160]}") from None
         logprobs = torch.log_softmax(logits, dim=-1)
         for row, i in enumerate(slots):
             scores = {}
@@ -270,9 +305,17 @@ class HFBackend:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return ids[0] if len(ids) == 1 else None
 
+    def _split(self, encoded: Any) -> PrefixSplit | None:
+        return self.prefix.split(encoded) if self.prefix is not None else None
+
     def _generate_batch(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
         torch = self.torch
-        enc = (encoded if encoded is not None else self._encode(conversations)).to(self.model.device)
+        enc = encoded if encoded is not None else self._encode(conversations)
+        split = self._split(enc)
+        if split is not None:  # shared prefix from the cache, then the suffixes
+            enc = self.prefix.generate_kwargs(split)
+        else:
+            enc = enc.to(self.model.device)
         if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
             enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
         sampling = {"do_sample": False} if self.gen.temperature <= 0 else {

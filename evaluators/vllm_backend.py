@@ -22,7 +22,7 @@ class VLLMBackend:
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *,
                  tensor_parallel_size: int = 1, max_model_len: int | None = None,
                  gpu_memory_utilization: float = 0.9, images_per_prompt: int = 1, dtype: str = "auto",
-                 trust_remote_code: bool = False, seed: int = 0) -> None:
+                 trust_remote_code: bool = False, seed: int = 0, prefix_cache: bool = True) -> None:
         vllm = require("vllm", "vllm")
         self.model_id, self.kind, self.gen = model_id, kind, gen or GenerationConfig()
         if dtype == "auto":
@@ -36,6 +36,8 @@ class VLLMBackend:
             kwargs["max_model_len"] = max_model_len
         if kind == "vlm":
             kwargs["limit_mm_per_prompt"] = {"image": images_per_prompt}
+        else:  # mode t and the filter share a system prompt + 2-shot context: keep its KV blocks
+            kwargs["enable_prefix_caching"] = prefix_cache
         try:
             self.llm = vllm.LLM(**kwargs)
         except Exception as exc:  # vLLM raises many types while building an engine

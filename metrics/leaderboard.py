@@ -23,7 +23,7 @@ from .runs import Run, load_run
 from .uncertainty import bootstrap_paired_difference, bootstrap_score
 
 BASE_COLUMNS = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n", "matcher",
-                "prompt", "shots", "unparsed_v", "protocol"]
+                "prompt", "shots", "dtype", "unparsed_v", "protocol"]
 # S_v under the other scorings, beside the official figures (robust+judge only once a judge has run)
 SCORING_COLUMNS = ["S_v_official", "S_v_robust", "S_v_robust_judge", "judge_decided_v"]
 CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
@@ -58,7 +58,7 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
 
 def run_labels(run: Run, has_t: bool) -> dict[str, Any]:
     """The columns that say how a run was made (the same under every matcher); the viewer uses them too."""
-    return {"protocol": run.protocol,
+    return {"protocol": run.protocol, "dtype": _dtype(run),
             "S_t_kind": "extracted" if has_t and run.manifest.get("backbone_kind") == "extracted" else None}
 
 
@@ -71,6 +71,15 @@ def scoring_columns(v: dict[str, Any] | None, other: dict[str, Any] | None) -> d
     by = {v.get("matcher"): v.get("overall"), other.get("matcher"): other.get("overall")}
     return {"S_v_official": _r(by.get("official")), "S_v_robust": _r(by.get("robust")),
             "S_v_robust_judge": _r(v.get("robust_judge_overall")), "judge_decided_v": v.get("judge_decided")}
+
+
+def _dtype(run: Run) -> str | None:
+    """The run's precision: its identity's dtype, else (runs from before it was part of the identity)
+    what its backends recorded; "mixed" when those disagree, None when nothing says."""
+    if run.manifest.get("dtype"):
+        return str(run.manifest["dtype"])
+    seen = {b.get("dtype") for b in (run.manifest.get("backends") or {}).values() if isinstance(b, dict)} - {None}
+    return None if not seen else seen.pop() if len(seen) == 1 else "mixed"
 
 
 def _intervals(run: Run, matcher: str, seed: int) -> dict[str, Any]:
@@ -110,7 +119,8 @@ def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         avg.update(model=model, benchmark="average", S_v=mean("S_v"), S_wv=mean("S_wv"), S_t=mean("S_t"),
                    MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
                    matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"], protocol=protocol,
-                   S_t_kind="extracted" if any(r.get("S_t_kind") for r in group) else None)
+                   S_t_kind="extracted" if any(r.get("S_t_kind") for r in group) else None,
+                   dtype=group[0]["dtype"] if len({r["dtype"] for r in group}) == 1 else "mixed")
         out.append(avg)
     return out
 

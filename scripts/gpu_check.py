@@ -16,6 +16,14 @@ def records(run: Path, mode: str) -> dict:
     return {r["index"]: r for r in map(json.loads, (run / f"{mode}.jsonl").read_text().splitlines())}
 
 
+def rate(stats: dict) -> str:
+    """In-run samples/s of one mode; a resumed mode that had nothing left ran 0 samples in 0 s."""
+    ran, secs = stats.get("ran", 0), stats.get("seconds") or 0.0
+    if ran and secs > 0:
+        return f"{ran / secs:.0f}/s"
+    return f"nothing left to run ({stats.get('done_before', 0)} done before)"
+
+
 def run_family(family: str, backends: list[str], data: Path, out: Path, n: int) -> None:
     from mmstar.evaluators.tiny import build_tiny_pair
 
@@ -37,7 +45,7 @@ def run_family(family: str, backends: list[str], data: Path, out: Path, n: int) 
         (run,) = [p.parent for p in (out / family / backend).glob("*/*/manifest.json")]
         runs[backend] = run
         modes = json.loads((run / "manifest.json").read_text())["modes"]
-        rates = ", ".join(f"{m} {n / modes[m]['seconds']:.0f}/s" for m in ("v", "wv", "t"))
+        rates = ", ".join(f"{m} {rate(modes[m])}" for m in ("v", "wv", "t"))
         print(f"{family} {backend}: whole command {wall:.1f} s; in-run {rates}", flush=True)
     if len(runs) == 2:
         for mode in ("v", "wv", "t"):
