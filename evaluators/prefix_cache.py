@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 MIN_PREFIX_TOKENS = 16  # below this, the extra forward pass costs more than it saves
+ATTENTION_LAYER_TYPES = ("full_attention", "sliding_attention")
 
 
 def common_prefix_len(rows: list[list[int]] | list[tuple[int, ...]]) -> int:
@@ -88,6 +89,7 @@ class PrefixReuse:
         self._candidate: tuple[int, ...] | None = None
         self._kv: Any = None
         self._kv_ids: tuple[int, ...] | None = None
+        self._layers_copyable: bool | None = None
         self.prefills = 0  # how many times a prefix was run (1 per run when reuse settles)
         self.reused_rows = 0
 
@@ -129,8 +131,20 @@ class PrefixReuse:
         gen_config = getattr(self.model, "generation_config", None)
         if getattr(gen_config, "cache_implementation", None) is not None:
             return False
+        # linear-attention / convolution layers (Qwen3.5, LFM2, ...) keep a recurrent state that
+        # the padding gap would run through and that has no per-row copy: attention layers only
+        types = getattr(getattr(self.model, "config", None), "layer_types", None) or ()
+        if any(t not in ATTENTION_LAYER_TYPES for t in types):
+            return False
         supports = getattr(self.model, "_supports_default_dynamic_cache", None)
-        return bool(supports()) if callable(supports) else True
+        if callable(supports) and not supports():
+            return False
+        if self._layers_copyable is None:  # every cache layer must know how to copy itself per row
+            from transformers import DynamicCache
+
+            layers = getattr(DynamicCache(config=self.model.config), "layers", [])
+            self._layers_copyable = all(hasattr(layer, "batch_repeat_interleave") for layer in layers)
+        return self._layers_copyable
 
     # ------------------------------------------------------------------ model half
 

@@ -146,3 +146,25 @@ def test_a_model_that_wants_its_own_cache_takes_the_plain_path(demo_parquet):
         backend.model.generation_config.cache_implementation = "static"
     assert [r.text for r in reuse.generate(reqs)] == [r.text for r in plain.generate(reqs)]
     assert reuse.prefix.prefills == 0 and all(r.error is None for r in reuse.generate(reqs))
+
+
+def _every_family():
+    from mmstar.evaluators.tiny import FAMILIES as ALL
+    from mmstar.evaluators.tiny import SPECS
+
+    return [f for f in ALL if not SPECS[f].known_failure]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", _every_family())
+def test_every_tiny_family_backbone_identical_with_reuse(family, demo_parquet, tmp_path):
+    """Every family's standalone backbone (mode t): reuse on equals reuse off, generation and
+    log-likelihood; families whose cache cannot be copied per row (linear attention, convolution
+    state) or whose window is too short must stand aside rather than fail."""
+    import torch
+    from mmstar.evaluators.tiny import build_tiny_pair
+
+    torch.set_num_threads(1)
+    pair = build_tiny_pair(family, tmp_path)
+    reuse = _compare(str(pair.backbone), load_benchmark(demo_parquet)[:8], batch_sizes=(4, 1))
+    assert reuse.prefix.prefills <= 3
