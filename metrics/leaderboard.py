@@ -83,8 +83,13 @@ def _dtype(run: Run) -> str | None:
 
 
 def _intervals(run: Run, matcher: str, seed: int) -> dict[str, Any]:
+    return intervals(*(run.hits(m, matcher) if m in run.records else None for m in ("v", "wv", "t")), seed=seed)
+
+
+def intervals(hv: dict[Any, bool] | None, hwv: dict[Any, bool] | None, ht: dict[Any, bool] | None,
+              seed: int = 0) -> dict[str, Any]:
+    """The CI columns from per-sample hits (index -> hit) of modes v, wv and t; the viewer uses it too."""
     out: dict[str, Any] = dict.fromkeys(CI_COLUMNS)
-    hv, hwv, ht = (run.hits(m, matcher) if m in run.records else None for m in ("v", "wv", "t"))
     if hv:
         ci = bootstrap_score(hv, seed)
         out.update(S_v_low=_r(ci.low), S_v_high=_r(ci.high))

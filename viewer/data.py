@@ -16,9 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from mmstar.metrics.leaderboard import COLUMNS, average_rows, run_labels
+from mmstar.metrics.leaderboard import COLUMNS, average_rows, intervals, run_labels
 from mmstar.metrics.runs import Run
-from mmstar.metrics.uncertainty import bootstrap_paired_difference, bootstrap_score
 
 from mmstar import taxonomy
 from mmstar.errors import DataError
@@ -223,20 +222,8 @@ def _r(x: float | None, nd: int = 2) -> float | None:
 
 
 def _intervals(frame: pd.DataFrame, modes: Sequence[str], matcher: str, seed: int) -> dict[str, Any]:
-    """The leaderboard's bootstrap intervals (same functions, same seed, same sample order)."""
-    out: dict[str, Any] = {}
-    hv, hwv, ht = (_hits(frame, m, matcher) if m in modes else None for m in MODES)
-    if hv:
-        ci = bootstrap_score(hv, seed)
-        out.update(S_v_low=_r(ci.low), S_v_high=_r(ci.high))
-    if hv and hwv:
-        ci = bootstrap_paired_difference(hv, hwv, seed)
-        out.update(MG_low=_r(ci.low), MG_high=_r(ci.high), MG_spans_zero=ci.spans_zero)
-    if hwv and ht:
-        ci = bootstrap_paired_difference(hwv, ht, seed)
-        out.update(wv_minus_t=_r(ci.estimate), wv_minus_t_low=_r(ci.low), wv_minus_t_high=_r(ci.high),
-                   ML_spans_zero=ci.spans_zero)
-    return out
+    """The leaderboard's bootstrap intervals (same function, same seed, same sample order)."""
+    return intervals(*(_hits(frame, m, matcher) if m in modes else None for m in MODES), seed=seed)
 
 
 @dataclass
