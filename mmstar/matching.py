@@ -14,6 +14,7 @@ import re
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .thinking import split_reasoning
 
@@ -235,7 +236,7 @@ def _option_text_letter(text: str, options: Mapping[str, str]) -> str | None:
         return exact[0]
     contained = [
         k for k, v in options.items()
-        if len(_normalise(v)) >= 2 and re.search(rf"(?<!\w){re.escape(_normalise(v))}(?!\w)", norm)
+        if len(_normalise(v)) >= 2 and _contains_word(norm, _normalise(v))
     ]
     # prefer the longest match, but only when the shorter ones are part of it ("red" in "dark red")
     if contained:
@@ -247,6 +248,25 @@ def _option_text_letter(text: str, options: Mapping[str, str]) -> str | None:
     return None
 
 
+def _is_word_char(ch: str) -> bool:
+    return ch.isalnum() or ch == "_"  # exactly what ``\w`` matches in a str pattern
+
+
+def _contains_word(haystack: str, needle: str) -> bool:
+    r"""``needle`` occurs in ``haystack`` not glued to a word character on either side: the regex
+    ``(?<!\w)needle(?!\w)`` without compiling one pattern per option text (the viewer re-judges
+    tens of thousands of replies, and Python's regex cache holds only 512 patterns)."""
+    start = haystack.find(needle)
+    while start != -1:
+        end = start + len(needle)
+        if (start == 0 or not _is_word_char(haystack[start - 1])) and (
+                end == len(haystack) or not _is_word_char(haystack[end])):
+            return True
+        start = haystack.find(needle, start + 1)
+    return False
+
+
+@lru_cache(maxsize=65536)
 def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[^\w\s%.-]", " ", text.lower())).strip(" .")
 

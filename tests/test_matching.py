@@ -2,6 +2,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mmstar.matching import UNPARSED_RULES, extract_answer, extract_choice, official_match
 from mmstar.thinking import split_reasoning
@@ -128,3 +130,14 @@ def test_the_reference_submission_reads_the_same_both_ways(reference_xlsx):
     got = [(r, extract_answer(str(r["prediction"]), record_options(r))) for r in records]
     assert len(got) == 1500 and {x.rule for _r, x in got} == {"letter"}
     assert all(official_match(r["prediction"], x.choice) for r, x in got)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="ab _-.1é²\n", max_size=12), st.text(alphabet="ab _1é", min_size=1, max_size=3))
+def test_word_search_equals_the_regex_it_replaced(haystack, needle):
+    import re
+
+    from mmstar.matching import _contains_word
+
+    expected = re.search(rf"(?<!\w){re.escape(needle)}(?!\w)", haystack) is not None
+    assert _contains_word(haystack, needle) == expected
