@@ -25,6 +25,9 @@ REQUIRED_ALIASES = (
     "internvl3-8b", "internvl3.5-8b", "gemma3-4b", "gemma3-12b", "gemma3-27b", "llama3.2-vision-11b",
     "llama3.2-vision-90b", "glm4.1v-9b-thinking", "mistral-small-3.1", "phi4-multimodal", "idefics3-8b",
     "smolvlm2-2.2b", "paligemma2-3b",
+    # the issue-15 follow-up: released checkpoints of the families added to the facts table
+    "qwen3-vl-30b-a3b", "qwen3-vl-30b-a3b-thinking", "glm4.5v", "lfm2-vl-1.6b", "command-a-vision", "gemma4-31b",
+    "qwen3.5-0.8b", "minicpm-v4.6",
 )
 
 
