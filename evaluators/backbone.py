@@ -9,8 +9,10 @@ what multimodal training changed. It serves families whose original LLM is not r
 
 The folder holds safetensors weights, config, generation config, tokenizer with the LVLM's chat
 template, and ``mmstar_backbone.json`` (source, family, "extracted"). The weights are the LVLM's
-own tensors under the standalone class's names; every name is checked against that class before
-anything is written, so a family whose LM is no plain causal LM fails with one line.
+own tensors under the standalone class's names. Where the LM is no plain causal LM as it stands, the
+family facts say how it becomes one (layers to drop, embedding rows to keep, modules to leave behind:
+Llama-3.2-Vision, Molmo2, Phi-4-multimodal); every name and shape is checked against the class before
+anything is written, so anything else that does not fit fails with one line.
 """
 
 from __future__ import annotations
@@ -66,6 +68,18 @@ def _read_config(transformers: Any, vlm: str, trust_remote_code: bool) -> Any:
         raise MmstarError(f"cannot read {vlm}: {first}") from None
 
 
+def backbone_class_for(config: Any, facts: FamilyFacts | None) -> str | None:
+    """The standalone causal-LM class an LVLM's language model is saved as: the text config's own
+    causal LM (Llama, Qwen2, Gemma3, ...) when transformers maps one, else the family's class (the text
+    model is VLM-specific: qwen2_vl_text -> Qwen2ForCausalLM). A model with one config for everything
+    (Phi-4-multimodal) maps to itself, so its family's class decides."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    text_config = config.get_text_config()
+    mapped = None if text_config is config else MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text_config.model_type)
+    return mapped or (facts.backbone_class if facts else None)
+
+
 def _plan(transformers: Any, vlm: str, config: Any) -> tuple[FamilyFacts | None, str, str]:
     """(family facts or None, language-model attribute path, standalone class name) or one clear error."""
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -76,18 +90,23 @@ def _plan(transformers: Any, vlm: str, config: Any) -> tuple[FamilyFacts | None,
         raise MmstarError(f"{vlm}: family {facts.name} has no standalone language model to extract: "
                           f"{facts.notes.split('. ')[0]}")
     text_config = config.get_text_config()
-    if text_config is config or getattr(config, "vision_config", None) is None:
+    # a family in the facts is a VLM even when one config holds everything (Phi-4-multimodal)
+    if facts is None and (text_config is config or getattr(config, "vision_config", None) is None):
         if model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
             raise MmstarError(f"{vlm}: model type {model_type!r} is already a text-only causal LM; pass it to "
                               "--backbone as it is")
         raise MmstarError(f"{vlm}: model type {model_type!r} has no language-model part to extract "
                           "(not a vision-language model with a text model)")
-    # the text config's own causal LM (Llama, Qwen2, Gemma3, ...) when transformers maps one; the
-    # family's class when the text model is VLM-specific (qwen2_vl_text -> Qwen2ForCausalLM)
-    cls = MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text_config.model_type) or (facts.backbone_class if facts else None)
+    cls = backbone_class_for(config, facts)
     if cls is None or not hasattr(transformers, cls):
         raise MmstarError(f"{vlm}: text model type {text_config.model_type!r} has no standalone causal-LM class "
                           "in the installed transformers")
+    if facts is not None:
+        wrong = {k: getattr(text_config, k, None) for k, v in facts.backbone_requires.items()
+                 if getattr(text_config, k, None) != v}
+        if wrong:
+            raise MmstarError(f"{vlm}: family {facts.name}'s language model is a {cls} only with "
+                              f"{facts.backbone_requires}; this checkpoint has {wrong}")
     return facts, (facts.language_model_attr if facts else DEFAULT_LM_ATTR), cls
 
 
@@ -119,23 +138,58 @@ def _lm_state(vlm: str, model: Any, attr: str) -> tuple[dict[str, Any], bool]:
     return state, tied
 
 
+def adapt_lm(state: dict[str, Any], text: dict[str, Any], facts: FamilyFacts | None
+             ) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The LM's tensors and text config made into a plain causal LM's, as the family facts say: modules
+    left behind, layers dropped (the rest renumbered), extra embedding rows cut off, config keys set or
+    removed. Nothing is copied: kept tensors are the VLM's own (the embedding a view of its first rows)."""
+    if facts is None:
+        return state, text
+    state = {k: v for k, v in state.items() if not any(part in k for part in facts.backbone_drop_modules)}
+    if facts.backbone_drop_layers:
+        dropped = set(text[facts.backbone_drop_layers])
+        keep = [i for i in range(text["num_hidden_layers"]) if i not in dropped]
+        renumber = {f"model.layers.{old}.": f"model.layers.{new}." for new, old in enumerate(keep)}
+        kept = {}
+        for key, value in state.items():
+            prefix = ".".join(key.split(".")[:3]) + "."
+            if key.startswith("model.layers."):
+                if prefix not in renumber:
+                    continue  # a dropped layer
+                key = renumber[prefix] + key[len(prefix):]
+            kept[key] = value
+        state, text = kept, {**text, "num_hidden_layers": len(keep)}
+        # per-layer lists in the config follow the kept layers
+        for name in ("layer_types",):
+            if isinstance(text.get(name), list) and len(text[name]) == len(keep) + len(dropped):
+                text[name] = [text[name][i] for i in keep]
+    if facts.backbone_embedding_rows:
+        rows = text[facts.backbone_embedding_rows]
+        state["model.embed_tokens.weight"] = state["model.embed_tokens.weight"][:rows]
+    text = {k: v for k, v in text.items() if k not in facts.backbone_config_drop}
+    return state, {**text, **facts.backbone_config}
+
+
 def _build_lm(transformers: Any, vlm: str, model: Any, cls_name: str, state: dict[str, Any], tied: bool,
-              overrides: dict[str, Any]) -> Any:
+              text: dict[str, Any]) -> Any:
     """The standalone LM holding the VLM's tensors; built on the meta device, so nothing is copied."""
     import torch
 
     cls = getattr(transformers, cls_name)
-    text = model.config.get_text_config().to_dict()
     skip = {"model_type", "architectures", "transformers_version", "auto_map"}
-    config = cls.config_class(**{**{k: v for k, v in text.items() if k not in skip}, **overrides})
+    config = cls.config_class(**{k: v for k, v in text.items() if k not in skip})
     config.tie_word_embeddings = tied
     with torch.device("meta"):
         lm = cls(config)
-    expected = set(lm.state_dict())
-    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    shapes = {k: tuple(v.shape) for k, v in lm.state_dict().items()}
+    missing, unexpected = sorted(shapes.keys() - state.keys()), sorted(state.keys() - shapes.keys())
     if missing or unexpected:
         raise MmstarError(f"{vlm}: its language model does not fit {cls_name} (missing {missing[:3]}, "
                           f"unexpected {unexpected[:3]}); this family cannot be extracted as a plain causal LM")
+    resized = [f"{k} {tuple(v.shape)} vs {shapes[k]}" for k, v in state.items() if tuple(v.shape) != shapes[k]]
+    if resized:
+        raise MmstarError(f"{vlm}: its language model does not fit {cls_name} (shape of {resized[0]}); this "
+                          "family cannot be extracted as a plain causal LM")
     lm.load_state_dict(state, strict=True, assign=True)
     if tied:
         lm.tie_weights()
@@ -155,6 +209,13 @@ def _tokenizer(transformers: Any, vlm: str, trust_remote_code: bool) -> Any:
     return tok
 
 
+def _marker_note(facts: FamilyFacts | None) -> str:
+    if facts is not None and facts.lm_frozen:
+        return (f"family {facts.name} keeps its LM frozen during multimodal training, so this reproduces the "
+                "original, released LLM (the paper's S_t when run with its protocol)")
+    return "the LVLM's language model after multimodal training, not the original LLM (not the paper's S_t)"
+
+
 def extract_backbone(vlm: str, out: Path, *, trust_remote_code: bool = False, allow_pickle: bool = False,
                      overwrite: bool = False) -> Extracted:
     out = Path(out)
@@ -171,14 +232,14 @@ def extract_backbone(vlm: str, out: Path, *, trust_remote_code: bool = False, al
     facts, attr, cls_name = _plan(transformers, vlm, config)
     model = _load_vlm(transformers, vlm, facts, trust_remote_code, allow_pickle)
     state, tied = _lm_state(vlm, model, attr)
-    lm = _build_lm(transformers, vlm, model, cls_name, state, tied, facts.backbone_config if facts else {})
+    state, text = adapt_lm(state, model.config.get_text_config().to_dict(), facts)
+    lm = _build_lm(transformers, vlm, model, cls_name, state, tied, text)
     tok = _tokenizer(transformers, vlm, trust_remote_code)
     family = facts.name if facts else config.model_type
     marker = {"kind": "extracted", "extracted": True, "source": vlm, "family": family,
               "model_type": config.model_type, "backbone_class": cls_name, "language_model_attr": attr,
               "tied_embeddings": tied, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "note": "the LVLM's language model after multimodal training, not the original LLM (not the "
-                      "paper's S_t)"}
+              "lm_frozen": bool(facts and facts.lm_frozen), "note": _marker_note(facts)}
     # written beside the target and renamed into place: a killed extract leaves no half folder
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)

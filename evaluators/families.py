@@ -35,6 +35,19 @@ class FamilyFacts:
     # set on an extracted LM's config so that it computes what the VLM computes (e.g. a head scaling
     # that the standalone class applies and the VLM does not)
     backbone_config: dict[str, Any] = field(default_factory=dict)
+    # how an LM that is no plain causal LM becomes one (``mmstar backbone extract``):
+    # text-config key listing layers to leave out (renumbering the rest), e.g. Mllama's cross-attention layers
+    backbone_drop_layers: str | None = None
+    # text-config key giving how many embedding rows the causal LM keeps (rows past it embed image tokens)
+    backbone_embedding_rows: str | None = None
+    # state-dict name fragments of modules inside the LM that stay behind (e.g. image/audio embedders)
+    backbone_drop_modules: tuple[str, ...] = ()
+    backbone_config_drop: tuple[str, ...] = ()  # text-config keys the standalone class must not get
+    # text-config values the extraction relies on; a checkpoint with other values is refused in one line
+    backbone_requires: dict[str, Any] = field(default_factory=dict)
+    # the LM was kept frozen during multimodal training (per the model's makers), so an extracted LM
+    # reproduces the released original LLM rather than a changed one
+    lm_frozen: bool = False
     needs: tuple[str, ...] = ()  # extra pip packages the processor needs (e.g. torchvision)
     min_transformers: str = "5.0"
     notes: str = ""
@@ -84,25 +97,32 @@ _FACTS = [
                 notes="text model glm4v_text has no causal-LM class; it saves as Glm4ForCausalLM (text-only "
                       "3-D RoPE positions are equal; logits equal on a tiny checkpoint)"),
     FamilyFacts("mllama", ("mllama",), "MllamaForConditionalGeneration", "MllamaProcessor",
-                backbone_class=None,
-                notes="the text model interleaves cross-attention layers, so it is no plain Llama; the "
-                      "original Llama-3.1 LLM is released (use it for t). Without the cross-attention "
-                      "layers and the 8 extra embedding rows it is a LlamaForCausalLM with the VLM's text-only "
-                      "logits (tiny checkpoint, evaluators/tiny/mllama.py). A batch mixing image and no-image "
-                      "rows crashes in transformers (aspect_ratio_ids); the HF backend runs them as two batches"),
+                backbone_drop_layers="cross_attention_layers", backbone_embedding_rows="vocab_size", lm_frozen=True,
+                backbone_config_drop=("cross_attention_layers",),
+                notes="the text model interleaves gated cross-attention layers with the Llama-3.1 layers; without "
+                      "them and the 8 extra embedding rows it is a LlamaForCausalLM with the VLM's text-only logits. "
+                      "The Llama-3.1 LM was frozen during adapter training (Meta), so the extraction reproduces the "
+                      "original LLM (released: use it for t). A batch mixing image and no-image rows crashes in "
+                      "transformers (aspect_ratio_ids); the HF backend runs them as two batches"),
     FamilyFacts("mistral3", ("mistral3",), "Mistral3ForConditionalGeneration", "PixtralProcessor",
                 backbone_class="MistralForCausalLM"),
     FamilyFacts("phi4-multimodal", ("phi4_multimodal",), "Phi4MultimodalForCausalLM", "Phi4MultimodalProcessor",
-                language_model_attr="model", backbone_class=None, needs=_TV,
+                language_model_attr="model", backbone_class="Phi3ForCausalLM", needs=_TV, lm_frozen=True,
+                backbone_drop_modules=("embed_tokens_extend",), backbone_config_drop=("vision_config", "audio_config"),
                 notes="one causal LM with vision/speech LoRA adapters, not an image-text-to-text class (the "
-                      "HF backend loads model_class); the base Phi-4-mini LM is released (use it for t). "
-                      "Without its image/audio embedders the LM is a Phi3ForCausalLM with the VLM's text-only "
-                      "logits (tiny checkpoint without adapters)"),
+                      "HF backend loads model_class). Without its image/audio embedders (embed_tokens_extend) the "
+                      "LM is a Phi3ForCausalLM with the VLM's text-only logits (tiny checkpoint without adapters). "
+                      "The LM is frozen Phi-4-mini (card), so the extraction reproduces the original LLM (released: "
+                      "use it for t); a checkpoint whose weights carry merged LoRA names fails the name check in "
+                      "one line"),
     FamilyFacts("molmo2", ("molmo2",), "Molmo2ForConditionalGeneration", "Molmo2Processor",
-                backbone_class=None, needs=_TV,
-                notes="text model molmo2_text has no standalone causal-LM class in transformers; it is Qwen3 "
-                      "(qk norm) plus 128 embedding rows for image tokens: without those rows a "
-                      "Qwen3ForCausalLM gives the VLM's text-only logits (tiny checkpoint)"),
+                backbone_class="Qwen3ForCausalLM", needs=_TV, backbone_embedding_rows="vocab_size",
+                backbone_config_drop=("additional_vocab_size", "qk_norm_type", "norm_after", "rope_scaling_layers"),
+                backbone_requires={"qk_norm_type": "qwen3", "norm_after": False},
+                notes="text model molmo2_text has no causal-LM class in transformers; with Qwen3-style qk norm "
+                      "and no norm-after it is Qwen3 plus 128 embedding rows for image tokens: without those rows "
+                      "a Qwen3ForCausalLM gives the VLM's text-only logits (tiny checkpoint). Other text configs "
+                      "(an OLMo-based Molmo2) are refused in one line"),
     FamilyFacts("ovis2", ("ovis2",), "Ovis2ForConditionalGeneration", "Ovis2Processor",
                 backbone_class="Qwen2ForCausalLM"),
     FamilyFacts("aya-vision", ("aya_vision",), "AyaVisionForConditionalGeneration", "AyaVisionProcessor",
@@ -112,6 +132,49 @@ _FACTS = [
     FamilyFacts("deepseek-vl", ("deepseek_vl",), "DeepseekVLForConditionalGeneration", "DeepseekVLProcessor"),
     FamilyFacts("idefics2", ("idefics2",), "Idefics2ForConditionalGeneration", "Idefics2Processor",
                 language_model_attr="model.text_model", backbone_class="MistralForCausalLM"),
+    # ---- families added with their tiny builders (evaluators/tiny/); classes checked against transformers 5.24
+    FamilyFacts("gemma4", ("gemma4",), "Gemma4ForConditionalGeneration", "Gemma4Processor",
+                backbone_class="Gemma4ForCausalLM", needs=_TV,
+                notes="Gemma 4: pooled 2-D-RoPE ViT, audio tower on the small models, Gemma4 text model with "
+                      "per-layer inputs; no text-only Gemma 4 LM is released (extract it). Whether the 26B-A4B "
+                      "MoE checkpoint shares this model_type is not verified here"),
+    FamilyFacts("qwen3-vl-moe", ("qwen3_vl_moe",), "Qwen3VLMoeForConditionalGeneration", "Qwen3VLProcessor",
+                backbone_class="Qwen3MoeForCausalLM", backbone_config={"norm_topk_prob": True}, needs=_TV,
+                notes="Qwen3-VL-30B-A3B / 235B-A22B; text model qwen3_vl_moe_text has no causal-LM class: it saves "
+                      "as Qwen3MoeForCausalLM with norm_topk_prob=True (the VL-MoE router always renormalises its "
+                      "top-k weights; without it the logits differ, measured on a tiny checkpoint)"),
+    FamilyFacts("glm4v-moe", ("glm4v_moe",), "Glm4vMoeForConditionalGeneration", "Glm4vProcessor",
+                backbone_class="Glm4MoeForCausalLM", needs=_TV,
+                notes="GLM-4.5V; text model glm4v_moe_text has no causal-LM class: it saves as Glm4MoeForCausalLM "
+                      "(text-only 3-D RoPE positions are equal; logits equal on a tiny checkpoint). Its processor "
+                      "is glm4v's, whose video processor needs torchvision"),
+    FamilyFacts("lfm2-vl", ("lfm2_vl",), "Lfm2VlForConditionalGeneration", "Lfm2VlProcessor",
+                backbone_class="Lfm2ForCausalLM", needs=_TV,
+                notes="LFM2-VL: SigLIP2 NaFlex tower, LFM2 text model (gated short convolutions + attention)"),
+    FamilyFacts("cohere2-vision", ("cohere2_vision",), "Cohere2VisionForConditionalGeneration",
+                "Cohere2VisionProcessor", backbone_class="Cohere2ForCausalLM", backbone_config={"logit_scale": 1.0},
+                needs=_TV,
+                notes="Command A Vision; as Aya Vision, the VLM's head applies no logit_scale, so the extracted "
+                      "Cohere2ForCausalLM sets it to 1 (measured on a tiny model)"),
+    FamilyFacts("qwen3.5", ("qwen3_5",), "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
+                backbone_class="Qwen3_5ForCausalLM", needs=_TV,
+                notes="Qwen3.5, natively multimodal: Qwen3-VL vision side, hybrid text model (gated delta-net "
+                      "linear attention + full attention) -> Qwen3_5ForCausalLM. The MoE variant (qwen3_5_moe) "
+                      "has its own classes and is not in this table"),
+    *[FamilyFacts(name, (model_type,), f"{cls}ForConditionalGeneration", f"{cls}Processor",
+                  backbone_class="Qwen3_5ForCausalLM", needs=_TV,
+                  notes=f"{label}: window-merger ViT on a Qwen3.5 text model (qwen3_5_text -> Qwen3_5ForCausalLM)")
+      for name, model_type, cls, label in (
+          ("minicpm-v4.6", "minicpmv4_6", "MiniCPMV4_6", "MiniCPM-V 4.6"),
+          ("minicpm-v4.7", "minicpmv4_7", "MiniCPMV4_7", "MiniCPM-V 4.7 (the 4.6 image/video processors)"),
+          ("minicpm-ocr", "minicpm_ocr", "MiniCPMOcr", "MiniCPM-OCR (4x visual-token merging)"))],
+    FamilyFacts("llama4", ("llama4",), "Llama4ForConditionalGeneration", "Llama4Processor",
+                language_model_attr="language_model.model", backbone_class="Llama4ForCausalLM", needs=_TV,
+                notes="Llama 4 Scout/Maverick: early fusion, MoE text model; the VLM holds a whole "
+                      "Llama4ForCausalLM. Does not run in transformers 5.24: every forward of "
+                      "Llama4ForConditionalGeneration raises AttributeError (outputs.image_outputs, "
+                      "modeling_llama4.py:1318), with or without an image; extraction is not proven on a tiny "
+                      "checkpoint for that reason"),
 ]
 FAMILIES: dict[str, FamilyFacts] = {f.name: f for f in _FACTS}
 

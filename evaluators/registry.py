@@ -137,6 +137,50 @@ _ENTRIES = [
        f"PaliGemma2-3B mix 448; Gemma-2-2B base LM, {_CHANGED}"),
     _E("paligemma2-10b", "google/paligemma2-10b-mix-448", "google/gemma-2-9b", "paligemma",
        f"PaliGemma2-10B mix 448; Gemma-2-9B base LM, {_CHANGED}"),
+    # ---- families added with their facts (issue 15 follow-up); ids confirmed against model cards / docs
+    # Qwen3-VL MoE, Instruct and Thinking
+    *[_E(f"qwen3-vl-30b-a3b{'-thinking' if kind == 'Thinking' else ''}", f"Qwen/Qwen3-VL-30B-A3B-{kind}",
+         "Qwen/Qwen3-30B-A3B", "qwen3-vl-moe",
+         f"Qwen3-VL-30B-A3B-{kind} (MoE, ~3B active); {_CHANGED}; the card does not name the starting LLM: "
+         "Qwen3-30B-A3B (same size and MoE layout) is assumed; the Qwen3 backbone thinks by default: "
+         "--thinking off sets its enable_thinking=False"
+         + ("; the Thinking model always thinks" if kind == "Thinking" else "")
+         + "; max_new_tokens as for the dense Qwen3-VL entries, not verified against this card",
+         {"device_map": "auto"}, max_new_tokens=40960 if kind == "Thinking" else 16384, thinking=_QWEN3_THINK,
+         chat_template_kwargs={} if kind == "Thinking" else _NO_THINK)
+      for kind in ("Instruct", "Thinking")],
+    # GLM-4.5V: GLM-4.1V-Thinking's approach on GLM-4.5-Air (vLLM's GLM-4.5 post)
+    _E("glm4.5v", "zai-org/GLM-4.5V", "zai-org/GLM-4.5-Air", "glm4v-moe",
+       f"GLM-4.5V (106B MoE); based on GLM-4.5-Air, {_CHANGED}; a hybrid reasoning model: its template's "
+       "thinking switch is not verified here (not encoded)", {"device_map": "auto"}),
+    # LFM2-VL: LFM2 LMs per the transformers docs (450M <- LFM2-350M, 1.6B <- LFM2-1.2B)
+    *[_E(f"lfm2-vl-{size.lower()}", f"LiquidAI/LFM2-VL-{size}", f"LiquidAI/LFM2-{llm}", "lfm2-vl",
+         f"LFM2-VL-{size}; LM from LFM2-{llm} ({src}), {_CHANGED}")
+      for size, llm, src in (("450M", "350M", "transformers docs"), ("1.6B", "1.2B", "transformers docs"),
+                             ("3B", "2.6B", "assumed from the card's 2.6B LM size; the card says 'LFM2 backbone'"))],
+    # Command A Vision (Cohere2 LM)
+    _E("command-a-vision", "CohereLabs/command-a-vision-07-2025", "CohereLabs/c4ai-command-a-03-2025",
+       "cohere2-vision", "Command A Vision (112B); built upon the Command A LLM (Cohere/OCI docs); whether its "
+       "LM was trained during multimodal training is not stated in what we read; gated on the hub",
+       {"device_map": "auto"}),
+    # Gemma 4: natively multimodal, no text-only LM released
+    *[_E(f"gemma4-{size.lower()}", f"google/gemma-4-{size}-it", None, "gemma4",
+         f"Gemma-4-{size}-it; no text-only Gemma 4 LM is released: pass --backbone, or `mmstar backbone "
+         "extract` (labelled extracted, not the paper's S_t); the card's configurable thinking mode is not "
+         "encoded here", {"device_map": "auto"} if size == "31B" else {})
+      for size in ("E2B", "E4B", "31B")],
+    # Qwen3.5: natively multimodal (image-text-to-text on the hub), so no text-only LM is released
+    _E("qwen3.5-0.8b", "Qwen/Qwen3.5-0.8B", None, "qwen3.5",
+       "Qwen3.5-0.8B, natively multimodal: no text-only LM is released (Qwen3.5-0.8B-Base is the pre-trained "
+       "model, also multimodal): pass --backbone, or `mmstar backbone extract` (labelled extracted); thinking "
+       "is off by default, --thinking on sets enable_thinking=True (documented by a hosting provider, not "
+       "verified against the card)", thinking=_QWEN3_THINK),
+    # MiniCPM-V 4.6: SigLIP2-400M + Qwen3.5-0.8B (xinference docs); Instruct and Thinking are separate checkpoints
+    *[_E(f"minicpm-v4.6{suffix.lower()}", f"openbmb/MiniCPM-V-4.6{suffix}", None, "minicpm-v4.6",
+         f"MiniCPM-V-4.6{suffix} (1.3B); built on Qwen3.5-0.8B, which is itself multimodal on the hub: extract "
+         "its LM (`mmstar backbone extract Qwen/Qwen3.5-0.8B`) and pass it as --backbone for the paper's S_t"
+         + ("; thinks always (a separate checkpoint, no template switch)" if suffix else ""))
+      for suffix in ("", "-Thinking")],
 ]
 REGISTRY: dict[str, ModelEntry] = {e.alias: e for e in _ENTRIES}
 

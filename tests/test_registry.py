@@ -15,13 +15,19 @@ from mmstar.evaluators.registry import REGISTRY, resolve_model
 # the transformers-native VLM families the issue names; each must have facts
 NATIVE = ("internvl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "llava_next", "glm4v", "mllama", "mistral3",
           "phi4_multimodal", "molmo2", "ovis2", "aya_vision", "deepseek_vl", "smolvlm", "gemma3", "paligemma",
-          "idefics3", "qwen2_vl", "llava")
+          "idefics3", "qwen2_vl", "llava",
+          # built by the tiny builders (evaluators/tiny/); llama4 builds but does not run in transformers 5.24
+          "gemma4", "qwen3_vl_moe", "glm4v_moe", "lfm2_vl", "cohere2_vision", "qwen3_5", "minicpmv4_6", "minicpmv4_7",
+          "minicpm_ocr", "llama4")
 REQUIRED_ALIASES = (
     "llava-ov-0.5b", "llava-ov-7b", "llava-ov-72b", "qwen2.5-vl-3b", "qwen2.5-vl-7b", "qwen2.5-vl-32b",
     "qwen2.5-vl-72b", *[f"qwen3-vl-{s}{t}" for s in ("2b", "4b", "8b", "32b") for t in ("", "-thinking")],
     "internvl3-8b", "internvl3.5-8b", "gemma3-4b", "gemma3-12b", "gemma3-27b", "llama3.2-vision-11b",
     "llama3.2-vision-90b", "glm4.1v-9b-thinking", "mistral-small-3.1", "phi4-multimodal", "idefics3-8b",
     "smolvlm2-2.2b", "paligemma2-3b",
+    # the issue-15 follow-up: released checkpoints of the families added to the facts table
+    "qwen3-vl-30b-a3b", "qwen3-vl-30b-a3b-thinking", "glm4.5v", "lfm2-vl-1.6b", "command-a-vision", "gemma4-31b",
+    "qwen3.5-0.8b", "minicpm-v4.6",
 )
 
 
@@ -64,9 +70,15 @@ def test_family_facts_match_the_installed_transformers(name):
                       or ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(model_type))
         assert auto_model == facts.model_class
         assert pa.PROCESSOR_MAPPING_NAMES.get(model_type) == facts.processor_class
-        # a video processor, or an image processor without a PIL variant, needs torchvision
-        image = ia.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type) or {}
-        needs_tv = model_type in va.VIDEO_PROCESSOR_MAPPING_NAMES or (isinstance(image, dict) and "pil" not in image)
+        # a video processor, or an image processor without a PIL variant, needs torchvision; a family
+        # that borrows another's processor (glm4v_moe -> Glm4vProcessor) has no mapping of its own: then
+        # the processor class's parts decide (every video processor needs torchvision)
+        image = ia.IMAGE_PROCESSOR_MAPPING_NAMES.get(model_type)
+        if image is None and model_type not in va.VIDEO_PROCESSOR_MAPPING_NAMES:
+            needs_tv = "video_processor" in getattr(transformers, facts.processor_class).get_attributes()
+        else:
+            needs_tv = model_type in va.VIDEO_PROCESSOR_MAPPING_NAMES or (
+                isinstance(image, dict) and "pil" not in image)
         assert needs_tv == ("torchvision" in facts.needs), model_type
 
 
@@ -90,19 +102,30 @@ def _meta_instance(facts):
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(FAMILIES) if FAMILIES[n].backbone_class])
-def test_language_model_attr_and_backbone_class_on_a_real_instance(name):
+def test_facts_carve_a_standalone_lm_from_a_full_size_instance(name):
+    """`mmstar backbone extract`'s plan on the family's default (full-size) config, on the meta device:
+    the LM at ``language_model_attr``, adapted as the facts say (layers dropped, embedding rows cut,
+    modules left behind), fits the standalone class name for name and shape for shape. Covers the
+    families whose tiny checkpoints cannot run (llama4) and the real layer layouts (Mllama's 8
+    cross-attention layers of 40 -> a 32-layer Llama)."""
     pytest.importorskip("torch")
     import transformers
-    from transformers.models.auto import modeling_auto as ma
+    from mmstar.evaluators import backbone
 
     facts = FAMILIES[name]
     model, config = _meta_instance(facts)
-    lm = model.get_submodule(facts.language_model_attr)
+    _, attr, cls = backbone._plan(transformers, name, config)
+    assert attr == facts.language_model_attr and cls == backbone.backbone_class_for(config, facts)
+    lm = model.get_submodule(attr)
     assert hasattr(lm, "embed_tokens") and hasattr(lm, "layers"), type(lm).__name__
-    # extraction takes the text config's own causal LM when transformers maps one, else the facts' class
-    text_type = config.get_text_config().model_type
-    cls = ma.MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.get(text_type) or facts.backbone_class
-    assert hasattr(transformers, cls)
+    state, tied = backbone._lm_state(name, model, attr)
+    state, text = backbone.adapt_lm(state, config.get_text_config().to_dict(), facts)
+    standalone = backbone._build_lm(transformers, name, model, cls, state, tied, text)  # raises on any misfit
+    assert type(standalone).__name__ == cls
+    dropped = len(getattr(config.get_text_config(), facts.backbone_drop_layers)) if facts.backbone_drop_layers else 0
+    assert standalone.config.num_hidden_layers == config.get_text_config().num_hidden_layers - dropped
+    if name == "mllama":  # Llama-3.2-11B-Vision's layout: 40 text layers, 8 of them cross-attention
+        assert standalone.config.num_hidden_layers == 32
 
 
 def test_unknown_alias_suggests_the_closest(demo_parquet):
