@@ -201,3 +201,43 @@ def test_a_bad_chat_template_kwargs_field_is_a_400(tiny_pairs):
         assert httpx.post(f"{url}/chat/completions", json=body, timeout=30).status_code == 200  # null: none
     finally:
         stop()
+
+
+def _records(run_dir, mode):
+    return {r["index"]: (r["prediction"], r["prompt_tokens"])
+            for r in map(json.loads, (run_dir / f"{mode}.jsonl").read_text().splitlines())}
+
+
+def test_eval_thinking_off_through_mmstar_serve_matches_hf(thinking_checkpoints, demo_parquet, tmp_path):
+    """`mmstar eval --backend openai --thinking off` against a real `mmstar serve` process renders
+    the same prompts as the HF backend with --thinking off, and not the template's default."""
+    from mmstar.cli import main
+
+    ck = thinking_checkpoints
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mmstar", "serve", "--model", f"vlm={ck['vlm']}",
+                             "--model", f"lm={ck['lm']}", "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    common = ["--data", str(demo_parquet), "--no-progress", "--max-new-tokens", "4", "--limit", "4"]
+    try:
+        line = ""
+        for line in proc.stdout:
+            if line.startswith("serving"):
+                break
+        assert line.startswith("serving vlm, lm at "), line
+        url = line.split(" at ")[1].split()[0]
+        assert main(["eval", "--model", "vlm", "--backbone", "lm", "--backend", "openai", "--base-url", url,
+                     "--thinking", "off", "--out", str(tmp_path / "api"), *common]) == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    for name, extra in (("hf-off", ["--thinking", "off"]), ("hf-default", [])):
+        assert main(["eval", "--model", str(ck["vlm"]), "--backbone", str(ck["lm"]), "--out", str(tmp_path / name),
+                     *extra, *common]) == 0
+    dirs = {name: next((tmp_path / name).rglob("manifest.json")).parent for name in ("api", "hf-off", "hf-default")}
+    manifest = json.loads((dirs["api"] / "manifest.json").read_text())
+    assert manifest["decoding"]["chat_template_kwargs"] == {"enable_thinking": False}
+    for mode in ("v", "wv", "t"):
+        api, off, default = (_records(dirs[name], mode) for name in ("api", "hf-off", "hf-default"))
+        assert len(api) == 4 and api == off, mode
+        assert all(api[i][1] != default[i][1] for i in api), mode  # the switch changed every prompt
