@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,7 @@ class Prepared:
     conversations: list[list[dict[str, Any]]] = field(default_factory=list)
     errors: dict[int, Response] = field(default_factory=dict)
     encoded: Any = None
+    gen: GenerationConfig | None = None  # this batch's own settings (a server request's); None: the backend's
 
 
 def _has_image(conversation: list[dict[str, Any]]) -> bool:
@@ -175,21 +176,22 @@ class HFBackend:
             out.append({**m, "content": content})
         return out
 
-    def _encode(self, conversations: list[list[dict[str, Any]]]) -> Any:
+    def _encode(self, conversations: list[list[dict[str, Any]]], gen: GenerationConfig | None = None) -> Any:
+        switches = (gen or self.gen).chat_template_kwargs
         if self.kind == "vlm" and self.text_only != "processor" and not any(map(_has_image, conversations)):
-            return self._encode_text_only(conversations)
+            return self._encode_text_only(conversations, switches)
         if self.kind == "vlm":
             return self.processor.apply_chat_template(
                 conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-                processor_kwargs={"padding": True}, **self.gen.chat_template_kwargs)
+                processor_kwargs={"padding": True}, **switches)
         if self.has_template:
-            texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False,
-                                                        **self.gen.chat_template_kwargs) for c in conversations]
+            texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False, **switches)
+                     for c in conversations]
             # the template already holds any BOS; do not add a second one
             return self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         return self.tokenizer([render_plain(c) for c in conversations], return_tensors="pt", padding=True)
 
-    def _encode_text_only(self, conversations: list[list[dict[str, Any]]]) -> Any:
+    def _encode_text_only(self, conversations: list[list[dict[str, Any]]], switches: Mapping[str, Any]) -> Any:
         """Text-only input for a VLM whose processor refuses it (PaliGemma: "images are expected"):
         the processor's chat template renders the prompt, the tokenizer alone encodes it."""
         if self.text_only == "none":
@@ -198,8 +200,8 @@ class HFBackend:
         if not self.has_template:
             raise MmstarError(f"{self.model_id}: the {self.family} processor refuses text-only input and has no "
                               "chat template to render it with; give the checkpoint a chat template or run --modes v,t")
-        texts = [self.processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False,
-                                                    **self.gen.chat_template_kwargs) for c in conversations]
+        texts = [self.processor.apply_chat_template(c, add_generation_prompt=True, tokenize=False, **switches)
+                 for c in conversations]
         enc = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
         if "token_type_ids" in self.processor.model_input_names:  # all prompt: the prefix, as with an image
             enc["token_type_ids"] = self.torch.zeros_like(enc["input_ids"])
@@ -207,10 +209,12 @@ class HFBackend:
 
     # ------------------------------------------------------------------ generation
 
-    def prepare(self, requests: Sequence[Request]) -> Prepared:
+    def prepare(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> Prepared:
         """The CPU half of a batch (image decoding, templating, tokenising, image processing). The
-        runner calls it for the next batch while the model generates the current one."""
-        prepared = Prepared(len(requests))
+        runner calls it for the next batch while the model generates the current one. ``gen``
+        overrides the backend's settings for this batch only (``mmstar serve``: one request's
+        max_tokens, temperature and chat_template_kwargs), without touching the shared model."""
+        prepared = Prepared(len(requests), gen=gen)
         for i, req in enumerate(requests):
             try:
                 prepared.conversations.append(self._materialise(req.messages))
@@ -218,7 +222,7 @@ class HFBackend:
             except MmstarError as exc:
                 prepared.errors[i] = Response(error=str(exc))
         if prepared.conversations and not _mixes_images(prepared.conversations):
-            prepared.encoded = self._encode(prepared.conversations)
+            prepared.encoded = self._encode(prepared.conversations, gen)
         return prepared
 
     def generate_prepared(self, prepared: Prepared, split_on_oom: bool = True) -> list[Response]:
@@ -226,21 +230,21 @@ class HFBackend:
         of halving the batch, so the caller learns the size does not fit."""
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
-            outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom)
+            outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom, prepared.gen)
             for i, resp in zip(prepared.slots, outs):
                 responses[i] = resp
         return [r if r is not None else Response(error="no response") for r in responses]
 
-    def generate(self, requests: Sequence[Request]) -> list[Response]:
-        return self.generate_prepared(self.prepare(requests))
+    def generate(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> list[Response]:
+        return self.generate_prepared(self.prepare(requests, gen))
 
     def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None,
-                        split_on_oom: bool = True) -> list[Response]:
+                        split_on_oom: bool = True, gen: GenerationConfig | None = None) -> list[Response]:
         """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
         if _mixes_images(conversations):
-            return self._generate_by_image_presence(conversations)
+            return self._generate_by_image_presence(conversations, gen)
         try:
-            return self._generate_batch(conversations, encoded)
+            return self._generate_batch(conversations, encoded, gen)
         except self.torch.cuda.OutOfMemoryError as exc:
             self.torch.cuda.empty_cache()
             if not split_on_oom and len(conversations) > 1:
@@ -248,16 +252,18 @@ class HFBackend:
             if len(conversations) == 1:
                 return [Response(error=f"CUDA out of memory on a single request: {str(exc)[:160]}")]
             half = len(conversations) // 2
-            return self._generate_split(conversations[:half]) + self._generate_split(conversations[half:])
+            return (self._generate_split(conversations[:half], gen=gen)
+                    + self._generate_split(conversations[half:], gen=gen))
 
-    def _generate_by_image_presence(self, conversations: list[list[dict[str, Any]]]) -> list[Response]:
+    def _generate_by_image_presence(self, conversations: list[list[dict[str, Any]]],
+                                    gen: GenerationConfig | None = None) -> list[Response]:
         """Rows with and without an image, generated as two batches: some processors and models
         cannot batch them together (Mllama fails on ``aspect_ratio_ids``; PaliGemma splices
         ``<bos>`` into the text-only row). mmstar's modes never mix them; a server's batch can."""
         out: list[Response | None] = [None] * len(conversations)
         for with_image in (True, False):
             rows = [i for i, c in enumerate(conversations) if _has_image(c) == with_image]
-            for i, resp in zip(rows, self._generate_split([conversations[i] for i in rows])):
+            for i, resp in zip(rows, self._generate_split([conversations[i] for i in rows], gen=gen)):
                 out[i] = resp
         return [r if r is not None else Response(error="no response") for r in out]
 
@@ -305,23 +311,28 @@ class HFBackend:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return ids[0] if len(ids) == 1 else None
 
-    def _split(self, encoded: Any) -> PrefixSplit | None:
-        return self.prefix.split(encoded) if self.prefix is not None else None
+    def _split(self, encoded: Any, gen: GenerationConfig | None = None) -> PrefixSplit | None:
+        if self.prefix is None:
+            return None
+        if gen is not None and gen.max_new_tokens > self.prefix.max_new_tokens and self.prefix.window is not None:
+            return None  # the cache's sliding-window check counts the backend's budget, not this longer one
+        return self.prefix.split(encoded)
 
-    def _generate_batch(self, conversations: list[list[dict[str, Any]]], encoded: Any = None) -> list[Response]:
+    def _generate_batch(self, conversations: list[list[dict[str, Any]]], encoded: Any = None,
+                        gen: GenerationConfig | None = None) -> list[Response]:
         torch = self.torch
-        enc = encoded if encoded is not None else self._encode(conversations)
-        split = self._split(enc)
+        gen = gen or self.gen
+        enc = encoded if encoded is not None else self._encode(conversations, gen)
+        split = self._split(enc, gen)
         if split is not None:  # shared prefix from the cache, then the suffixes
             enc = self.prefix.generate_kwargs(split)
         else:
             enc = enc.to(self.model.device)
         if "pixel_values" in enc and enc["pixel_values"].is_floating_point():
             enc["pixel_values"] = enc["pixel_values"].to(self.model.dtype)
-        sampling = {"do_sample": False} if self.gen.temperature <= 0 else {
-            "do_sample": True, "temperature": self.gen.temperature}
+        sampling = {"do_sample": False} if gen.temperature <= 0 else {"do_sample": True, "temperature": gen.temperature}
         with torch.inference_mode():
-            out = self.model.generate(**enc, max_new_tokens=self.gen.max_new_tokens,
+            out = self.model.generate(**enc, max_new_tokens=gen.max_new_tokens,
                                       pad_token_id=self.tokenizer.pad_token_id, **sampling)
         prompt_len = enc["input_ids"].shape[1]
         new = out[:, prompt_len:]

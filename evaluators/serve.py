@@ -5,6 +5,10 @@ endpoint for the OpenAI backend. Requests that arrive together are gathered into
 (up to ``max_batch``, waiting at most ``batch_wait_s`` after the first), as ``vllm serve`` batches
 concurrent requests: that is what makes a client's concurrency pay off. ``fail_first`` makes it
 answer the first requests with 429 / 500, to exercise clients' retries. Loopback only by default.
+
+Each request's ``max_tokens``, ``temperature`` and ``chat_template_kwargs`` (the field vLLM and
+SGLang servers take, e.g. ``{"enable_thinking": false}``) hold for that request: a batch only
+gathers requests that agree on all three, and the backend gets them as a per-call ``gen``.
 """
 
 from __future__ import annotations
@@ -15,13 +19,26 @@ import json
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Protocol
 
 from mmstar.sample import ImageRef
 
-from .backend import Backend, Request, Response
+from .backend import GenerationConfig, Request, Response
+
+# apply_chat_template's own arguments, which the backend sets: a request may not turn them
+RESERVED_TEMPLATE_KWARGS = frozenset({
+    "conversation", "messages", "chat_template", "add_generation_prompt", "continue_final_message", "tokenize",
+    "return_dict", "return_tensors", "padding", "truncation", "max_length", "processor_kwargs", "tokenizer_kwargs"})
+
+
+class Servable(Protocol):
+    """A backend the server can share between requests: default settings, overridable per call."""
+
+    gen: GenerationConfig
+
+    def generate(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> list[Response]: ...
 
 
 def from_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -44,29 +61,56 @@ def from_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]
     return out
 
 
+def template_kwargs(body: dict[str, Any]) -> dict[str, Any]:
+    """The request's ``chat_template_kwargs`` (absent or null: none); anything but a JSON object,
+    or a key the backend sets itself, is the client's error."""
+    value = body.get("chat_template_kwargs")
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"chat_template_kwargs must be a JSON object such as {{\"enable_thinking\": false}}, "
+                         f"not {type(value).__name__} {json.dumps(value)[:60]}")
+    taken = sorted(RESERVED_TEMPLATE_KWARGS & value.keys())
+    if taken:
+        raise ValueError(f"chat_template_kwargs may not set {', '.join(taken)} (the server sets them)")
+    return value
+
+
 @dataclasses.dataclass
 class _Pending:
     model: str
     request: Request
     max_tokens: int | None
     temperature: float | None
+    chat_template_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
     done: threading.Event = dataclasses.field(default_factory=threading.Event)
     response: Response | None = None
 
-    def group(self) -> tuple[str, bool, int | None, float | None]:
-        # one backend call needs one model, one generation config, and (for families such as
-        # Mllama that cannot mix them) either all-image or all-text rows
-        return self.model, self.request.has_image, self.max_tokens, self.temperature
+    def group(self) -> tuple[str, bool, int | None, float | None, str]:
+        # one backend call needs one model, one generation config (template switches included: they
+        # change the prompt), and (for families such as Mllama that cannot mix them) either
+        # all-image or all-text rows; the switches as canonical JSON, so equal objects group together
+        return (self.model, self.request.has_image, self.max_tokens, self.temperature,
+                json.dumps(self.chat_template_kwargs, sort_keys=True))
+
+    def gen(self, default: GenerationConfig) -> GenerationConfig:
+        """The backend's settings with this request's on top (its switches added to the backend's own)."""
+        changes: dict[str, Any] = {k: v for k, v in (("max_new_tokens", self.max_tokens),
+                                                     ("temperature", self.temperature)) if v is not None}
+        if self.chat_template_kwargs:
+            changes["chat_template_kwargs"] = {**default.chat_template_kwargs, **self.chat_template_kwargs}
+        return dataclasses.replace(default, **changes)
 
 
 class Batcher:
     """One worker thread owns the backends (they are not re-entrant); handler threads queue their
     request and wait. Requests queued together go to the backend as one batch."""
 
-    def __init__(self, models: dict[str, Backend], max_batch: int = 32, batch_wait_s: float = 0.01) -> None:
+    def __init__(self, models: Mapping[str, Servable], max_batch: int = 32, batch_wait_s: float = 0.01) -> None:
         self.models, self.max_batch, self.batch_wait_s = models, max(1, max_batch), max(0.0, batch_wait_s)
         self.queue: queue.Queue[_Pending | None] = queue.Queue()
         self.batch_sizes: list[int] = []
+        self.batch_kwargs: list[dict[str, Any]] = []  # each batch's chat_template_kwargs, beside its size
         self.thread = threading.Thread(target=self._loop, daemon=True, name="mmstar-serve-batcher")
         self.thread.start()
 
@@ -102,19 +146,12 @@ class Batcher:
 
     def _run(self, items: list[_Pending]) -> None:
         backend = self.models[items[0].model]
-        saved = getattr(backend, "gen", None)
-        try:
-            if saved is not None:  # honour the request's max_tokens / temperature for this call only
-                changes = {k: v for k, v in (("max_new_tokens", items[0].max_tokens),
-                                             ("temperature", items[0].temperature)) if v is not None}
-                backend.gen = dataclasses.replace(saved, **changes)  # type: ignore[attr-defined]
-            responses = backend.generate([p.request for p in items])
+        try:  # the group shares one config: the first request's is everyone's, for this call only
+            responses = backend.generate([p.request for p in items], gen=items[0].gen(backend.gen))
         except Exception as exc:  # the server must keep serving; the failure goes to these clients
             responses = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items)
-        finally:
-            if saved is not None:
-                backend.gen = saved  # type: ignore[attr-defined]
         self.batch_sizes.append(len(items))
+        self.batch_kwargs.append(items[0].chat_template_kwargs)
         for p, r in zip(items, responses):
             p.response = r
             p.done.set()
@@ -132,11 +169,12 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 256
 
 
-def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int = 0,
+def make_server(models: Mapping[str, Servable], host: str = "127.0.0.1", port: int = 0,
                 fail_first: tuple[int, ...] = (), max_batch: int = 32, batch_wait_s: float = 0.01,
                 ) -> ThreadingHTTPServer:
-    """Serve each backend under its model name. ``fail_first``: HTTP statuses returned, in order,
-    to the first requests (e.g. (429, 500)), to exercise clients' retries."""
+    """Serve each backend under its model name; each takes a per-call ``gen`` (``HFBackend`` does).
+    ``fail_first``: HTTP statuses returned, in order, to the first requests (e.g. (429, 500)), to
+    exercise clients' retries."""
     lock = threading.Lock()
     failures = list(fail_first)
     counters = {"requests": 0, "failed_on_purpose": 0}
@@ -190,8 +228,9 @@ def make_server(models: dict[str, Backend], host: str = "127.0.0.1", port: int =
             try:
                 body = json.loads(raw)
                 pending = _Pending(body["model"], Request(from_openai_messages(body["messages"])),
-                                   _number(body, "max_tokens", int), _number(body, "temperature", float))
-            except (ValueError, KeyError, TypeError) as exc:
+                                   _number(body, "max_tokens", int), _number(body, "temperature", float),
+                                   template_kwargs(body))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
                 self._send(400, {"error": {"message": f"bad request: {exc}"}})
                 return
             if pending.model not in models:

@@ -72,11 +72,11 @@ class _Limited:
         backend = HFBackend(model_id, kind, GenerationConfig(max_new_tokens=6), device="cpu")
         real = backend._generate_batch
 
-        def fits(convs, encoded=None):
+        def fits(convs, *rest):
             self.sizes.append(len(convs))
             if len(convs) > self.limit:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory: {len(convs)} rows (limit {self.limit})")
-            return real(convs, encoded)
+            return real(convs, *rest)
 
         backend._generate_batch = fits
         return backend
@@ -132,10 +132,10 @@ def test_a_killed_probe_resumes_without_losing_predictions(tiny_pairs, demo_parq
             backend = super().__call__(model_id, kind)
             inner = backend._generate_batch
 
-            def maybe_die(convs, encoded=None):
+            def maybe_die(convs, *rest):
                 if len(self.sizes) >= 2:
                     raise Killed("stopped")
-                return inner(convs, encoded)
+                return inner(convs, *rest)
 
             backend._generate_batch = maybe_die
             return backend

@@ -148,11 +148,11 @@ def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
     sizes = []
     real = backend._generate_batch
 
-    def flaky(convs, encoded=None):
+    def flaky(convs, *rest):
         sizes.append(len(convs))
         if len(convs) > 2:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory (injected)")
-        return real(convs, encoded)
+        return real(convs, *rest)
 
     monkeypatch.setattr(backend, "_generate_batch", flaky)
     bench = load_benchmark(demo_parquet)

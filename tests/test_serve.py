@@ -1,8 +1,9 @@
 """The local OpenAI-compatible server: batching of concurrent requests, per-request generation
-settings, and the `mmstar serve` command as a real process."""
+settings (chat_template_kwargs included), and the `mmstar serve` command as a real process."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -12,13 +13,16 @@ from conftest import assert_clean_error, run_cli
 from mmstar.evaluators.backend import GenerationConfig, Request
 from mmstar.evaluators.hf import HFBackend
 from mmstar.evaluators.serve import make_server, serve_in_thread
+from test_thinking import THINK_SWITCH
 
 httpx = pytest.importorskip("httpx")
 
 
-def _ask(url, model, text, max_tokens=6, results=None, slot=None):
+def _ask(url, model, text, max_tokens=6, results=None, slot=None, kwargs=None):
     body = {"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": max_tokens,
             "temperature": 0}
+    if kwargs is not None:
+        body["chat_template_kwargs"] = kwargs
     resp = httpx.post(f"{url}/chat/completions", json=body, timeout=60)
     if results is not None:
         results[slot] = resp
@@ -63,7 +67,7 @@ def test_a_backend_exception_fails_its_requests_not_the_server(tiny_pairs):
     class Broken:
         gen = GenerationConfig()
 
-        def generate(self, requests):
+        def generate(self, requests, gen=None):
             raise RuntimeError("device lost")
 
     pair = tiny_pairs["llava"]
@@ -122,3 +126,118 @@ def test_serve_refuses_a_public_host_and_a_missing_model(tmp_path):
     assert_clean_error(run_cli("serve", "--model", str(missing), env={"HF_HUB_OFFLINE": "1"}), str(missing),
                        "cannot read its config")
     assert_clean_error(run_cli("serve", "--model", f"a={missing}", "--model", f"a={missing}"), "distinct NAME")
+
+
+@pytest.fixture(scope="module")
+def thinking_checkpoints(tiny_pairs, tmp_path_factory):
+    """The tiny LLaVA pair with a chat template that renders differently with enable_thinking."""
+    root = tmp_path_factory.mktemp("serve-thinking")
+    out = {}
+    for name, src in (("vlm", tiny_pairs["llava"].vlm), ("lm", tiny_pairs["llava"].backbone)):
+        shutil.copytree(src, root / name)
+        template = root / name / "chat_template.jinja"
+        template.write_text(template.read_text() + THINK_SWITCH)
+        out[name] = root / name
+    return out
+
+
+def _request(text):
+    return Request([{"role": "user", "content": [{"type": "text", "text": text}]}])
+
+
+@pytest.mark.parametrize("kind", ["vlm", "llm"])
+def test_chat_template_kwargs_render_per_request_and_batch_apart(thinking_checkpoints, kind):
+    path = thinking_checkpoints["vlm" if kind == "vlm" else "lm"]
+    backend = HFBackend(str(path), kind, GenerationConfig(max_new_tokens=4), device="cpu")
+    srv = make_server({"m": backend}, max_batch=8, batch_wait_s=5.0)
+    stop = serve_in_thread(srv)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    questions = [f"Question: what is shown? {i}" for i in range(8)]
+    switches = [{"enable_thinking": i % 2 == 1} for i in range(8)]  # on and off interleaved
+    try:
+        results = [None] * 8
+        threads = [threading.Thread(target=_ask, args=(url, "m", q, 4, results, i, k))
+                   for i, (q, k) in enumerate(zip(questions, switches))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        # all eight arrived within one gathering window; the two switch settings went as two batches
+        assert sorted(srv.batcher.batch_sizes) == [4, 4]
+        assert sorted(json.dumps(k) for k in srv.batcher.batch_kwargs) == sorted(
+            json.dumps({"enable_thinking": v}) for v in (False, True))
+        for resp, question, kwargs in zip(results, questions, switches):
+            assert resp.status_code == 200, resp.text
+            direct = backend.generate([_request(question)], gen=GenerationConfig(4, chat_template_kwargs=kwargs))[0]
+            body = resp.json()
+            assert body["usage"]["prompt_tokens"] == direct.prompt_tokens
+            assert body["choices"][0]["message"]["content"] == direct.text
+        on, off = (results[1].json()["usage"]["prompt_tokens"], results[0].json()["usage"]["prompt_tokens"])
+        assert on != off  # the switch really reached the template
+        # no field: the template's default (thinking on here), and the backend's own settings are untouched
+        srv.batcher.batch_wait_s = 0.0  # a lone request need not wait out the gathering window
+        plain = _ask(url, "m", questions[1], 4).json()
+        assert plain["usage"]["prompt_tokens"] == on
+        assert backend.gen == GenerationConfig(max_new_tokens=4)
+    finally:
+        stop()
+
+
+def test_a_bad_chat_template_kwargs_field_is_a_400(tiny_pairs):
+    backend = HFBackend(str(tiny_pairs["llava"].backbone), "llm", GenerationConfig(max_new_tokens=2), device="cpu")
+    srv = make_server({"lm": backend}, batch_wait_s=0.0)
+    stop = serve_in_thread(srv)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    try:
+        for bad, words in (([{"enable_thinking": False}], "must be a JSON object"), ("off", "not str"),
+                           (False, "not bool"), ({"tokenize": True}, "may not set tokenize")):
+            resp = _ask(url, "lm", "hi", kwargs=bad)
+            assert resp.status_code == 400, (bad, resp.text)
+            message = resp.json()["error"]["message"]
+            assert "chat_template_kwargs" in message and words in message and "\n" not in message
+        assert srv.batcher.batch_sizes == []  # none of them reached the model
+        assert _ask(url, "lm", "hi", kwargs=None).status_code == 200
+        body = {"model": "lm", "messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": None}
+        assert httpx.post(f"{url}/chat/completions", json=body, timeout=30).status_code == 200  # null: none
+    finally:
+        stop()
+
+
+def _records(run_dir, mode):
+    return {r["index"]: (r["prediction"], r["prompt_tokens"])
+            for r in map(json.loads, (run_dir / f"{mode}.jsonl").read_text().splitlines())}
+
+
+def test_eval_thinking_off_through_mmstar_serve_matches_hf(thinking_checkpoints, demo_parquet, tmp_path):
+    """`mmstar eval --backend openai --thinking off` against a real `mmstar serve` process renders
+    the same prompts as the HF backend with --thinking off, and not the template's default."""
+    from mmstar.cli import main
+
+    ck = thinking_checkpoints
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "mmstar", "serve", "--model", f"vlm={ck['vlm']}",
+                             "--model", f"lm={ck['lm']}", "--port", "0", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    common = ["--data", str(demo_parquet), "--no-progress", "--max-new-tokens", "4", "--limit", "4"]
+    try:
+        line = ""
+        for line in proc.stdout:
+            if line.startswith("serving"):
+                break
+        assert line.startswith("serving vlm, lm at "), line
+        url = line.split(" at ")[1].split()[0]
+        assert main(["eval", "--model", "vlm", "--backbone", "lm", "--backend", "openai", "--base-url", url,
+                     "--thinking", "off", "--out", str(tmp_path / "api"), *common]) == 0
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    for name, extra in (("hf-off", ["--thinking", "off"]), ("hf-default", [])):
+        assert main(["eval", "--model", str(ck["vlm"]), "--backbone", str(ck["lm"]), "--out", str(tmp_path / name),
+                     *extra, *common]) == 0
+    dirs = {name: next((tmp_path / name).rglob("manifest.json")).parent for name in ("api", "hf-off", "hf-default")}
+    manifest = json.loads((dirs["api"] / "manifest.json").read_text())
+    assert manifest["decoding"]["chat_template_kwargs"] == {"enable_thinking": False}
+    for mode in ("v", "wv", "t"):
+        api, off, default = (_records(dirs[name], mode) for name in ("api", "hf-off", "hf-default"))
+        assert len(api) == 4 and api == off, mode
+        assert all(api[i][1] != default[i][1] for i in api), mode  # the switch changed every prompt
