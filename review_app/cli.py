@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from mmstar.errors import MmstarError
+from mmstar.launch import exec_streamlit
 
 
 def _cmd_review(args: argparse.Namespace) -> int:
@@ -50,10 +49,10 @@ def _serve(args: argparse.Namespace) -> int:
            "MMSTAR_REVIEW_REVIEWER": args.reviewer or "", "MMSTAR_REVIEW_QUORUM": str(args.quorum or 0),
            "MMSTAR_REVIEW_TARGET": str(args.target_per_capability)}
     app = Path(__file__).with_name("app.py")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    options = ["--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
+               "--browser.gatherUsageStats", "false"]
     print(f"review app on http://{args.address}:{args.port} (Ctrl-C to stop); decisions go to {db}")
-    return subprocess.call(cmd, env=env)
+    return exec_streamlit(app, options, env)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
 from mmstar.errors import MmstarError
+from mmstar.launch import exec_streamlit
 
 
 def _check(paths: list[str], seed: int = 0):
@@ -34,11 +34,10 @@ def _cmd_view(args: argparse.Namespace) -> int:
     env = {**os.environ, "MMSTAR_VIEW_PATHS": json.dumps([str(Path(p).resolve()) for p in args.run_dirs]),
            "MMSTAR_VIEW_DATA": args.data or "", "MMSTAR_VIEW_SEED": str(args.seed)}
     app = Path(__file__).with_name("app.py")
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app), "--server.port", str(args.port),
-           "--server.address", args.address, "--server.headless", "true", "--browser.gatherUsageStats", "false",
-           "--client.toolbarMode", "minimal"]
+    options = ["--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
+               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
     print(f"viewer on http://{args.address}:{args.port} (Ctrl-C to stop): {len(view.runs)} run(s)")
-    return subprocess.call(cmd, env=env)
+    return exec_streamlit(app, options, env)
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
