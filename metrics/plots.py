@@ -3,7 +3,7 @@ models overlaid, and an MG-vs-ML chart across models. PNG via matplotlib's Agg b
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -64,27 +64,40 @@ def mg_ml_chart(rows: Sequence[dict[str, Any]], path: Path) -> None:
     bootstrap interval of MG as a horizontal bar where known."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.5))
+    draw_mg_ml(ax, rows, lambda row: _label(row, rows))
+    fig.tight_layout()
+    _save(fig, path, plt)
+
+
+def draw_mg_ml(ax: Any, rows: Sequence[Mapping[str, Any]], label: Callable[[Mapping[str, Any]], str], *,
+               markersize: int = 8, fontsize: int = 9, xlabel: str = "multi-modal gain MG = S_v - S_wv (points)"
+               ) -> int:
+    """MG (x) against ML (y) on ``ax``, with the bootstrap interval of MG and that of S_wv - S_t
+    (clipped at 0, like ML) as error bars; the leaderboard's chart and the viewer's both draw it.
+    Returns how many rows had all three modes and were drawn."""
+    plotted = 0
     for row in rows:
         if row.get("MG") is None or row.get("ML") is None:
             continue
         x, y = row["MG"], row["ML"]
         xerr = [[x - row["MG_low"]], [row["MG_high"] - x]] if row.get("MG_low") is not None else None
-        # ML's interval is that of S_wv - S_t, clipped at 0 like ML itself
-        yerr = ([[y - max(0.0, row["wv_minus_t_low"])], [max(0.0, row["wv_minus_t_high"]) - y]]
+        yerr = ([[max(0.0, y - max(0.0, row["wv_minus_t_low"]))], [max(0.0, row["wv_minus_t_high"]) - y]]
                 if row.get("wv_minus_t_low") is not None else None)
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=4, markersize=8)
-        ax.annotate(_label(row, rows), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=9)
+        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=4, markersize=markersize)
+        ax.annotate(label(row), (x, y), textcoords="offset points", xytext=(6, 6), fontsize=fontsize)
+        plotted += 1
+    if not plotted:
+        ax.text(0.5, 0.5, "no run has v, wv and t", ha="center", va="center", transform=ax.transAxes)
     ax.margins(x=0.25, y=0.2)
     ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
     ax.set_ylim(bottom=min(-0.5, ax.get_ylim()[0]))
     ax.axvline(0, color="grey", linewidth=0.8)
     ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("multi-modal gain MG = S_v - S_wv (points)")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("multi-modal leakage ML = max(0, S_wv - S_t) (points)")
     ax.set_title("Gain from the image vs. leakage of the answers")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    _save(fig, path, plt)
+    return plotted
 
 
 def _save(fig, path: Path, plt) -> None:

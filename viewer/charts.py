@@ -58,31 +58,12 @@ def radar_figure(labels: Sequence[str], series: Mapping[str, Sequence[float | No
 def mg_ml_figure(rows: Sequence[Mapping[str, Any]], label_key: str = "run"):
     """Each run as a point: MG (x) against ML (y), with the bootstrap interval of MG and that of
     S_wv - S_t (clipped at 0, like ML) as error bars."""
+    from mmstar.metrics.plots import draw_mg_ml
+
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    plotted = 0
-    for row in rows:
-        if row.get("MG") is None or row.get("ML") is None:
-            continue
-        x, y = row["MG"], row["ML"]
-        xerr = [[x - row["MG_low"]], [row["MG_high"] - x]] if row.get("MG_low") is not None else None
-        yerr = ([[max(0.0, y - max(0.0, row["wv_minus_t_low"]))], [max(0.0, row["wv_minus_t_high"]) - y]]
-                if row.get("wv_minus_t_low") is not None else None)
-        ax.errorbar(x, y, xerr=xerr, yerr=yerr, fmt="o", capsize=4, markersize=7)
-        ax.annotate(str(row.get(label_key) or row.get("model")), (x, y), textcoords="offset points", xytext=(6, 6),
-                    fontsize=8)
-        plotted += 1
-    if not plotted:
-        ax.text(0.5, 0.5, "no run has v, wv and t", ha="center", va="center", transform=ax.transAxes)
-    ax.margins(x=0.25, y=0.2)
-    ax.set_xlim(left=min(0.0, ax.get_xlim()[0]))
-    ax.set_ylim(bottom=min(-0.5, ax.get_ylim()[0]))
-    ax.axvline(0, color="grey", linewidth=0.8)
-    ax.axhline(0, color="grey", linewidth=0.8)
-    ax.set_xlabel("multi-modal gain MG = S_v - S_wv (points, 95% interval)")
-    ax.set_ylabel("multi-modal leakage ML = max(0, S_wv - S_t) (points)")
-    ax.set_title("Gain from the image vs. leakage of the answers")
-    ax.grid(alpha=0.3)
+    draw_mg_ml(ax, rows, lambda row: str(row.get(label_key) or row.get("model")), markersize=7, fontsize=8,
+               xlabel="multi-modal gain MG = S_v - S_wv (points, 95% interval)")
     fig.tight_layout()
     return fig
 
