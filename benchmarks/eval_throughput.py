@@ -60,7 +60,7 @@ def peer_loop(model_dir: Path, bench, mode: str, max_new: int) -> float:
 def bare_generate(model_dir: Path, bench, mode: str, batch: int, max_new: int) -> float:
     """Only ``model.generate`` on pre-encoded batches (encoding excluded from the time)."""
     import torch
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.hf import HFBackend
 
     from mmstar.prompts import PromptConfig, build_messages
 
@@ -78,7 +78,7 @@ def bare_generate(model_dir: Path, bench, mode: str, batch: int, max_new: int) -
 
 def mmstar_eval(model_dir: Path, backbone: Path, data: Path, out: Path, mode: str, batch: int, max_new: int,
                 limit: int | None = None) -> float:
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     args = ["eval", "--model", str(model_dir), "--backbone", str(backbone), "--data", str(data), "--modes", mode,
             "--out", str(out), "--batch-size", str(batch), "--max-new-tokens", str(max_new), "--no-progress",
@@ -96,7 +96,7 @@ def mmstar_eval(model_dir: Path, backbone: Path, data: Path, out: Path, mode: st
 
 def peak_rss_mb(model_dir: Path, backbone: Path, data: Path, out: Path, n: int, batch: int) -> float:
     """Peak RSS of a separate ``mmstar eval`` process over the first n samples (mode v)."""
-    code = ("import resource, sys; from mmstar.cli import main; "
+    code = ("import resource, sys; from mmstar.app.cli import main; "
             f"main(['eval','--model','{model_dir}','--backbone','{backbone}','--data','{data}','--modes','v',"
             f"'--out','{out}','--batch-size','{batch}','--max-new-tokens','8','--no-progress','--overwrite',"
             f"'--limit','{n}']); print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
@@ -281,7 +281,7 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(2)
-    from mmstar.evaluators.tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     from mmstar.demo_data import generate
     from mmstar.loaders import load_benchmark

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def run_filter(pool: Path, model: str, out: Path, scoring: str, batch: int) -> float:
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     args = ["curate", "filter", str(pool), "--llm", model, "--shots", "2", "--out", str(out), "--no-progress",
             "--scoring", scoring, "--batch-size", str(batch), "--max-new-tokens", "32", "--max-hits", "0"]
@@ -69,7 +69,7 @@ def main() -> None:
           f"{agree}/{len(lettered)} = {100 * agree / max(1, len(lettered)):.1f}%")
     # a model that answers in one token leaves generation little to save; a chatty one (here a tiny
     # random checkpoint that never stops before 32 tokens) shows what the decode steps cost
-    from mmstar.evaluators.tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     chatty = str(build_tiny_pair("llava", tmp / "tiny").backbone)
     t_gen2 = run_filter(pool, chatty, tmp / "gen2", "generate", args.batch_size)

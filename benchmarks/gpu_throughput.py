@@ -49,7 +49,7 @@ SHAPES = {
 def step_build(out: Path, shape: str, device: str) -> dict:
     """Random LLaVA + its Llama backbone, built on ``device`` in the run dtype, saved as safetensors."""
     import torch
-    from mmstar.evaluators.tiny import TEMPLATES, train_tokenizer
+    from mmstar.evaluators.models.tiny import TEMPLATES, train_tokenizer
     from transformers import (
         CLIPImageProcessor,
         CLIPVisionConfig,
@@ -102,8 +102,7 @@ def step_eval(out: Path, data: Path, device: str, batch: str, ab: bool) -> dict:
     """``mmstar eval`` on the built pair; the peak accelerator memory of this process. ``ab``: mode t
     alone without shared-prefix reuse, into its own folder (the A/B baseline)."""
     import torch
-
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     modes, runs, extra = ("t", "runs-noprefix", ["--no-prefix-cache"]) if ab else ("v,wv,t", "runs", [])
     args = ["eval", "--model", str(out / "llava"), "--backbone", str(out / "llama"), "--data", str(data),

@@ -34,8 +34,8 @@ def _cmd_pool(args: argparse.Namespace) -> int:
 
 
 def _factory(args: argparse.Namespace):
-    from mmstar.evaluators.backend import GenerationConfig
-    from mmstar.evaluators.runner import hf_factory, vllm_factory
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.run.runner import hf_factory, vllm_factory
 
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
     if args.backend == "vllm":
@@ -64,7 +64,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     if len(set(columns)) != len(columns):
         raise MmstarError("the same inspector is named twice")
     factory, gen = _factory(args)
-    from mmstar.evaluators.runner import concrete_dtype
+    from mmstar.evaluators.run.runner import concrete_dtype
 
     dtype = concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype)
     files = run_inspectors(pool, inspectors, out, factory, args.shots, args.batch_size, args.scoring,
@@ -94,7 +94,7 @@ def _cmd_select(args: argparse.Namespace) -> int:
     bench = load_benchmark(args.kept)
     prediction_files: list[Path] = [Path(p) for p in args.runs or []]
     if args.lvlm:
-        from mmstar.evaluators.runner import EvalConfig, concrete_dtype, run_eval
+        from mmstar.evaluators.run.runner import EvalConfig, concrete_dtype, run_eval
 
         factory, gen = _factory(args)
         dtype = concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype)

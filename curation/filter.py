@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mmstar.evaluators.backend import GenerationConfig
-from mmstar.evaluators.registry import model_slug
-from mmstar.evaluators.runner import BackendFactory, EvalConfig, run_eval
+from mmstar.evaluators.backends.base import GenerationConfig
+from mmstar.evaluators.models.registry import model_slug
+from mmstar.evaluators.run.runner import BackendFactory, EvalConfig, run_eval
 
 from mmstar.predictions import read_jsonl_predictions
 from mmstar.prompts import PromptConfig

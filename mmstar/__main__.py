@@ -1,3 +1,3 @@
-from mmstar.cli import main
+from mmstar.app.cli import main
 
 raise SystemExit(main())

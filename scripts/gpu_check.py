@@ -25,9 +25,8 @@ def rate(stats: dict) -> str:
 
 
 def run_family(family: str, backends: list[str], data: Path, out: Path, n: int) -> None:
-    from mmstar.evaluators.tiny import build_tiny_pair
-
-    from mmstar.cli import main
+    from mmstar.app.cli import main
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     pair = build_tiny_pair(family, out / "models")
     runs = {}

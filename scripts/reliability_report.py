@@ -24,7 +24,7 @@ from reliability import kill_resume_trial, lines_by_index, mmstar_cmd, review_lo
 
 
 def kill_trials(n: int, tmp: Path) -> dict[str, int]:
-    from mmstar.evaluators.tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     from mmstar.demo_data import generate
     from mmstar.writers import write_benchmark

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 import torch
-from mmstar.evaluators.tiny import TEMPLATES, train_tokenizer
+from mmstar.evaluators.models.tiny import TEMPLATES, train_tokenizer
 from transformers import (
     CLIPImageProcessor,
     CLIPVisionConfig,

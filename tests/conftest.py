@@ -92,7 +92,7 @@ def tiny_pairs(tmp_path_factory):
     """Tiny random checkpoints (LVLM + LLM backbone) of four real families, built once."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from mmstar.evaluators.tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     root = tmp_path_factory.mktemp("tiny")  # tests/test_families.py covers every other family
     return {fam: build_tiny_pair(fam, root) for fam in ("llava", "qwen2-vl", "gemma3", "idefics3")}

@@ -5,7 +5,7 @@ identical predictions to a fixed batch, the size recorded in the manifest and re
 import json
 
 import pytest
-from mmstar.evaluators.autobatch import BatchSizer
+from mmstar.evaluators.backends.autobatch import BatchSizer
 
 from mmstar.loaders import load_benchmark
 
@@ -66,8 +66,8 @@ class _Limited:
 
     def __call__(self, model_id: str, kind: str):
         import torch
-        from mmstar.evaluators.backend import GenerationConfig
-        from mmstar.evaluators.hf import HFBackend
+        from mmstar.evaluators.backends.base import GenerationConfig
+        from mmstar.evaluators.backends.hf import HFBackend
 
         backend = HFBackend(model_id, kind, GenerationConfig(max_new_tokens=6), device="cpu")
         real = backend._generate_batch
@@ -83,8 +83,8 @@ class _Limited:
 
 
 def _run(pair, data, out, batch_size, factory, limit=None, modes=("wv", "t")):
-    from mmstar.evaluators.backend import GenerationConfig
-    from mmstar.evaluators.runner import EvalConfig, hf_factory, run_eval
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.run.runner import EvalConfig, hf_factory, run_eval
 
     config = EvalConfig(model=str(pair.vlm), backbone=str(pair.backbone), modes=modes, batch_size=batch_size,
                         gen=GenerationConfig(max_new_tokens=6), progress=False, limit=limit, dtype="float32")
@@ -152,7 +152,7 @@ def test_a_killed_probe_resumes_without_losing_predictions(tiny_pairs, demo_parq
 
 
 def test_batch_size_argument():
-    from mmstar.evaluators.runner import resolve_batch_size
+    from mmstar.evaluators.run.runner import resolve_batch_size
 
     from mmstar.errors import MmstarError
 

@@ -21,7 +21,7 @@ def tiny_root(tmp_path_factory):
 
 
 def _pair(family: str, root):
-    from mmstar.evaluators.tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     if not (root / f"tiny-{family}").exists():
         build_tiny_pair(family, root)
@@ -29,7 +29,7 @@ def _pair(family: str, root):
 
 
 def _text_logits_equal(vlm_dir, lm_dir) -> None:
-    from mmstar.evaluators.families import facts_for_model_type
+    from mmstar.evaluators.models.families import facts_for_model_type
 
     # the family's own class: Phi-4-multimodal is a causal LM, not an image-text-to-text class
     facts = facts_for_model_type(transformers.AutoConfig.from_pretrained(vlm_dir).model_type)
@@ -61,9 +61,9 @@ EXTRACTABLE = ["qwen2-vl", "qwen2.5-vl", "qwen3-vl", "idefics3", "gemma3", "inte
 
 @pytest.mark.parametrize("family", EXTRACTABLE)
 def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, tmp_path):
-    from mmstar.evaluators.backbone import MARKER, extract_backbone
-    from mmstar.evaluators.families import FAMILIES as FAMILY_FACTS
-    from mmstar.evaluators.tiny import FAMILIES as TINY
+    from mmstar.evaluators.models.backbone import MARKER, extract_backbone
+    from mmstar.evaluators.models.families import FAMILIES as FAMILY_FACTS
+    from mmstar.evaluators.models.tiny import FAMILIES as TINY
 
     if family not in TINY:
         pytest.skip(f"no tiny {family} builder in this checkout")
@@ -129,7 +129,7 @@ def test_leaderboard_labels_an_extracted_s_t(tmp_path):
 
 
 def _one_line_error(capsys, *argv: str) -> str:
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     assert main(list(argv)) == 2
     err = [ln for ln in capsys.readouterr().err.strip().splitlines() if not ln.startswith("warning:")]
@@ -175,8 +175,8 @@ def test_extract_refuses_a_family_the_facts_mark_unextractable(tmp_path, capsys,
     """A family whose facts name no standalone class is refused from the config alone, in one line."""
     import dataclasses
 
-    from mmstar.evaluators import backbone
-    from mmstar.evaluators.families import FAMILIES as FAMILY_FACTS
+    from mmstar.evaluators.models import backbone
+    from mmstar.evaluators.models.families import FAMILIES as FAMILY_FACTS
 
     unextractable = dataclasses.replace(FAMILY_FACTS["mllama"], backbone_class=None,
                                         notes="no plain causal LM inside. More words")

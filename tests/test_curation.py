@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 from conftest import assert_clean_error, make_samples, run_cli
+from mmstar.app.cli import main
 from mmstar.curation.report import abnormal_threshold
 from mmstar.curation.select import _spread, difficulty, select_balanced
 
-from mmstar.cli import main
 from mmstar.loaders import load_benchmark
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.skipif(not (DEMO_MODELS / "clean" / "model.safetensors"
 
 
 def test_demo_benchmark_is_valid_balanced_and_text_blind():
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     assert main(["data", "validate", str(DEMO_TEST)]) == 0
     test, train = load_benchmark(DEMO_TEST), load_benchmark(DEMO_TRAIN)

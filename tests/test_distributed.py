@@ -21,7 +21,7 @@ def _torchrun(*args, cwd):
 
 @pytest.mark.slow  # tens of seconds: the slow tier (make test-all) runs it
 def test_two_ranks_merge_to_the_single_process_result_and_resume(tiny_pairs, demo_parquet, tmp_path):
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     pair = tiny_pairs["llava"]
     common = ["--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", str(demo_parquet),

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 from conftest import assert_clean_error, run_cli
+from mmstar.app.cli import main
 
-from mmstar.cli import main
 from mmstar.loaders import load_benchmark
 from mmstar.prompts import PromptConfig, build_messages
 from mmstar.runs import compute_scores
@@ -30,7 +30,7 @@ def _lines(path):
 
 @pytest.mark.parametrize("family", FAMILIES)
 def test_requests_carry_the_image_only_in_v(family, tiny_pairs, demo_parquet):
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.hf import HFBackend
 
     pair = tiny_pairs[family]
     sample = load_benchmark(demo_parquet)[0]
@@ -141,8 +141,8 @@ def test_kill_and_resume_gives_one_line_per_index_and_the_same_scores(tiny_pairs
 def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
     """CUDA memory is the true boundary here: inject OutOfMemoryError for batches over 2."""
     import torch
-    from mmstar.evaluators.backend import Request
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.base import Request
+    from mmstar.evaluators.backends.hf import HFBackend
 
     backend = HFBackend(str(tiny_pairs["llava"].vlm), "vlm", device="cpu")
     sizes = []
@@ -165,8 +165,8 @@ def test_oom_halves_the_batch(tiny_pairs, demo_parquet, monkeypatch):
 def test_a_pad_token_the_model_emits_does_not_end_the_answer(tiny_pairs, demo_parquet):
     """Only EOS ends an answer (as in vLLM). Here the LM can only emit token 0, made the pad token."""
     import torch
-    from mmstar.evaluators.backend import GenerationConfig, Request
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.base import GenerationConfig, Request
+    from mmstar.evaluators.backends.hf import HFBackend
 
     backend = HFBackend(str(tiny_pairs["llava"].backbone), "llm", GenerationConfig(max_new_tokens=5), device="cpu")
     with torch.no_grad():
@@ -178,8 +178,8 @@ def test_a_pad_token_the_model_emits_does_not_end_the_answer(tiny_pairs, demo_pa
 
 
 def test_bad_image_fails_one_request_not_the_batch(tiny_pairs, demo_parquet):
-    from mmstar.evaluators.backend import Request
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.base import Request
+    from mmstar.evaluators.backends.hf import HFBackend
 
     from mmstar.sample import ImageRef
 
@@ -239,7 +239,7 @@ def test_pickle_checkpoints_are_refused_unless_asked(tiny_pairs, demo_parquet, t
 
 
 def test_models_listing_imports_no_torch():
-    code = ("import sys, io, contextlib; from mmstar.cli import main; buf = io.StringIO()\n"
+    code = ("import sys, io, contextlib; from mmstar.app.cli import main; buf = io.StringIO()\n"
             "with contextlib.redirect_stdout(buf): main(['models'])\n"
             "assert 'torch' not in sys.modules, 'torch imported'; print(buf.getvalue())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)

@@ -1,6 +1,6 @@
 """Every tiny VLM family through v, wv and t with `mmstar eval` (CPU, offline).
 
-One parametrized test per family (``mmstar.evaluators.tiny.FAMILIES``): the checkpoint is built
+One parametrized test per family (``mmstar.evaluators.models.tiny.FAMILIES``): the checkpoint is built
 from transformers' config classes with the family's real processor class, reloaded through
 ``from_pretrained``, and checked for what MMStar's three modes depend on:
 - image placeholder tokens and pixel values appear only in the v request; wv carries neither;
@@ -19,9 +19,9 @@ import time
 
 import pytest
 from conftest import assert_clean_error, run_cli
-from mmstar.evaluators.tiny import FAMILIES, SPECS, build_tiny_pair
+from mmstar.app.cli import main
+from mmstar.evaluators.models.tiny import FAMILIES, SPECS, build_tiny_pair
 
-from mmstar.cli import main
 from mmstar.loaders import load_benchmark
 from mmstar.prompts import PromptConfig, build_messages
 
@@ -72,8 +72,8 @@ def _lines(path):
 
 def _check_requests(pair, samples) -> None:
     import torch
-    from mmstar.evaluators.backend import GenerationConfig, Request
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.base import GenerationConfig, Request
+    from mmstar.evaluators.backends.hf import HFBackend
 
     vlm = HFBackend(str(pair.vlm), "vlm", GenerationConfig(max_new_tokens=MAX_NEW), device="cpu")
     image_ids = _image_token_ids(vlm)
@@ -187,8 +187,8 @@ def test_paligemma_wv_is_the_v_prompt_without_its_image_tokens(demo_parquet, tmp
     (<bos> text "\\n"), all of it the bidirectional prefix; a family marked text_only="none" refuses."""
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)
-    from mmstar.evaluators import hf
-    from mmstar.evaluators.families import FAMILIES as FACTS
+    from mmstar.evaluators.backends import hf
+    from mmstar.evaluators.models.families import FAMILIES as FACTS
 
     pair = build_tiny_pair("paligemma", tmp_path / "models")
     sample = load_benchmark(demo_parquet)[0]

@@ -5,9 +5,8 @@ import errno
 import random
 
 import pytest
+from mmstar.app.cli import main
 from reliability import kill_resume_trial, lines_by_index, mmstar_cmd, review_load, timed_run
-
-from mmstar.cli import main
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +64,7 @@ def test_sigkill_curation_filter(tiny_pairs, demo_parquet, tmp_path):
 
 def test_full_disk_gives_one_clear_error_and_a_resumable_run(eval_case, tmp_path, monkeypatch, capsys):
     args, reference, _ = eval_case
-    import mmstar.evaluators.runner as runner
+    import mmstar.evaluators.run.runner as runner
 
     real = runner.append_predictions
     calls = {"n": 0}

@@ -6,9 +6,9 @@ import json
 import pandas as pd
 import pytest
 from conftest import assert_clean_error, make_samples, run_cli
+from mmstar.app.cli import main
 
 from mmstar import benchmarks
-from mmstar.cli import main
 from mmstar.errors import DataError
 from mmstar.loaders import load_benchmark
 from mmstar.sample import Benchmark

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import assert_clean_error, run_cli
 from mmstar.data import DEMO_MODELS
-from mmstar.evaluators.backend import GenerationConfig
-from mmstar.evaluators.judge import JudgeConfig, judge_prompt, parse_judge_reply, run_judge, select
+from mmstar.evaluators.backends.base import GenerationConfig
+from mmstar.evaluators.run.judge import JudgeConfig, judge_prompt, parse_judge_reply, run_judge, select
 
 from mmstar.matching import extract_answer
 from mmstar.predictions import read_predictions
@@ -57,7 +57,7 @@ def test_selection_unparsed_only_all_and_seeded_audit():
 @needs_demo
 @pytest.mark.slow
 def test_hf_judge_fills_its_fields_and_leaves_the_extractor_alone():
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.hf import HFBackend
 
     recs = _records()
     before = [extract_answer(r["prediction"], r["options"]) for r in recs]
@@ -84,8 +84,8 @@ def test_score_with_judge_through_hf_and_through_serve_agree(tmp_path):
     """The same demo LLM judges through the HF backend and through `mmstar serve` + openai: greedy
     decoding gives the same judge replies, hence the same figures."""
     pytest.importorskip("httpx")  # the openai backend's client (extra "openai")
-    from mmstar.evaluators.hf import HFBackend
-    from mmstar.evaluators.serve import make_server, serve_in_thread
+    from mmstar.evaluators.backends.hf import HFBackend
+    from mmstar.evaluators.backends.serve import make_server, serve_in_thread
 
     local = run_cli("score", str(FIXTURE), "--judge", str(JUDGE), "--judge-audit", "2", "--json", env=ENV)
     assert local.returncode == 0, local.stderr

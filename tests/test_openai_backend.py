@@ -3,12 +3,12 @@
 import json
 
 import pytest
-from mmstar.evaluators.backend import GenerationConfig
-from mmstar.evaluators.hf import HFBackend
-from mmstar.evaluators.runner import EvalConfig, openai_factory, run_eval
-from mmstar.evaluators.serve import make_server, serve_in_thread
+from mmstar.app.cli import main
+from mmstar.evaluators.backends.base import GenerationConfig
+from mmstar.evaluators.backends.hf import HFBackend
+from mmstar.evaluators.backends.serve import make_server, serve_in_thread
+from mmstar.evaluators.run.runner import EvalConfig, openai_factory, run_eval
 
-from mmstar.cli import main
 from mmstar.loaders import load_benchmark
 
 pytest.importorskip("httpx")

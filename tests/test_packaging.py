@@ -7,7 +7,8 @@ import zipfile
 import pytest
 from conftest import REPO
 
-SUBPACKAGES = ["mmstar", "mmstar.evaluators", "mmstar.evaluators.tiny", "mmstar.metrics", "mmstar.curation",
+SUBPACKAGES = ["mmstar", "mmstar.app", "mmstar.evaluators", "mmstar.evaluators.backends", "mmstar.evaluators.models",
+               "mmstar.evaluators.models.tiny", "mmstar.evaluators.run", "mmstar.metrics", "mmstar.curation",
                "mmstar.review_app", "mmstar.viewer"]
 HEAVY = ["torch", "transformers", "vllm", "streamlit", "datasets", "matplotlib"]
 
@@ -19,7 +20,7 @@ def _python(code: str, cwd, env=None):
 def test_import_mmstar_is_light(tmp_path):
     code = (
         "import sys, mmstar, mmstar.evaluators, mmstar.metrics, mmstar.curation, mmstar.review_app, mmstar.viewer;"
-        "import mmstar.loaders, mmstar.matching, mmstar.prompts, mmstar.cli, mmstar.evaluators.tiny;"
+        "import mmstar.loaders, mmstar.matching, mmstar.prompts, mmstar.app.cli, mmstar.evaluators.models.tiny;"
         f"print([m for m in {HEAVY!r} if m in sys.modules])"
     )
     proc = _python(code, tmp_path)
@@ -31,8 +32,11 @@ def test_editable_install_maps_every_subpackage(tmp_path):
     proc = _python("import importlib;" + ";".join(
         f"print(importlib.import_module({m!r}).__file__)" for m in SUBPACKAGES), tmp_path)
     assert proc.returncode == 0, proc.stderr
-    files = proc.stdout.split()
-    assert files[1].startswith(str(REPO / "evaluators")) and files[3].startswith(str(REPO / "metrics"))
+    files = dict(zip(SUBPACKAGES, proc.stdout.split()))
+    folders = {"mmstar.app": "app", "mmstar.evaluators": "evaluators", "mmstar.evaluators.run": "evaluators/run",
+               "mmstar.metrics": "metrics", "mmstar.viewer": "viewer"}
+    for package, folder in folders.items():
+        assert files[package].startswith(str(REPO / folder)), (package, files[package])
 
 
 @pytest.mark.slow
@@ -44,7 +48,7 @@ def test_built_wheel_imports_every_subpackage_from_outside_the_repo(tmp_path):
     (wheel,) = (tmp_path / "dist").glob("mmstar-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mmstar/evaluators/__init__.py" in names and "mmstar/metrics/accuracy.py" in names
-    top_level = {"metrics", "evaluators", "curation", "review_app", "viewer", "tests"}
+    top_level = {"app", "metrics", "evaluators", "curation", "review_app", "viewer", "tests"}
     assert not [n for n in names if n.split("/")[0] in top_level]
     target = tmp_path / "site"
     inst = subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "--target", str(target), str(wheel)],

@@ -6,8 +6,7 @@ import json
 
 import pytest
 from conftest import REPO, assert_clean_error, run_cli
-
-from mmstar.cli import main
+from mmstar.app.cli import main
 
 
 def _eval(pair, data, out, *extra):

@@ -5,7 +5,7 @@ import json
 from pathlib import Path
 
 import pytest
-from mmstar.evaluators.prefix_cache import attention_window, common_prefix_len
+from mmstar.evaluators.backends.prefix_cache import attention_window, common_prefix_len
 
 from mmstar.loaders import load_benchmark
 from mmstar.prompts import PromptConfig, build_messages
@@ -31,7 +31,7 @@ def test_attention_window_reads_the_config():
 
 
 def _requests(bench):
-    from mmstar.evaluators.backend import Request
+    from mmstar.evaluators.backends.base import Request
 
     return [Request(build_messages(s, "t", PromptConfig(shots=2)), key=s.index) for s in bench]
 
@@ -45,8 +45,8 @@ def _batched(fn, items, size, *more):
 
 def _compare(path: str, bench, batch_sizes=(8, 1)):
     """Generation and log-likelihood with and without reuse; returns the reuse backend."""
-    from mmstar.evaluators.backend import GenerationConfig
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.backends.hf import HFBackend
 
     gen = GenerationConfig(max_new_tokens=12)
     plain = HFBackend(path, "llm", gen, device="cpu", prefix_cache=False)
@@ -91,8 +91,8 @@ def test_tiny_backbones_identical(family, tiny_pairs, demo_parquet):
 
 def test_no_shared_prefix_takes_the_plain_path(demo_parquet):
     """0-shot prompts share only the template header: no prefix pass, same answers."""
-    from mmstar.evaluators.backend import Request
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.base import Request
+    from mmstar.evaluators.backends.hf import HFBackend
 
     bench = load_benchmark(demo_parquet)[:8]
     reqs = [Request(build_messages(s, "t", PromptConfig(shots=0))) for s in bench]
@@ -104,7 +104,7 @@ def test_no_shared_prefix_takes_the_plain_path(demo_parquet):
 
 def test_eval_flag_turns_reuse_off(demo_parquet, tmp_path):
     """--no-prefix-cache gives the same t.jsonl predictions; the manifest records which path ran."""
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     runs = {}
     for name, extra in (("on", []), ("off", ["--no-prefix-cache"])):
@@ -121,7 +121,7 @@ def test_eval_flag_turns_reuse_off(demo_parquet, tmp_path):
 
 def test_curation_filter_same_with_and_without_reuse(demo_parquet, tmp_path):
     """The filter's log-likelihood inspector: identical choices and kept set either way."""
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     choices = {}
     for name, extra in (("on", []), ("off", ["--no-prefix-cache"])):
@@ -136,7 +136,7 @@ def test_curation_filter_same_with_and_without_reuse(demo_parquet, tmp_path):
 
 def test_a_model_that_wants_its_own_cache_takes_the_plain_path(demo_parquet):
     """generate() refuses a caller's cache when the generation config names a cache implementation."""
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.hf import HFBackend
 
     bench = load_benchmark(demo_parquet)[:4]
     reqs = _requests(bench)
@@ -149,8 +149,8 @@ def test_a_model_that_wants_its_own_cache_takes_the_plain_path(demo_parquet):
 
 
 def _every_family():
-    from mmstar.evaluators.tiny import FAMILIES as ALL
-    from mmstar.evaluators.tiny import SPECS
+    from mmstar.evaluators.models.tiny import FAMILIES as ALL
+    from mmstar.evaluators.models.tiny import SPECS
 
     return [f for f in ALL if not SPECS[f].known_failure]
 
@@ -162,7 +162,7 @@ def test_every_tiny_family_backbone_identical_with_reuse(family, demo_parquet, t
     log-likelihood; families whose cache cannot be copied per row (linear attention, convolution
     state) or whose window is too short must stand aside rather than fail."""
     import torch
-    from mmstar.evaluators.tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     torch.set_num_threads(1)
     pair = build_tiny_pair(family, tmp_path)

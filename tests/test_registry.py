@@ -9,8 +9,8 @@ import sys
 
 import pytest
 from conftest import assert_clean_error, run_cli
-from mmstar.evaluators.families import FAMILIES
-from mmstar.evaluators.registry import REGISTRY, resolve_model
+from mmstar.evaluators.models.families import FAMILIES
+from mmstar.evaluators.models.registry import REGISTRY, resolve_model
 
 # the transformers-native VLM families the issue names; each must have facts
 NATIVE = ("internvl", "qwen2_5_vl", "qwen3_vl", "llava_onevision", "llava_next", "glm4v", "mllama", "mistral3",
@@ -47,7 +47,8 @@ def test_registry_covers_the_issue_and_every_family_has_facts():
 
 
 def test_registry_and_families_import_no_heavy_package():
-    code = ("import sys, mmstar.evaluators.registry, mmstar.evaluators.families, mmstar.evaluators.modelcheck; "
+    code = ("import sys, mmstar.evaluators.models.registry, mmstar.evaluators.models.families, "
+            "mmstar.evaluators.models.modelcheck; "
             "heavy = [m for m in ('torch', 'transformers', 'vllm', 'streamlit') if m in sys.modules]; "
             "assert not heavy, heavy")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -110,7 +111,7 @@ def test_facts_carve_a_standalone_lm_from_a_full_size_instance(name):
     cross-attention layers of 40 -> a 32-layer Llama)."""
     pytest.importorskip("torch")
     import transformers
-    from mmstar.evaluators import backbone
+    from mmstar.evaluators.models import backbone
 
     facts = FAMILIES[name]
     model, config = _meta_instance(facts)
@@ -153,7 +154,7 @@ def _break_family(monkeypatch, family: str) -> None:
 
 def test_models_check_names_what_is_missing_and_what_to_install(monkeypatch, capsys):
     pytest.importorskip("transformers")
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     assert main(["models", "--check"]) == 0
     out = capsys.readouterr().out
@@ -170,7 +171,7 @@ def test_models_check_names_what_is_missing_and_what_to_install(monkeypatch, cap
 
 def test_eval_on_a_family_the_installed_transformers_lacks_is_one_line(monkeypatch, capsys, demo_parquet):
     pytest.importorskip("transformers")
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     _break_family(monkeypatch, "qwen3-vl")
     code = main(["eval", "--model", "qwen3-vl-8b", "--data", str(demo_parquet), "--out", "/nonexistent"])

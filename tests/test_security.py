@@ -14,7 +14,7 @@ from mmstar.runs import slugify
 
 
 def test_trust_remote_code_is_off_by_default(tiny_pairs, demo_parquet, tmp_path):
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     pair = tiny_pairs["llava"]
     assert main(["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", str(demo_parquet),

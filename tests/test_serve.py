@@ -10,9 +10,9 @@ import threading
 
 import pytest
 from conftest import assert_clean_error, run_cli
-from mmstar.evaluators.backend import GenerationConfig, Request
-from mmstar.evaluators.hf import HFBackend
-from mmstar.evaluators.serve import make_server, serve_in_thread
+from mmstar.evaluators.backends.base import GenerationConfig, Request
+from mmstar.evaluators.backends.hf import HFBackend
+from mmstar.evaluators.backends.serve import make_server, serve_in_thread
 from test_thinking import THINK_SWITCH
 
 httpx = pytest.importorskip("httpx")
@@ -85,7 +85,7 @@ def test_a_backend_exception_fails_its_requests_not_the_server(tiny_pairs):
 
 @pytest.mark.slow
 def test_mmstar_serve_command_serves_eval(tiny_pairs, demo_parquet, tmp_path):
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     pair = tiny_pairs["llava"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
@@ -211,7 +211,7 @@ def _records(run_dir, mode):
 def test_eval_thinking_off_through_mmstar_serve_matches_hf(thinking_checkpoints, demo_parquet, tmp_path):
     """`mmstar eval --backend openai --thinking off` against a real `mmstar serve` process renders
     the same prompts as the HF backend with --thinking off, and not the template's default."""
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     ck = thinking_checkpoints
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}

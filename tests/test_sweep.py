@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mmstar.evaluators.sweep import load_sweep_config, split_list, sweep_from_flags
+from mmstar.evaluators.run.sweep import load_sweep_config, split_list, sweep_from_flags
 
 FAMILIES3 = ("llava", "gemma3", "idefics3")
 LIMIT = 6
@@ -104,7 +104,7 @@ def test_sweep_survives_sigkill_resumes_every_pair_and_reports_a_failing_model(t
 
 
 def _one_line_error(capsys, *argv: str) -> str:
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     assert main(list(argv)) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -150,9 +150,9 @@ def test_sweep_specs_from_flags_and_files(tmp_path):
 
 
 def test_each_model_loads_once_per_kind_across_benchmarks(tiny_pairs, two_benchmarks, tmp_path):
-    from mmstar.evaluators.registry import resolve_model
-    from mmstar.evaluators.runner import EvalConfig, hf_factory
-    from mmstar.evaluators.sweep import report, run_sweep
+    from mmstar.evaluators.models.registry import resolve_model
+    from mmstar.evaluators.run.runner import EvalConfig, hf_factory
+    from mmstar.evaluators.run.sweep import report, run_sweep
 
     from mmstar.loaders import load_benchmark
 

@@ -8,10 +8,10 @@ import shutil
 
 import pytest
 from conftest import run_cli
-from mmstar.evaluators.backend import GenerationConfig, Request, Response
-from mmstar.evaluators.cli import generation_config
-from mmstar.evaluators.registry import ModelEntry
-from mmstar.evaluators.runner import prediction_record
+from mmstar.app.eval_cli import generation_config
+from mmstar.evaluators.backends.base import GenerationConfig, Request, Response
+from mmstar.evaluators.models.registry import ModelEntry
+from mmstar.evaluators.run.runner import prediction_record
 
 from mmstar.sample import Sample
 
@@ -42,7 +42,7 @@ def _prompt(backend, text="Question: what is shown?"):
 
 @pytest.mark.parametrize("kind", ["vlm", "llm"])
 def test_enable_thinking_reaches_the_chat_template(thinking_pair, kind):
-    from mmstar.evaluators.hf import HFBackend
+    from mmstar.evaluators.backends.hf import HFBackend
 
     def prompt(kwargs):
         gen = GenerationConfig(max_new_tokens=2, chat_template_kwargs=kwargs)
@@ -121,7 +121,7 @@ def test_openai_request_carries_chat_template_kwargs_only_when_set():
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-    from mmstar.evaluators.openai_api import OpenAIBackend
+    from mmstar.evaluators.backends.openai_api import OpenAIBackend
 
     bodies = []
 

@@ -11,13 +11,13 @@ import re
 import pandas as pd
 import pytest
 from conftest import assert_clean_error, make_samples, run_cli
+from mmstar.app.cli import main
 from mmstar.metrics.leaderboard import build_rows
 from mmstar.metrics.runs import load_run as metrics_load_run
 from mmstar.viewer import data, samples
 from mmstar.viewer.images import Images
 from mmstar.viewer.samples import FLAGS, SampleFilter
 
-from mmstar.cli import main
 from mmstar.runs import write_manifest, write_scores
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark

@@ -21,7 +21,7 @@ def _records(folder, mode="t"):
 
 
 def test_vllm_matches_hf_on_mode_t_and_the_filter(tmp_path):
-    from mmstar.cli import main
+    from mmstar.app.cli import main
 
     base = str(DEMO_MODELS / "base")
     common = ["--model", base, "--backbone", base, "--modes", "t", "--shots", "0", "--data", str(DEMO_TEST),

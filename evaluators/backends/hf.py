@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.models.families import facts_for_model_type
+
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
 from .autobatch import BatchTooLarge
-from .backend import GenerationConfig, Request, Response, render_plain
-from .families import facts_for_model_type
+from .base import GenerationConfig, Request, Response, render_plain
 from .prefix_cache import PrefixReuse, PrefixSplit
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from mmstar.evaluators.backends.base import GenerationConfig
+from mmstar.evaluators.run.runner import EvalConfig, concrete_dtype, hf_factory, run_eval, summary_line
+
 from mmstar.loaders import load_benchmark
 from mmstar.prompts import PromptConfig
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
-
-from .backend import GenerationConfig
-from .runner import EvalConfig, concrete_dtype, hf_factory, run_eval, summary_line
 
 
 def demo_benchmark(out: Path):
@@ -41,7 +41,7 @@ def demo_models(out: Path) -> list[tuple[str, str, str]]:
     found = [(name, DEMO_MODELS / name) for name in ("clean", "contaminated") if (DEMO_MODELS / name).exists()]
     if found and base.exists():
         return [(f"demo-{name}", str(path), str(base)) for name, path in found]
-    from .tiny import build_tiny_pair
+    from mmstar.evaluators.models.tiny import build_tiny_pair
 
     root = out / "_tiny"
     if not (root / "tiny-llava" / "config.json").exists():

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.backends.base import Backend, GenerationConfig, Request
+
 from mmstar.atomic import atomic_write_text
 from mmstar.errors import MmstarError
 from mmstar.matching import extract_answer
 from mmstar.scoring import record_options
 from mmstar.thinking import split_reasoning
-
-from .backend import Backend, GenerationConfig, Request
 
 JUDGE_PROMPT_VERSION = "mmstar-judge-v1"
 JUDGE_TEMPLATE = (
@@ -101,7 +101,7 @@ def make_judge_backend(config: JudgeConfig) -> Backend:
     if config.backend == "openai":
         if not config.base_url:
             raise MmstarError("--judge-backend openai needs --judge-base-url (e.g. http://127.0.0.1:8000/v1)")
-        from .openai_api import OpenAIBackend
+        from mmstar.evaluators.backends.openai_api import OpenAIBackend
 
         return OpenAIBackend(config.model, config.base_url, gen, api_key_env=config.api_key_env, max_retries=2,
                              backoff=0.5)
@@ -109,14 +109,14 @@ def make_judge_backend(config: JudgeConfig) -> Backend:
         raise MmstarError(f"unknown --judge-backend {config.backend!r}; use hf, vllm or openai")
     if not Path(config.model).exists() and "/" not in config.model:
         raise MmstarError(f"unknown judge model {config.model!r}: give a local folder or a hub id like org/name")
-    from .cli import model_kind
+    from mmstar.evaluators.models.modelcheck import model_kind
 
     kind = model_kind(config.model)
     if config.backend == "vllm":
-        from .vllm_backend import VLLMBackend
+        from mmstar.evaluators.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend(config.model, kind, gen)
-    from .hf import HFBackend
+    from mmstar.evaluators.backends.hf import HFBackend
 
     return HFBackend(config.model, kind, gen, device=config.device, dtype=config.dtype)
 

@@ -22,14 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.backends.base import Response
+from mmstar.evaluators.run.runner import _now, prediction_record
+
 from mmstar.errors import DataError
 from mmstar.loaders import RawTable, build_sample, read_table
 from mmstar.runs import MODES, append_predictions, prediction_path, slugify, write_manifest, write_scores
 from mmstar.sample import Sample
 from mmstar.taxonomy import capability_of_axis
-
-from .backend import Response
-from .runner import _now, prediction_record
 
 VLMEVAL_DATASETS = ("MMBench_DEV_EN_V11", "MMBench_DEV_EN", "MMBench_TEST_EN", "SEEDBench_IMG", "AI2D_TEST",
                     "ScienceQA_TEST", "ScienceQA_VAL", "MMMU_DEV_VAL", "MathVista_MINI", "MMStar", "RealWorldQA")

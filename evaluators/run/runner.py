@@ -17,6 +17,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.backends.autobatch import DEFAULT_CAP, BatchSizer, BatchTooLarge
+from mmstar.evaluators.backends.base import Backend, GenerationConfig, Request, Response
+
 from mmstar.errors import MmstarError
 from mmstar.prompts import PromptConfig, build_messages
 from mmstar.runs import (
@@ -32,9 +35,6 @@ from mmstar.runs import (
 )
 from mmstar.sample import Benchmark, Sample
 from mmstar.scoring import assess
-
-from .autobatch import DEFAULT_CAP, BatchSizer, BatchTooLarge
-from .backend import Backend, GenerationConfig, Request, Response
 
 BackendFactory = Callable[[str, str], Backend]  # (model id, "vlm" | "llm") -> backend
 DEFAULT_BATCH = 8  # on CPU, and for backends that cannot report a batch that does not fit
@@ -104,7 +104,7 @@ def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict
         "dataset": bench.origin, "n_samples": len(bench), "created": _now(), "modes": {}}
     manifest["versions"] = _versions()
     manifest["batch_size"] = config.batch_size
-    from .backbone import backbone_label
+    from mmstar.evaluators.models.backbone import backbone_label
 
     manifest.update(backbone_label(config.backbone))  # "extracted": S_t is not the original LLM's
     write_manifest(run_dir, manifest)
@@ -125,7 +125,7 @@ def concrete_dtype(backend: str, device: str = "auto", dtype: str = "auto") -> s
     None for the openai backend (the server decides)."""
     if backend == "openai":
         return None
-    from .hf import resolve_device_dtype
+    from mmstar.evaluators.backends.hf import resolve_device_dtype
 
     return str(resolve_device_dtype(device, dtype)[1]).removeprefix("torch.")
 
@@ -291,7 +291,7 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
     if "t" in config.modes and not config.backbone:
         raise MmstarError(f"mode t needs the LLM backbone of {config.model}: pass --backbone ID "
                           "(or leave t out with --modes v,wv)")
-    from .registry import model_slug as _model_slug
+    from mmstar.evaluators.models.registry import model_slug as _model_slug
 
     run_dir = out / (model_slug or _model_slug(config.model_label or config.model)) / slugify(
         bench_slug or bench.name)
@@ -373,7 +373,7 @@ def resolve_batch_size(text: str | int | None, backend: str = "hf", device: str 
     if text is None:
         if backend != "hf":
             return DEFAULT_BATCH
-        from .hf import resolve_device_dtype
+        from mmstar.evaluators.backends.hf import resolve_device_dtype
 
         return "auto" if resolve_device_dtype(device, "auto")[0].startswith("cuda") else DEFAULT_BATCH
     if str(text).strip().lower() == "auto":
@@ -391,7 +391,7 @@ def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None
                trust_remote_code: bool = False, allow_pickle: bool = False,
                gen: GenerationConfig | None = None, prefix_cache: bool = True) -> BackendFactory:
     def make(model_id: str, kind: str) -> Backend:
-        from .hf import HFBackend
+        from mmstar.evaluators.backends.hf import HFBackend
 
         return HFBackend(model_id, kind, gen, device=device, dtype=dtype, device_map=device_map,
                          trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, prefix_cache=prefix_cache)
@@ -402,7 +402,7 @@ def vllm_factory(gen: GenerationConfig | None = None, tensor_parallel_size: int 
                  gpu_memory_utilization: float = 0.9, images_per_prompt: int = 1, dtype: str = "auto",
                  trust_remote_code: bool = False, prefix_cache: bool = True) -> BackendFactory:
     def make(model_id: str, kind: str) -> Backend:
-        from .vllm_backend import VLLMBackend
+        from mmstar.evaluators.backends.vllm_backend import VLLMBackend
 
         return VLLMBackend(model_id, kind, gen, tensor_parallel_size=tensor_parallel_size,
                            max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
@@ -414,7 +414,7 @@ def vllm_factory(gen: GenerationConfig | None = None, tensor_parallel_size: int 
 def openai_factory(base_url: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
                    gen: GenerationConfig | None = None, max_retries: int = 6, backoff: float = 1.0) -> BackendFactory:
     def make(model_id: str, kind: str) -> Backend:
-        from .openai_api import OpenAIBackend
+        from mmstar.evaluators.backends.openai_api import OpenAIBackend
 
         return OpenAIBackend(model_id, base_url, gen, api_key_env=api_key_env, concurrency=concurrency,
                              max_retries=max_retries, backoff=backoff)

@@ -112,7 +112,7 @@ def _plan(transformers: Any, vlm: str, config: Any) -> tuple[FamilyFacts | None,
 
 def _load_vlm(transformers: Any, vlm: str, facts: FamilyFacts | None, trust_remote_code: bool,
               allow_pickle: bool) -> Any:
-    from .hf import _load_error
+    from mmstar.evaluators.backends.hf import _load_error
 
     cls = getattr(transformers, facts.model_class) if facts else transformers.AutoModelForImageTextToText
     try:  # dtype "auto": the checkpoint's own precision, so the weights are copied bit for bit

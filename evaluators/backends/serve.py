@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from mmstar.sample import ImageRef
 
-from .backend import GenerationConfig, Request, Response
+from .base import GenerationConfig, Request, Response
 
 # apply_chat_template's own arguments, which the backend sets: a request may not turn them
 RESERVED_TEMPLATE_KWARGS = frozenset({

@@ -10,19 +10,20 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .errors import MmstarError
+from mmstar.errors import MmstarError
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from .evaluators.judge import judge_config
-    from .predictions import check_unique, read_predictions
-    from .report import score_table
-    from .scoring import score_records
+    from mmstar.evaluators.run.judge import judge_config
+
+    from mmstar.predictions import check_unique, read_predictions
+    from mmstar.report import score_table
+    from mmstar.scoring import score_records
 
     config = judge_config(args)  # flags are checked before anything is read
     records = check_unique(read_predictions(args.file), args.file)
     if config is not None:
-        from .evaluators.judge import make_judge_backend, run_judge
+        from mmstar.evaluators.run.judge import make_judge_backend, run_judge
 
         records = [dict(r) for r in records]
         backend = make_judge_backend(config)
@@ -48,7 +49,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_info(args: argparse.Namespace) -> int:
-    from .loaders import load_benchmark
+    from mmstar.loaders import load_benchmark
 
     bench = load_benchmark(args.spec)
     with_image = sum(s.image is not None for s in bench)
@@ -62,8 +63,8 @@ def _cmd_data_info(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_validate(args: argparse.Namespace) -> int:
-    from .loaders import read_table
-    from .validate import validate_table
+    from mmstar.loaders import read_table
+    from mmstar.validate import validate_table
 
     table = read_table(args.spec)
     samples, problems = validate_table(table, taxonomy_mode=args.taxonomy, check_images=not args.no_images)
@@ -78,8 +79,8 @@ def _cmd_data_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_convert(args: argparse.Namespace) -> int:
-    from .loaders import load_benchmark
-    from .writers import write_benchmark
+    from mmstar.loaders import load_benchmark
+    from mmstar.writers import write_benchmark
 
     bench = load_benchmark(args.src)
     out = write_benchmark(bench, args.dst)
@@ -92,7 +93,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--matcher", choices=("official", "robust"), default="official")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    from .evaluators.judge import add_judge_args
+    from mmstar.evaluators.run.judge import add_judge_args
 
     add_judge_args(p)
     p.set_defaults(func=_cmd_score)
@@ -128,8 +129,8 @@ def _lazy(module: str, adder: str) -> Callable[[argparse._SubParsersAction], Non
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_score,
     _add_data,
-    _lazy("mmstar.evaluators.cli", "add_commands"),
-    _lazy("mmstar.evaluators.cli", "add_more_commands"),
+    _lazy("mmstar.app.eval_cli", "add_commands"),
+    _lazy("mmstar.app.eval_cli", "add_more_commands"),
     _lazy("mmstar.metrics.cli", "add_commands"),
     _lazy("mmstar.curation.cli", "add_commands"),
     _lazy("mmstar.review_app.cli", "add_commands"),
@@ -138,7 +139,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from mmstar import __version__
 
     parser = argparse.ArgumentParser(
         prog="mmstar",

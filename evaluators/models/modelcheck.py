@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 
-from mmstar.errors import MmstarError
+from mmstar.errors import MmstarError, require
 
 from .families import FAMILIES, FamilyFacts
 from .registry import ModelEntry
@@ -75,3 +76,17 @@ def require_family(entry: ModelEntry) -> None:
     status = family_status(facts)
     if not status.ok:
         raise MmstarError(f"{entry.alias} (family {facts.name}): {status.problem()}; {status.install_hint()}")
+
+
+def model_kind(model_id: str, trust_remote_code: bool = False) -> str:
+    """"vlm" when the checkpoint's config has a vision part, else "llm" (read from config.json only)."""
+    if not Path(model_id).exists():
+        from mmstar.hub import prefer_offline_if_unreachable
+
+        prefer_offline_if_unreachable()  # before transformers reads the env
+    transformers = require("transformers", "hf")
+    try:
+        config = transformers.AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as exc:
+        raise MmstarError(f"{model_id}: cannot read its config ({str(exc).splitlines()[0][:160]})") from None
+    return "vlm" if getattr(config, "vision_config", None) is not None else "llm"

@@ -18,7 +18,7 @@ from typing import Any
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef, image_format
 
-from .backend import GenerationConfig, Request, Response
+from .base import GenerationConfig, Request, Response
 
 RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
 

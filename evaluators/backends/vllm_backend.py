@@ -14,7 +14,7 @@ from typing import Any
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
-from .backend import GenerationConfig, Request, Response, render_plain
+from .base import GenerationConfig, Request, Response, render_plain
 from .hf import resolve_device_dtype
 
 

@@ -9,12 +9,12 @@ from mmstar.errors import MmstarError
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
-    from .registry import REGISTRY
+    from mmstar.evaluators.models.registry import REGISTRY
 
     statuses = {}
     if args.check:
-        from .families import FAMILIES
-        from .modelcheck import family_status
+        from mmstar.evaluators.models.families import FAMILIES
+        from mmstar.evaluators.models.modelcheck import family_status
 
         statuses = {name: family_status(facts) for name, facts in FAMILIES.items()}
     rows = [(e.alias, e.family, e.text_only, str(e.max_new_tokens or "-"), e.lvlm, e.backbone or "-")
@@ -38,9 +38,9 @@ def _cmd_models(args: argparse.Namespace) -> int:
 
 
 def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
-    from mmstar.prompts import PromptConfig
+    from mmstar.evaluators.run.runner import EvalConfig, concrete_dtype, resolve_batch_size
 
-    from .runner import EvalConfig, concrete_dtype, resolve_batch_size
+    from mmstar.prompts import PromptConfig
 
     return EvalConfig(
         model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
@@ -53,7 +53,7 @@ def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
 
 
 def _eval_factory(args: argparse.Namespace, entry, gen):
-    from .runner import hf_factory, openai_factory, vllm_factory
+    from mmstar.evaluators.run.runner import hf_factory, openai_factory, vllm_factory
 
     device_map = (args.device_map or entry.defaults.get("device_map")) if args.device == "auto" else args.device_map
     if args.backend == "openai":
@@ -67,7 +67,7 @@ def _eval_factory(args: argparse.Namespace, entry, gen):
 
 
 def _check_eval_args(args: argparse.Namespace) -> None:
-    from .runner import resolve_batch_size
+    from mmstar.evaluators.run.runner import resolve_batch_size
 
     if args.backend == "openai" and not args.base_url:
         raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
@@ -75,11 +75,11 @@ def _check_eval_args(args: argparse.Namespace) -> None:
 
 
 def _resolve_checked(name: str, backbone: str | None, backend: str):
-    from .registry import resolve_model
+    from mmstar.evaluators.models.registry import resolve_model
 
     entry = resolve_model(name, backbone, any_name=backend == "openai")
     if backend != "openai":  # a local backend needs the family's classes installed
-        from .modelcheck import require_family
+        from mmstar.evaluators.models.modelcheck import require_family
 
         require_family(entry)
     return entry
@@ -87,12 +87,12 @@ def _resolve_checked(name: str, backbone: str | None, backend: str):
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
-    from mmstar.loaders import load_benchmark
+    from mmstar.evaluators.models.modelcheck import require_family
+    from mmstar.evaluators.models.registry import resolve_model
+    from mmstar.evaluators.run.runner import parse_modes
+    from mmstar.evaluators.run.sweep import load_sweep_config, report, run_sweep, sweep_from_flags
 
-    from .modelcheck import require_family
-    from .registry import resolve_model
-    from .runner import parse_modes
-    from .sweep import load_sweep_config, report, run_sweep, sweep_from_flags
+    from mmstar.loaders import load_benchmark
 
     if args.config:
         if args.model:
@@ -104,7 +104,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     else:
         spec = sweep_from_flags(args.model, args.backbone, args.data)
     _check_eval_args(args)
-    from .judge import judge_config, judge_run_dir
+    from mmstar.evaluators.run.judge import judge_config, judge_run_dir
 
     judge = judge_config(args)  # judge flags are checked before any model loads
     modes = parse_modes(str(args.modes))
@@ -129,18 +129,18 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
+    from mmstar.evaluators.run.runner import parse_modes, run_eval, summary_line
+    from mmstar.evaluators.run.sweep import split_list
+
     from mmstar.loaders import load_benchmark
     from mmstar.report import score_table
-
-    from .runner import parse_modes, run_eval, summary_line
-    from .sweep import split_list
 
     if args.config or not args.model or len(split_list(args.model)) > 1:
         if not args.config and not args.model:
             raise MmstarError("give --model NAME (or a comma list) or --config SWEEP.yaml")
         return _cmd_sweep(args)
     _check_eval_args(args)
-    from .judge import judge_config
+    from mmstar.evaluators.run.judge import judge_config
 
     judge = judge_config(args)  # judge flags are checked before any model loads
     entry = _resolve_checked(args.model, args.backbone, args.backend)
@@ -155,9 +155,9 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         if not scores:  # a non-zero torchrun rank: rank 0 reports
             continue
         if judge is not None:  # after the model is gone: the judge loads into the freed memory
-            from mmstar.runs import compute_scores
+            from mmstar.evaluators.run.judge import judge_run_dir
 
-            from .judge import judge_run_dir
+            from mmstar.runs import compute_scores
 
             judge_run_dir(run_dir, judge)
             scores = compute_scores(run_dir)
@@ -184,7 +184,7 @@ def generation_config(entry, protocol: str, thinking: str | None, max_new_tokens
     """Decoding for a protocol: ``official`` is 32 new tokens, greedy (the paper's); ``reasoning``
     takes the model's recommended budget and turns thinking on. ``--max-new-tokens`` and
     ``--thinking`` override either; the entry's ``chat_template_kwargs`` always apply."""
-    from .backend import GenerationConfig
+    from mmstar.evaluators.backends.base import GenerationConfig
 
     if protocol == "reasoning":
         thinking = thinking or "on"
@@ -202,7 +202,7 @@ def generation_config(entry, protocol: str, thinking: str | None, max_new_tokens
 def _cmd_tiny(args: argparse.Namespace) -> int:
     import importlib.util
 
-    from .tiny import FAMILIES, SPECS, build_tiny_pair
+    from mmstar.evaluators.models.tiny import FAMILIES, SPECS, build_tiny_pair
 
     families = [f.strip() for spec in (args.family or [",".join(FAMILIES)]) for f in spec.split(",") if f.strip()]
     for fam in families:  # every name is checked before anything is built
@@ -231,7 +231,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    from .tiny import FAMILIES  # plain data: the builders import torch/transformers only when called
+    from mmstar.evaluators.models.tiny import (
+        FAMILIES,  # plain data: the builders import torch/transformers only when called
+    )
 
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
     p.add_argument("--model", help="registry alias (see `mmstar models`), hub id or local folder; a comma list "
@@ -271,7 +273,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend: GPU memory fraction")
     p.add_argument("--images-per-prompt", type=int, default=1, help="vllm backend: images per prompt")
     p.add_argument("--no-progress", action="store_true")
-    from .judge import add_judge_args
+    from mmstar.evaluators.run.judge import add_judge_args
 
     add_judge_args(p)
     p.set_defaults(func=_cmd_eval)
@@ -298,11 +300,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_import(args: argparse.Namespace) -> int:
+    from mmstar.evaluators.run.judge import judge_config, judge_run_dir
+
     from mmstar.report import judge_line
     from mmstar.runs import compute_scores
 
-    from .imports import import_lmms_eval, import_vlmevalkit
-    from .judge import judge_config, judge_run_dir
+    from .peerlogs import import_lmms_eval, import_vlmevalkit
 
     judge = judge_config(args)
     if args.acc and (args.tool != "vlmevalkit" or len(args.files) != 1):
@@ -336,26 +339,11 @@ def _cmd_benchmarks(args: argparse.Namespace) -> int:
     return 0
 
 
-def model_kind(model_id: str, trust_remote_code: bool = False) -> str:
-    """"vlm" when the checkpoint's config has a vision part, else "llm" (read from config.json only)."""
-    from mmstar.errors import require
-
-    if not Path(model_id).exists():
-        from mmstar.hub import prefer_offline_if_unreachable
-
-        prefer_offline_if_unreachable()  # before transformers reads the env
-    transformers = require("transformers", "hf")
-    try:
-        config = transformers.AutoConfig.from_pretrained(model_id, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as exc:
-        raise MmstarError(f"{model_id}: cannot read its config ({str(exc).splitlines()[0][:160]})") from None
-    return "vlm" if getattr(config, "vision_config", None) is not None else "llm"
-
-
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from .backend import GenerationConfig
-    from .hf import HFBackend
-    from .serve import make_server
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.backends.hf import HFBackend
+    from mmstar.evaluators.backends.serve import make_server
+    from mmstar.evaluators.models.modelcheck import model_kind
 
     if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
         raise MmstarError(f"--host {args.host} exposes the model beyond this machine; add --allow-remote "
@@ -388,7 +376,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
 
 
 def _cmd_backbone_extract(args: argparse.Namespace) -> int:
-    from .backbone import extract_backbone
+    from mmstar.evaluators.models.backbone import extract_backbone
 
     res = extract_backbone(args.vlm, Path(args.out), trust_remote_code=args.trust_remote_code,
                            allow_pickle=args.allow_pickle, overwrite=args.overwrite)
@@ -407,7 +395,7 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
     p.add_argument("--out", default="runs")
     p.add_argument("--acc", help="VLMEvalKit's own *_acc.csv (default: {stem}_acc.csv next to the file, if any)")
-    from .judge import add_judge_args
+    from mmstar.evaluators.run.judge import add_judge_args
 
     add_judge_args(p)
     p.set_defaults(func=_cmd_import)

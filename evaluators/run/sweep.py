@@ -26,10 +26,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.models.registry import ModelEntry
+
 from mmstar.errors import DataError, MmstarError
 from mmstar.sample import Benchmark
 
-from .registry import ModelEntry
 from .runner import EvalConfig, run_eval, summary_line
 
 # options a config file may set: the `mmstar eval` flags, by their argparse names
