@@ -3,15 +3,22 @@
 Started by ``mmstar review`` (configuration through MMSTAR_REVIEW_* environment variables).
 Question and option text are shown with ``st.text`` / ``st.code``: as text, never as HTML or
 markdown, so a ``<script>`` in the data is just characters on the screen.
+
+Once the store has accounts, ``gate.require_reviewer`` shows a login form and nothing else until a
+live session exists; decisions are then recorded as the session's account. A reviewer sees only their
+own votes (blind review); a lead sees everyone's, the consensus figures, and adjudicates disputes.
 """
 
 from __future__ import annotations
 
 import os
 import uuid
+from datetime import timedelta
 
 import streamlit as st
-from mmstar.review_app.store import REASONS, Store, agreement, check_reviewer, status
+from mmstar.review_app.accounts import Accounts
+from mmstar.review_app.gate import Reviewer, require_reviewer
+from mmstar.review_app.store import REASONS, Store, Vote, agreement, final_status, status
 
 from mmstar.errors import MmstarError
 from mmstar.loaders import load_benchmark
@@ -23,7 +30,12 @@ DB = os.environ.get("MMSTAR_REVIEW_DB", "")
 DEFAULT_REVIEWER = os.environ.get("MMSTAR_REVIEW_REVIEWER", "")
 QUORUM = int(os.environ.get("MMSTAR_REVIEW_QUORUM", "0") or 0) or None
 TARGET = int(os.environ.get("MMSTAR_REVIEW_TARGET", "250"))
-STATUSES = ("all", "needs my vote", "unreviewed", "needs votes", "disputed", "accepted", "rejected")
+SESSION_HOURS = float(os.environ.get("MMSTAR_REVIEW_SESSION_HOURS", "8") or 8)
+AUTH = os.environ.get("MMSTAR_REVIEW_AUTH", "password")
+STATUSES = ("all", "needs my vote", "unreviewed", "needs votes", "disputed", "accepted", "rejected", "adjudicated")
+BLIND_STATUSES = ("all", "needs my vote", "voted by me")  # a reviewer's filters tell nothing of others' votes
+SHOWN = "reviewer-shown"  # display-only field; its value is never used as the reviewer, only compared
+NOTICE = "_mmstar_review_notice"
 
 
 @st.cache_resource
@@ -38,18 +50,11 @@ def _store(db: str) -> Store:
     return store
 
 
-def _sidebar(bench, latest):
-    st.sidebar.header("Reviewer")
-    reviewer = st.sidebar.text_input("Your name", value=DEFAULT_REVIEWER, key="reviewer")
-    try:
-        check_reviewer(reviewer)
-    except MmstarError as exc:
-        st.sidebar.error(str(exc))
-        reviewer = ""
+def _sidebar(bench, latest, adjudicated, who: Reviewer):
     st.sidebar.header("Filters")
     sources = sorted({s.source for s in bench})
     chosen_sources = st.sidebar.multiselect("Source", sources, default=[], key="f_source")
-    chosen_status = st.sidebar.selectbox("Status", STATUSES, key="f_status")
+    chosen_status = st.sidebar.selectbox("Status", STATUSES if who.sees_all else BLIND_STATUSES, key="f_status")
     caps = ["all"] + [c.name for c in CAPABILITIES]
     chosen_cap = st.sidebar.selectbox("Capability (as labelled)", caps, key="f_cap")
 
@@ -60,19 +65,28 @@ def _sidebar(bench, latest):
         if chosen_cap != "all" and s.category != chosen_cap:
             return False
         if chosen_status == "needs my vote":
-            return bool(reviewer) and reviewer not in votes
-        return chosen_status == "all" or status(votes, QUORUM) == chosen_status
+            return who.name not in votes
+        if chosen_status == "voted by me":
+            return who.name in votes
+        if chosen_status == "adjudicated":
+            return s.index in adjudicated
+        return chosen_status == "all" or final_status(votes, adjudicated.get(s.index), QUORUM) == chosen_status
 
-    return reviewer, [s for s in bench if visible(s)]
+    return [s for s in bench if visible(s)]
 
 
-def _progress_panel(bench, latest) -> None:
+def _own_votes(latest: dict[int, dict[str, Vote]], name: str) -> dict[int, dict[str, Vote]]:
+    """Blind review: a reviewer's view of the store holds their own votes and nothing else."""
+    return {i: {name: votes[name]} for i, votes in latest.items() if name in votes}
+
+
+def _progress_panel(bench, latest, adjudicated) -> None:
     st.sidebar.header("Progress")
     accepted: dict[tuple[str, str], int] = {}
     for s in bench:
-        votes = latest.get(s.index, {})
-        if status(votes, QUORUM) == "accepted":
-            v = next(iter(votes.values()))
+        votes, adj = latest.get(s.index, {}), adjudicated.get(s.index)
+        if final_status(votes, adj, QUORUM) == "accepted":
+            v = adj or next(iter(votes.values()))
             accepted[(v.category, v.l2_category)] = accepted.get((v.category, v.l2_category), 0) + 1
     for cap in CAPABILITIES:
         n = sum(accepted.get((cap.name, a.name), 0) for a in cap.axes)
@@ -89,7 +103,7 @@ def _progress_panel(bench, latest) -> None:
     st.sidebar.caption(f"Fleiss' kappa: keep/drop {k(ag['kappa_keep_drop'])}, capability {k(ag['kappa_capability'])}")
 
 
-def _show_sample(s, votes) -> None:
+def _show_sample(s, votes, adj: Vote | None, who: Reviewer) -> None:
     left, right = st.columns([3, 2])
     with left:
         if s.image is not None:
@@ -115,12 +129,19 @@ def _show_sample(s, votes) -> None:
             st.text(f"Blind LVLM hits: {', '.join(evidence.get('blind_lvlm_hits', [])) or 'none'}")
         if "difficulty" in s.meta:
             st.text(f"Difficulty: {s.meta['difficulty']} ({s.meta.get('lvlm_hits')}/{s.meta.get('n_lvlms')} LVLMs)")
-        if votes:
-            st.text("Votes: " + "; ".join(f"{r}: {v.decision}" + (f" {v.l2_category}" if v.decision == "keep" else
-                                                                    f" ({v.reason})") for r, v in votes.items()))
+        if votes and who.sees_all:
+            st.text("Votes: " + "; ".join(f"{r}: {_label(v)}" for r, v in votes.items()))
+        elif who.name in votes:
+            st.text(f"Your vote: {_label(votes[who.name])}")
+        if adj is not None and who.sees_all:
+            st.text(f"Adjudicated by {adj.reviewer}: {_label(adj)}")
 
 
-def _decision_form(s, reviewer: str, store: Store) -> bool:
+def _label(v: Vote) -> str:
+    return f"{v.decision} {v.l2_category}" if v.decision == "keep" else f"{v.decision} ({v.reason})"
+
+
+def _decision_form(s, who: Reviewer, store: Store, can_adjudicate: bool) -> bool:
     key = f"s{s.index}"
     decision = st.radio("Decision", ("keep", "drop"), horizontal=True, key=f"{key}-decision")
     reason = None
@@ -144,19 +165,40 @@ def _decision_form(s, reviewer: str, store: Store) -> bool:
             corrections["options"] = {k: v for k, v in opts.items() if k in LETTERS}
         if ans != s.answer:
             corrections["answer"] = ans
+    # shown for orientation only: decisions go to the logged-in account whatever this field says
+    st.text_input("Reviewer (from your login)", value=who.name, disabled=True, key=SHOWN)
     token_key = f"{key}-token"
     st.session_state.setdefault(token_key, uuid.uuid4().hex)
-    if st.button("Submit decision", type="primary", disabled=not reviewer, key=f"{key}-submit"):
-        try:
-            store.add_decision(s.index, reviewer, decision, reason=reason,
-                               category=category, l2_category=l2, corrections=corrections,
-                               client_token=st.session_state[token_key])
-        except MmstarError as exc:
-            st.error(str(exc))
-            return False
-        st.session_state[token_key] = uuid.uuid4().hex
-        return True
-    return False
+    cols = st.columns([1, 1, 3])
+    vote = cols[0].button("Submit decision", type="primary", key=f"{key}-submit")
+    adjudicate = can_adjudicate and cols[1].button("Adjudicate (final)", key=f"{key}-adjudicate",
+                                                   help="a lead's decision that settles this disputed sample")
+    if not (vote or adjudicate):
+        return False
+    _note_tampering(store, who)
+    try:
+        store.add_decision(s.index, who.name, decision, reason=reason, category=category, l2_category=l2,
+                           corrections=corrections, client_token=st.session_state[token_key],
+                           account_id=who.account_id, kind="adjudication" if adjudicate else "vote",
+                           actor=who.name if who.account_id is not None else f"local:{who.name}")
+    except MmstarError as exc:
+        st.error(str(exc))
+        return False
+    st.session_state[token_key] = uuid.uuid4().hex
+    return True
+
+
+def _note_tampering(store: Store, who: Reviewer) -> None:
+    """The reviewer field is disabled, so only a tampered page changes it. Recent Streamlit already drops a
+    forged value for a disabled widget; older ones (>= 1.40 is allowed) pass it on. Either way it is never
+    used: this only puts the attempt in the audit trail."""
+    claimed = st.session_state.get(SHOWN)
+    if claimed is not None and claimed != who.name:
+        store.audit("tampered_form", account=who.name, account_id=who.account_id, actor=who.name,
+                    detail={"claimed_reviewer": str(claimed)[:80]})
+        # kept for the next run: a saved decision reruns the script before this run's output is seen
+        st.session_state[NOTICE] = (f"the page claimed reviewer {str(claimed)[:40]!r}; the decision is recorded "
+                                    f"as {who.name}")
 
 
 def main() -> None:
@@ -165,13 +207,26 @@ def main() -> None:
         st.error("start the app with: mmstar review CANDIDATES --db DB")
         st.stop()
     try:
-        bench, store = _bench(CANDIDATES), _store(DB)
+        store = _store(DB)
     except MmstarError as exc:
         st.error(str(exc))
         st.stop()
-    latest = store.latest_votes()
-    reviewer, visible = _sidebar(bench, latest)
-    _progress_panel(bench, latest)
+    # the gate comes before the candidates are even loaded: nothing of them can reach a stranger's page
+    who = require_reviewer(Accounts(store, session_ttl=timedelta(hours=SESSION_HOURS)), DEFAULT_REVIEWER, AUTH)
+    try:
+        bench = _bench(CANDIDATES)
+    except MmstarError as exc:
+        st.error(str(exc))
+        st.stop()
+    everyone = store.latest_votes()
+    latest = everyone if who.sees_all else _own_votes(everyone, who.name)
+    adjudicated = store.adjudications() if who.sees_all else {}
+    visible = _sidebar(bench, latest, adjudicated, who)
+    if who.sees_all:
+        _progress_panel(bench, latest, adjudicated)
+    else:
+        st.sidebar.header("Progress")
+        st.sidebar.caption(f"you have voted on {len(latest)} of {len(bench)} samples")
     st.title("mmstar review")
     if not visible:
         st.info("no sample matches the filters")
@@ -183,18 +238,21 @@ def main() -> None:
     if nav[1].button("Next ▶", key="next"):
         pos = min(len(visible) - 1, pos + 1)
     if nav[2].button("Next needing my vote", key="next-mine"):
-        pos = _next_needing(visible, latest, reviewer, pos)
+        pos = _next_needing(visible, latest, who.name, pos)
     st.session_state["pos"] = pos
     nav[3].caption(f"sample {pos + 1} of {len(visible)} matching the filters")
     s = visible[pos]
     votes = latest.get(s.index, {})
-    _show_sample(s, votes)
-    if _decision_form(s, reviewer, store):
-        st.session_state["pos"] = _next_needing(visible, store.latest_votes(), reviewer, pos)
+    _show_sample(s, votes, adjudicated.get(s.index), who)
+    can_adjudicate = who.role == "lead" and status(votes, QUORUM) == "disputed"
+    if _decision_form(s, who, store, can_adjudicate):
+        st.session_state["pos"] = _next_needing(visible, store.latest_votes(), who.name, pos)
         st.session_state["last_saved"] = s.index
         st.rerun()
     if "last_saved" in st.session_state:
         st.success(f"saved your decision on index {st.session_state['last_saved']}")
+    if NOTICE in st.session_state:
+        st.warning(st.session_state.pop(NOTICE))
 
 
 def _next_needing(visible, latest, reviewer: str, pos: int) -> int:

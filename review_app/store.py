@@ -1,7 +1,13 @@
 """The review decision store (SQLAlchemy; SQLite in WAL mode by default, PostgreSQL for teams).
 
 Append-only: every decision is a new row; nothing is updated or deleted. A reviewer changes a vote
-by adding a newer row; consensus reads each reviewer's latest row per sample.
+by adding a newer row; consensus reads each reviewer's latest row per sample. A lead's adjudication
+is a decision row of kind ``adjudication``: it settles the sample but is not a rating, so consensus
+and Fleiss' kappa read votes only.
+
+The same database holds the accounts, login sessions and the audit trail (``accounts.py`` works on
+them); every decision writes its audit row in the decision's own transaction, so neither exists
+without the other.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from mmstar.errors import MmstarError, require
 from mmstar.taxonomy import capability_of_axis
 
 DECISIONS = ("keep", "drop")
+KINDS = ("vote", "adjudication")
 REASONS = ("answerable without the image", "leaked / memorisable", "ambiguous", "wrong answer", "other")
 _REVIEWER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,39}$")
 
@@ -26,6 +33,15 @@ def check_reviewer(name: str) -> str:
     if not _REVIEWER.match(name or ""):
         raise MmstarError(f"invalid reviewer name {name!r}: 1-40 letters, digits, '_', '.', '@' or '-'")
     return name
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def stamp(when: datetime | None = None) -> str:
+    """Fixed-width UTC ISO time: these strings sort as the times they name."""
+    return (when or utcnow()).astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
 def engine_url(db: str) -> str:
@@ -43,6 +59,7 @@ class Vote:
     corrections: dict[str, Any]
     created: str
     row_id: int
+    account_id: int | None = None
 
 
 class Store:
@@ -74,24 +91,85 @@ class Store:
             sa.Column("l2_category", sa.String(64)),
             sa.Column("corrections", sa.Text, nullable=False, default="{}"),
             sa.Column("client_token", sa.String(64), unique=True),
+            sa.Column("account_id", sa.Integer),  # None: local single-user mode, or a store from before accounts
+            sa.Column("kind", sa.String(16), nullable=False, default="vote", server_default="vote"),
         )
         self.settings = sa.Table("settings", md, sa.Column("key", sa.String(64), primary_key=True),
                                  sa.Column("value", sa.Text, nullable=False))
+        self.accounts = sa.Table(
+            "accounts", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("name", sa.String(40), nullable=False, unique=True),
+            sa.Column("role", sa.String(12), nullable=False),
+            # only a salted scrypt hash, with the parameters it was made with beside it
+            sa.Column("password_hash", sa.String(128), nullable=False),
+            sa.Column("password_salt", sa.String(64), nullable=False),
+            sa.Column("password_params", sa.String(128), nullable=False),
+            sa.Column("must_change", sa.Boolean, nullable=False, default=True),
+            sa.Column("disabled", sa.Boolean, nullable=False, default=False),
+            sa.Column("failed_logins", sa.Integer, nullable=False, default=0),
+            sa.Column("locked_until", sa.String(40)),
+            sa.Column("created", sa.String(40), nullable=False),
+            sa.Column("last_login", sa.String(40)),
+        )
+        self.sessions = sa.Table(
+            "sessions", md,
+            # the SHA-256 of the token: a copy of the database does not hand out live sessions
+            sa.Column("token_hash", sa.String(64), primary_key=True),
+            sa.Column("account_id", sa.Integer, nullable=False, index=True),
+            sa.Column("created", sa.String(40), nullable=False),
+            sa.Column("expires", sa.String(40), nullable=False),
+            sa.Column("ended", sa.String(40)),
+        )
+        self.audit_log = sa.Table(
+            "audit", md,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("created", sa.String(40), nullable=False),
+            sa.Column("event", sa.String(32), nullable=False, index=True),
+            sa.Column("account", sa.String(40)),  # the account the event is about (as typed, for failed logins)
+            sa.Column("account_id", sa.Integer),
+            sa.Column("actor", sa.String(80)),  # who did it: the account, "cli:<os user>", "local:<name>"
+            sa.Column("detail", sa.Text, nullable=False, default="{}"),
+        )
         try:
             md.create_all(self.engine)
+            self._migrate()
         except sa.exc.SQLAlchemyError as exc:
             raise MmstarError(f"cannot open the review database {db}: {str(exc).splitlines()[0]}") from None
+
+    def _migrate(self) -> None:
+        """Stores written before accounts existed lack two decision columns; add them in place (old
+        rows become votes without an account id, which is what they were)."""
+        have = {c["name"] for c in self.sa.inspect(self.engine).get_columns("decisions")}
+        for name, ddl in (("account_id", "ALTER TABLE decisions ADD COLUMN account_id INTEGER"),
+                          ("kind", "ALTER TABLE decisions ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'vote'")):
+            if name not in have:
+                try:
+                    with self.engine.begin() as conn:
+                        conn.exec_driver_sql(ddl)
+                except self.sa.exc.SQLAlchemyError:
+                    # another process may have added it a moment ago; anything else fails the check below
+                    pass
+        have = {c["name"] for c in self.sa.inspect(self.engine).get_columns("decisions")}
+        if not {"account_id", "kind"} <= have:
+            raise MmstarError("cannot add the account columns to the decisions table")
 
     # ---------------------------------------------------------------- writes
 
     def add_decision(self, sample_index: int, reviewer: str, decision: str, *, reason: str | None = None,
                      category: str | None = None, l2_category: str | None = None,
-                     corrections: dict[str, Any] | None = None, client_token: str | None = None) -> int | None:
-        """Append one decision; returns its row id, or None when ``client_token`` was already stored
-        (a double-submitted form is recorded once)."""
+                     corrections: dict[str, Any] | None = None, client_token: str | None = None,
+                     account_id: int | None = None, kind: str = "vote", actor: str | None = None) -> int | None:
+        """Append one decision and its audit row; returns the decision's row id, or None when
+        ``client_token`` was already stored (a double-submitted form is recorded once).
+
+        The caller names the reviewer; the app passes the logged-in account, never anything the page
+        sent. An adjudication must come from an enabled lead account, checked here as well."""
         check_reviewer(reviewer)
         if decision not in DECISIONS:
             raise MmstarError(f"decision must be keep or drop, not {decision!r}")
+        if kind not in KINDS:
+            raise MmstarError(f"decision kind must be vote or adjudication, not {kind!r}")
         if decision == "keep":
             cap = capability_of_axis(l2_category or "")
             if cap is None or cap.name != category:
@@ -99,16 +177,51 @@ class Store:
         elif reason not in REASONS:
             raise MmstarError(f"drop needs a reason, one of: {', '.join(REASONS)}")
         row = {"sample_index": int(sample_index), "reviewer": reviewer, "decision": decision,
-               "created": datetime.now(timezone.utc).isoformat(timespec="microseconds"), "reason": reason,
-               "category": category, "l2_category": l2_category,
-               "corrections": json.dumps(corrections or {}, ensure_ascii=False), "client_token": client_token}
+               "created": stamp(), "reason": reason, "category": category, "l2_category": l2_category,
+               "corrections": json.dumps(corrections or {}, ensure_ascii=False), "client_token": client_token,
+               "account_id": account_id, "kind": kind}
         try:
             with self.engine.begin() as conn:
-                return int(conn.execute(self.decisions.insert().values(**row)).inserted_primary_key[0])
+                if kind == "adjudication":
+                    acc = self.accounts.c
+                    lead = conn.execute(self.sa.select(acc.name).where(
+                        acc.id == account_id, acc.role == "lead", acc.disabled.is_(False))).first()
+                    if lead is None or lead[0] != reviewer:
+                        raise MmstarError(f"only an enabled lead account can adjudicate; {reviewer!r} is not one")
+                row_id = int(conn.execute(self.decisions.insert().values(**row)).inserted_primary_key[0])
+                self.audit("adjudication" if kind == "adjudication" else "decision", account=reviewer,
+                           account_id=account_id, actor=actor or reviewer, conn=conn,
+                           detail={"decision_id": row_id, "sample_index": int(sample_index), "decision": decision,
+                                   "reason": reason, "category": category, "l2_category": l2_category,
+                                   "corrected": sorted(corrections or {})})
+                return row_id
         except self.sa.exc.IntegrityError:
             if client_token is None:
                 raise
             return None
+
+    def audit(self, event: str, *, account: str | None = None, account_id: int | None = None,
+              actor: str | None = None, detail: dict[str, Any] | None = None, conn: Any = None) -> None:
+        """One audit row; inside ``conn``'s transaction when given, else in its own."""
+        row = {"created": stamp(), "event": event, "account": (account or None) and account[:40],
+               "account_id": account_id, "actor": (actor or None) and actor[:80],
+               "detail": json.dumps(detail or {}, ensure_ascii=False, default=str)}
+        if conn is not None:
+            conn.execute(self.audit_log.insert().values(**row))
+            return
+        with self.engine.begin() as own:
+            own.execute(self.audit_log.insert().values(**row))
+
+    def audit_rows(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """The audit trail, oldest first (the newest ``limit`` rows when given)."""
+        q = self.sa.select(self.audit_log).order_by(self.audit_log.c.id.desc())
+        if limit:
+            q = q.limit(limit)
+        with self.engine.connect() as conn:
+            rows = [dict(r) for r in conn.execute(q).mappings().all()]
+        for r in rows:
+            r["detail"] = json.loads(r["detail"] or "{}")
+        return rows[::-1]
 
     def set_setting(self, key: str, value: str) -> None:
         with self.engine.begin() as conn:
@@ -131,13 +244,21 @@ class Store:
         return [dict(r) for r in rows]
 
     def latest_votes(self) -> dict[int, dict[str, Vote]]:
-        """sample index -> reviewer -> that reviewer's latest vote."""
+        """sample index -> reviewer -> that reviewer's latest vote (adjudications are not votes)."""
         out: dict[int, dict[str, Vote]] = defaultdict(dict)
         for r in self.all_rows():
-            out[r["sample_index"]][r["reviewer"]] = Vote(
-                r["reviewer"], r["decision"], r["reason"], r["category"], r["l2_category"],
-                json.loads(r["corrections"] or "{}"), r["created"], r["id"])
+            if r.get("kind", "vote") == "vote":
+                out[r["sample_index"]][r["reviewer"]] = _vote(r)
         return out
+
+    def adjudications(self) -> dict[int, Vote]:
+        """sample index -> the latest adjudication by a lead."""
+        return {r["sample_index"]: _vote(r) for r in self.all_rows() if r.get("kind") == "adjudication"}
+
+
+def _vote(r: dict[str, Any]) -> Vote:
+    return Vote(r["reviewer"], r["decision"], r["reason"], r["category"], r["l2_category"],
+                json.loads(r["corrections"] or "{}"), r["created"], r["id"], r.get("account_id"))
 
 
 def status(votes: dict[str, Vote], quorum: int | None = None) -> str:
@@ -157,6 +278,13 @@ def status(votes: dict[str, Vote], quorum: int | None = None) -> str:
     if decisions == {"drop"}:
         return "rejected"
     return "disputed"
+
+
+def final_status(votes: dict[str, Vote], adjudication: Vote | None, quorum: int | None = None) -> str:
+    """A lead's adjudication settles a sample (accepted on keep, rejected on drop); otherwise the votes do."""
+    if adjudication is not None:
+        return "accepted" if adjudication.decision == "keep" else "rejected"
+    return status(votes, quorum)
 
 
 def fleiss_kappa(ratings: list[list[str]]) -> float | None:

@@ -66,8 +66,9 @@ def test_store_is_append_only_and_validates(tmp_path):
         store.add_decision(3, "bob", "drop")
     with pytest.raises(MmstarError, match="invalid reviewer name"):
         store.add_decision(3, "<img src=x>", "drop", reason="other")
-    assert store.add_decision(4, "bob", "drop", reason="other", client_token="t1") is not None
-    assert store.add_decision(4, "bob", "drop", reason="other", client_token="t1") is None  # double submit
+    form_key = "t1"  # a form's double-submit key
+    assert store.add_decision(4, "bob", "drop", reason="other", client_token=form_key) is not None
+    assert store.add_decision(4, "bob", "drop", reason="other", client_token=form_key) is None  # double submit
     assert len(store.all_rows()) == 3
     mode = store.engine.connect().exec_driver_sql("PRAGMA journal_mode").scalar()
     assert mode == "wal"
@@ -84,6 +85,9 @@ def test_two_concurrent_writer_processes_lose_nothing(tmp_path):
     assert len(rows) == 300 and len({r["id"] for r in rows}) == 300
     assert sorted((r["reviewer"], r["sample_index"]) for r in rows) == sorted(
         (n, i) for n in ("alice", "bob") for i in range(150))
+    # every decision has its audit row, written in the decision's own transaction
+    audited = [r["detail"]["decision_id"] for r in Store(db).audit_rows() if r["event"] == "decision"]
+    assert sorted(audited) == sorted(r["id"] for r in rows)
 
 
 def test_export_applies_corrections_and_is_loadable(tmp_path, candidates):

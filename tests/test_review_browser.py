@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 import time
-import urllib.request
+from http.client import HTTPConnection
 
 import pytest
 
@@ -14,6 +14,15 @@ pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCRIPT_Q = "<script>window.pwned=1</script><b>bold</b> What colour?\nOptions: A: red, B: green, C: blue, D: yellow"
+
+
+def _healthy(port: int) -> bool:
+    conn = HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/_stcore/health")
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
 
 
 def _free_port() -> int:
@@ -34,13 +43,14 @@ def app(tmp_path):
     bench._samples[0] = bench[0].with_(question=SCRIPT_Q)
     cands = write_benchmark(bench, tmp_path / "cands.parquet")
     db, port = tmp_path / "review.db", _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "mmstar", "review", str(cands), "--db", str(db), "--reviewer",
-                             "alice", "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    cmd = [sys.executable, "-m", "mmstar", "review", str(cands), "--db", str(db), "--reviewer", "alice", "--port",
+           str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # noqa: S603, RUF100  our CLI
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if urllib.request.urlopen(f"{url}/_stcore/health", timeout=2).status == 200:
+            if _healthy(port):
                 break
         except OSError:
             time.sleep(0.3)

@@ -1,0 +1,350 @@
+"""Reviewer accounts, login sessions and lockout, kept in the decision store (SQLite or PostgreSQL).
+
+* Passwords: only a salted ``hashlib.scrypt`` hash is stored, with its parameters beside it, so the
+  cost can be raised later without breaking existing accounts (a login rehashes with the new ones).
+  Keys are compared with ``hmac.compare_digest``; an unknown name costs the same scrypt as a known one.
+* ``add`` and ``reset`` make a one-time password: shown once, it only lets its owner choose their own.
+* Sessions live server-side with an absolute expiry; the browser's Streamlit session holds a random
+  token whose SHA-256 is the row key. Disabling an account or resetting it ends its sessions.
+* Consecutive failed logins lock the account for a while; every login, failure, lockout and account
+  change goes to the audit trail.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from mmstar.errors import MmstarError
+
+from .store import Store, check_reviewer, stamp, utcnow
+
+ROLES = ("reviewer", "lead")
+# 2**14 x 8 x 1 (16 MiB, ~50 ms here): OWASP's scrypt floor is 2**17 x 8 x 1 for hashes that may leak; the
+# parameters are stored per account, so raising SCRYPT upgrades each account at its next login.
+SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+MIN_PASSWORD = 10
+GENERIC_FAILURE = "wrong user name or password"
+
+
+class LoginError(MmstarError):
+    """A refused login or password change; the message is safe to show on the login page."""
+
+
+@dataclass(frozen=True)
+class Account:
+    id: int
+    name: str
+    role: str
+    disabled: bool
+    must_change: bool
+    failed_logins: int
+    locked_until: str | None
+    created: str
+    last_login: str | None
+
+    @property
+    def is_lead(self) -> bool:
+        return self.role == "lead"
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def _params_text(params: dict[str, int]) -> str:
+    return "scrypt:" + ",".join(f"{k}={params[k]}" for k in ("n", "r", "p", "dklen"))
+
+
+def _parse_params(text: str) -> dict[str, int]:
+    kind, _, rest = text.partition(":")
+    if kind != "scrypt":
+        raise MmstarError(f"unknown password hash {kind!r}")
+    return {k: int(v) for k, v in (item.split("=") for item in rest.split(","))}
+
+
+def hash_password(password: str, params: dict[str, int] | None = None) -> tuple[str, str, str]:
+    """(hash, salt, params), base64 and text: what the accounts table keeps."""
+    if not password:
+        raise LoginError("empty password")
+    params = params or SCRYPT
+    salt = secrets.token_bytes(16)
+    key = _scrypt(password, salt, params)
+    return _b64(key), _b64(salt), _params_text(params)
+
+
+def _scrypt(password: str, salt: bytes, params: dict[str, int]) -> bytes:
+    mem = 128 * params["r"] * (params["n"] + params["p"] + 2) + (1 << 20)
+    return hashlib.scrypt(password.encode("utf-8"), salt=salt, n=params["n"], r=params["r"], p=params["p"],
+                          dklen=params["dklen"], maxmem=mem)
+
+
+def verify_password(password: str, hashed: str, salt: str, params: str) -> bool:
+    key = _scrypt(password, base64.b64decode(salt), _parse_params(params))
+    return hmac.compare_digest(key, base64.b64decode(hashed))
+
+
+def new_password() -> str:
+    """A one-time password: 16 URL-safe characters (96 random bits)."""
+    return secrets.token_urlsafe(12)
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or 'localhost'; anything else (0.0.0.0, a LAN address, a name) reaches further."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# an unknown name is checked against this, so a login's timing does not tell which names exist
+_DUMMY = hash_password(secrets.token_urlsafe(16))
+
+
+class Accounts:
+    def __init__(self, store: Store, *, max_failures: int = 5, lockout: timedelta = timedelta(minutes=15),
+                 session_ttl: timedelta = timedelta(hours=8)) -> None:
+        self.store, self.sa, self.t = store, store.sa, store.accounts
+        self.max_failures, self.lockout, self.session_ttl = max_failures, lockout, session_ttl
+
+    # ---------------------------------------------------------------- reading
+
+    def _row(self, conn: Any, name: str) -> Any:
+        return conn.execute(self.sa.select(self.t).where(self.t.c.name == name)).mappings().first()
+
+    @staticmethod
+    def _account(row: Any) -> Account:
+        return Account(row["id"], row["name"], row["role"], bool(row["disabled"]), bool(row["must_change"]),
+                       int(row["failed_logins"] or 0), row["locked_until"], row["created"], row["last_login"])
+
+    def get(self, name: str) -> Account | None:
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, name)
+        return self._account(row) if row else None
+
+    def list(self) -> list[Account]:
+        with self.store.engine.connect() as conn:
+            rows = conn.execute(self.sa.select(self.t).order_by(self.t.c.name)).mappings().all()
+        return [self._account(r) for r in rows]
+
+    def has_accounts(self) -> bool:
+        """Once a store has accounts (even only disabled ones) the app logs people in, and may listen beyond
+        loopback; it never falls back to the single-user mode, where the command line names the reviewer."""
+        with self.store.engine.connect() as conn:
+            return conn.execute(self.sa.select(self.t.c.id).limit(1)).first() is not None
+
+    def _need(self, conn: Any, name: str) -> Any:
+        row = self._row(conn, name)
+        if row is None:
+            raise MmstarError(f"unknown user {name!r} (see: mmstar review users list --db DB)")
+        return row
+
+    # ---------------------------------------------------------------- account changes (the CLI)
+
+    def add(self, name: str, role: str = "reviewer", *, actor: str) -> str:
+        """Create an account; returns its one-time password."""
+        check_reviewer(name)
+        if role not in ROLES:
+            raise MmstarError(f"role must be reviewer or lead, not {role!r}")
+        password = new_password()
+        hashed, salt, params = hash_password(password)
+        row = {"name": name, "role": role, "password_hash": hashed, "password_salt": salt, "password_params": params,
+               "must_change": True, "disabled": False, "failed_logins": 0, "created": stamp()}
+        try:
+            with self.store.engine.begin() as conn:
+                if self._row(conn, name) is not None:
+                    raise MmstarError(f"user {name!r} already exists (a new password: mmstar review users reset "
+                                      f"{name} --db DB)")
+                account_id = int(conn.execute(self.t.insert().values(**row)).inserted_primary_key[0])
+                self.store.audit("user_add", account=name, account_id=account_id, actor=actor, conn=conn,
+                                 detail={"role": role})
+        except self.sa.exc.IntegrityError:  # two adds of one name racing: the unique index decides
+            raise MmstarError(f"user {name!r} already exists") from None
+        return password
+
+    def disable(self, name: str, *, actor: str) -> None:
+        with self.store.engine.begin() as conn:
+            row = self._need(conn, name)
+            if row["disabled"]:
+                raise MmstarError(f"user {name!r} is already disabled")
+            conn.execute(self.t.update().where(self.t.c.id == row["id"]).values(disabled=True))
+            self._end_sessions(conn, row["id"])
+            self.store.audit("user_disable", account=name, account_id=row["id"], actor=actor, conn=conn)
+
+    def reset(self, name: str, *, actor: str, role: str | None = None, enable: bool = False) -> str:
+        """A new one-time password; clears a lockout and ends the account's sessions. A disabled account
+        stays refused unless ``enable`` says to re-enable it, so a reset cannot undo a disable by accident."""
+        if role is not None and role not in ROLES:
+            raise MmstarError(f"role must be reviewer or lead, not {role!r}")
+        password = new_password()
+        hashed, salt, params = hash_password(password)
+        with self.store.engine.begin() as conn:
+            row = self._need(conn, name)
+            if row["disabled"] and not enable:
+                raise MmstarError(f"user {name!r} is disabled; reset --enable re-enables it with a new password")
+            values: dict[str, Any] = {"password_hash": hashed, "password_salt": salt, "password_params": params,
+                                      "must_change": True, "failed_logins": 0, "locked_until": None,
+                                      "disabled": False}
+            if role:
+                values["role"] = role
+            conn.execute(self.t.update().where(self.t.c.id == row["id"]).values(**values))
+            self._end_sessions(conn, row["id"])
+            self.store.audit("user_reset", account=name, account_id=row["id"], actor=actor, conn=conn,
+                             detail={"role": role or row["role"], "enabled": bool(row["disabled"])})
+        return password
+
+    # ---------------------------------------------------------------- login and sessions (the app)
+
+    def login(self, name: str, password: str, *, ip: str | None = None) -> str:
+        """Check a password; returns a new session token. Raises LoginError with a line for the page."""
+        name = (name or "").strip()
+        if not name:
+            raise LoginError("empty user name")
+        if not password:
+            raise LoginError("empty password")
+        where = {"ip": ip} if ip else {}
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, name)
+        if row is None:
+            verify_password(password, *_DUMMY)
+            self.store.audit("login_failed", account=name, actor=name, detail={**where, "why": "unknown user"})
+            raise LoginError(GENERIC_FAILURE)
+        now = utcnow()
+        locked = row["locked_until"] and datetime.fromisoformat(row["locked_until"]) > now
+        if locked:
+            # no password check while locked: a correct guess must not be told apart from a wrong one
+            self.store.audit("login_failed", account=name, account_id=row["id"], actor=name,
+                             detail={**where, "why": "locked"})
+            raise LoginError(self._locked_message(datetime.fromisoformat(row["locked_until"]), now))
+        if not verify_password(password, row["password_hash"], row["password_salt"], row["password_params"]):
+            raise LoginError(self._failed(row, now, where))
+        if row["disabled"]:
+            self.store.audit("login_failed", account=name, account_id=row["id"], actor=name,
+                             detail={**where, "why": "disabled"})
+            raise LoginError("this account is disabled; ask a lead")
+        token = secrets.token_urlsafe(32)
+        values: dict[str, Any] = {"failed_logins": 0, "locked_until": None, "last_login": stamp(now)}
+        if row["password_params"] != _params_text(SCRYPT):  # stored with older parameters: upgrade now
+            values.update(zip(("password_hash", "password_salt", "password_params"), hash_password(password),
+                              strict=True))
+        with self.store.engine.begin() as conn:
+            conn.execute(self.t.update().where(self.t.c.id == row["id"]).values(**values))
+            self._open_session(conn, row["id"], token, now)
+            self.store.audit("login", account=name, account_id=row["id"], actor=name, conn=conn,
+                             detail={**where, "method": "password"})
+        return token
+
+    def _failed(self, row: Any, now: datetime, where: dict[str, str]) -> str:
+        """Count one failure (atomically: concurrent guesses all count); lock at the limit."""
+        c = self.t.c
+        with self.store.engine.begin() as conn:
+            expired_lock = row["locked_until"] is not None  # a lock that ran out starts a fresh count
+            conn.execute(self.t.update().where(c.id == row["id"]).values(
+                failed_logins=1 if expired_lock else c.failed_logins + 1, locked_until=None))
+            failures = conn.execute(self.sa.select(c.failed_logins).where(c.id == row["id"])).scalar_one()
+            self.store.audit("login_failed", account=row["name"], account_id=row["id"], actor=row["name"],
+                             conn=conn, detail={**where, "why": "wrong password", "failures": failures})
+            if failures < self.max_failures:
+                return GENERIC_FAILURE
+            until = now + self.lockout
+            conn.execute(self.t.update().where(c.id == row["id"]).values(locked_until=stamp(until)))
+            self.store.audit("lockout", account=row["name"], account_id=row["id"], actor=row["name"], conn=conn,
+                             detail={**where, "failures": failures, "until": stamp(until)})
+        return f"{GENERIC_FAILURE}; after {failures} failed logins " + self._locked_message(until, now)
+
+    @staticmethod
+    def _locked_message(until: datetime, now: datetime) -> str:
+        minutes = max(1, round((until - now).total_seconds() / 60))
+        return f"this account is locked for {minutes} more minute(s)"
+
+    def identity_login(self, identity: str, *, ip: str | None = None) -> str:
+        """An identity provider (Streamlit's OIDC login) vouched for ``identity`` (its e-mail): open a
+        session for the account of that name. Roles and disabling still come from this store."""
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, identity) or self._row(conn, identity.lower())
+        where = {"ip": ip} if ip else {}
+        if row is None or row["disabled"]:
+            why = "no account" if row is None else "disabled"
+            self.store.audit("login_failed", account=identity, actor=identity, detail={**where, "why": why,
+                                                                                        "method": "oidc"})
+            raise LoginError(f"{identity} has no enabled account here; a lead adds it with: mmstar review users "
+                             f"add {identity} --db DB")
+        token, now = secrets.token_urlsafe(32), utcnow()
+        with self.store.engine.begin() as conn:
+            conn.execute(self.t.update().where(self.t.c.id == row["id"]).values(last_login=stamp(now)))
+            self._open_session(conn, row["id"], token, now)
+            self.store.audit("login", account=row["name"], account_id=row["id"], actor=row["name"], conn=conn,
+                             detail={**where, "method": "oidc"})
+        return token
+
+    def _open_session(self, conn: Any, account_id: int, token: str, now: datetime) -> None:
+        conn.execute(self.store.sessions.insert().values(token_hash=token_hash(token), account_id=account_id,
+                                                         created=stamp(now), expires=stamp(now + self.session_ttl)))
+
+    def _end_sessions(self, conn: Any, account_id: int, keep: str | None = None) -> None:
+        s = self.store.sessions
+        q = s.update().where(s.c.account_id == account_id, s.c.ended.is_(None))
+        if keep:
+            q = q.where(s.c.token_hash != token_hash(keep))
+        conn.execute(q.values(ended=stamp()))
+
+    def session_account(self, token: str | None) -> Account | None:
+        """The account of a live session: not ended, not expired, account not disabled."""
+        if not token:
+            return None
+        s = self.store.sessions
+        with self.store.engine.connect() as conn:
+            sess = conn.execute(self.sa.select(s).where(s.c.token_hash == token_hash(token))).mappings().first()
+            if sess is None or sess["ended"] or datetime.fromisoformat(sess["expires"]) <= utcnow():
+                return None
+            row = conn.execute(self.sa.select(self.t).where(self.t.c.id == sess["account_id"])).mappings().first()
+        if row is None or row["disabled"]:
+            return None
+        return self._account(row)
+
+    def logout(self, token: str | None) -> None:
+        account = self.session_account(token)
+        if account is None or token is None:
+            return
+        s = self.store.sessions
+        with self.store.engine.begin() as conn:
+            conn.execute(s.update().where(s.c.token_hash == token_hash(token)).values(ended=stamp()))
+            self.store.audit("logout", account=account.name, account_id=account.id, actor=account.name, conn=conn)
+
+    def change_password(self, token: str, new: str, repeat: str) -> None:
+        """The owner of a live session chooses their password (required after a one-time password)."""
+        account = self.session_account(token)
+        if account is None:
+            raise LoginError("your session has ended; log in again")
+        if not new:
+            raise LoginError("empty password")
+        if len(new) < MIN_PASSWORD:
+            raise LoginError(f"a password needs at least {MIN_PASSWORD} characters")
+        if new != repeat:
+            raise LoginError("the two passwords differ")
+        with self.store.engine.connect() as conn:
+            row = self._row(conn, account.name)
+        if verify_password(new, row["password_hash"], row["password_salt"], row["password_params"]):
+            raise LoginError("choose a new password, not the current one-time password" if account.must_change
+                             else "choose a new password, not the current one")
+        hashed, salt, params = hash_password(new)
+        with self.store.engine.begin() as conn:
+            conn.execute(self.t.update().where(self.t.c.id == account.id).values(
+                password_hash=hashed, password_salt=salt, password_params=params, must_change=False))
+            self._end_sessions(conn, account.id, keep=token)  # other sessions may hold a leaked password
+            self.store.audit("password_change", account=account.name, account_id=account.id, actor=account.name,
+                             conn=conn)
