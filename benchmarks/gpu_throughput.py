@@ -1,15 +1,17 @@
 """GPU throughput of ``mmstar eval`` against the card's physical bound, in one command.
 
 Builds a LLaVA-1.5-7B-shaped model (CLIP ViT-L/14 at 336 px -> 576 image tokens; Llama 4096 x 32
-layers, 32k vocabulary) and its Llama backbone with random weights, offline: real shapes, the tiny
-tokenizer of ``evaluators/tiny.py``, created directly on the GPU in bf16 (no CPU copy of the
-weights). Then runs v, wv and t through ``mmstar eval`` (automatic batch size) on ~1,500
-demo-generator samples, and a batch-1 loop (processor -> generate -> decode, as peer toolkits run HF
-models) on the first samples of the same set. Prints in-run samples/s per mode (model load
-excluded, from the run manifest), the speed-up over the batch-1 loop, peak GPU memory, and the
-fraction of the physical bound: prefill FLOPs at the card's peak plus decode weight reads at its
-bandwidth, card figures from ``CARDS`` keyed by ``torch.cuda.get_device_name()``. Everything lands
-in one JSON (written after every step, so a timed-out step still leaves the others).
+layers, 32k vocabulary) and its Llama backbone with random weights, offline: real shapes (the
+``LLAVA_7B`` shape of the tiny LLaVA builder, ``evaluators/models/tiny/llava.py``) with its tiny
+tokenizer, created directly on the GPU in bf16 (no CPU copy of the weights); the backbone is cut out
+by ``evaluators/models/backbone.py``, the extractor of ``mmstar backbone extract``. Then runs v, wv
+and t through ``mmstar eval`` (automatic batch size) on ~1,500 demo-generator samples, and a batch-1
+loop (processor -> generate -> decode, as peer toolkits run HF models) on the first samples of the
+same set. Prints in-run samples/s per mode (model load excluded, from the run manifest), the speed-up
+over the batch-1 loop, peak GPU memory, and the fraction of the physical bound: prefill FLOPs at the
+card's peak plus decode weight reads at its bandwidth, card figures from ``CARDS`` keyed by
+``torch.cuda.get_device_name()``. Everything lands in one JSON (written after every step, so a
+timed-out step still leaves the others).
 
 Each step is its own process under its own timeout. Needs torch + CUDA + transformers; no network,
 no vLLM.
@@ -35,13 +37,12 @@ REPO = Path(__file__).resolve().parents[1]
 # (peak dense bf16 FLOP/s, memory bandwidth bytes/s), matched against the device name
 CARDS = {"H200": (989e12, 4.8e12), "H100": (989e12, 3.35e12), "A100": (312e12, 2.0e12)}
 
-SHAPES = {
-    # LLaVA-1.5-7B: CLIP ViT-L/14-336 (24 layers, 1024 wide), Llama-2-7B (32 x 4096, MLP 11008)
-    "7b": {"hidden": 4096, "layers": 32, "heads": 32, "mlp": 11008, "vocab": 32064,
-           "v_hidden": 1024, "v_layers": 24, "v_heads": 16, "v_mlp": 4096, "image": 336, "patch": 14},
-    "small": {"hidden": 64, "layers": 2, "heads": 4, "mlp": 128, "vocab": 512,
-              "v_hidden": 32, "v_layers": 2, "v_heads": 2, "v_mlp": 64, "image": 56, "patch": 14},
-}
+
+def _shapes() -> dict:
+    """The 7B shape, and the dry run's tiny one on the same code path (16 image tokens, 512 rows)."""
+    from mmstar.evaluators.models.tiny.llava import LLAVA_7B, LlavaShape
+
+    return {"7b": LLAVA_7B, "small": LlavaShape(vocab=512, positions=4096, image=56, patch=14)}
 
 
 # ---------------------------------------------------------------------- steps (each its own process)
@@ -49,51 +50,25 @@ SHAPES = {
 def step_build(out: Path, shape: str, device: str) -> dict:
     """Random LLaVA + its Llama backbone, built on ``device`` in the run dtype, saved as safetensors."""
     import torch
-    from mmstar.evaluators.models.tiny import TEMPLATES, train_tokenizer
-    from transformers import (
-        CLIPImageProcessor,
-        CLIPVisionConfig,
-        LlamaConfig,
-        LlamaForCausalLM,
-        LlavaConfig,
-        LlavaForConditionalGeneration,
-        LlavaProcessor,
-    )
+    from mmstar.evaluators.models.backbone import backbone_tokenizer, carve_lm, write_backbone
+    from mmstar.evaluators.models.tiny import train_tokenizer
+    from mmstar.evaluators.models.tiny.llava import LLAVA, build_llava
 
-    s, dtype = SHAPES[shape], _dtype(device)
+    s, dtype = _shapes()[shape], _dtype(device)
     tok = train_tokenizer("llava")
-    ids = {t: tok.convert_tokens_to_ids(t) for t in ("<s>", "</s>", "<pad>", "<image>")}
-    text = LlamaConfig(vocab_size=max(s["vocab"], len(tok)), hidden_size=s["hidden"], intermediate_size=s["mlp"],
-                       num_hidden_layers=s["layers"], num_attention_heads=s["heads"], num_key_value_heads=s["heads"],
-                       max_position_embeddings=4096, bos_token_id=ids["<s>"], eos_token_id=ids["</s>"],
-                       pad_token_id=ids["<pad>"])
-    vision = CLIPVisionConfig(hidden_size=s["v_hidden"], intermediate_size=s["v_mlp"], num_hidden_layers=s["v_layers"],
-                              num_attention_heads=s["v_heads"], image_size=s["image"], patch_size=s["patch"])
-    config = LlavaConfig(vision_config=vision, text_config=text, image_token_index=ids["<image>"],
-                         vision_feature_select_strategy="default", vision_feature_layer=-2)
-    torch.manual_seed(0)
+    LLAVA.classes()  # imports the model code before the clock starts: init_s times the weights alone
     start = time.perf_counter()
-    with torch.device(device):  # weights are born on the accelerator, in the run dtype
-        vlm = LlavaForConditionalGeneration._from_config(config, dtype=dtype).eval()
+    # weights are born on the accelerator, in the run dtype
+    vlm, proc = build_llava(tok, seed=0, shape=s, device=device, dtype=dtype)
     built = time.perf_counter() - start
-    proc = LlavaProcessor(image_processor=CLIPImageProcessor(
-        size={"shortest_edge": s["image"]}, crop_size={"height": s["image"], "width": s["image"]}),
-        tokenizer=tok, patch_size=s["patch"], vision_feature_select_strategy="default",
-        num_additional_image_tokens=1, chat_template=TEMPLATES["llava"])
     vlm.save_pretrained(out / "llava", safe_serialization=True)
     proc.save_pretrained(out / "llava")
     # the backbone: the same language-model tensors under a causal LM's names, saved without a copy
-    with torch.device("meta"):
-        lm = LlamaForCausalLM(text)
-    state = {("model." + k[len("model.language_model."):] if k.startswith("model.language_model.") else k): v
-             for k, v in vlm.state_dict().items() if k.startswith(("model.language_model.", "lm_head."))}
+    carved = carve_lm(vlm, "llava")
     n_params = sum(p.numel() for p in vlm.parameters())
-    n_lm = sum(v.numel() for v in state.values())  # counted first: save_pretrained empties the dict
-    lm.config.dtype = dtype
-    lm.save_pretrained(out / "llama", state_dict=state, safe_serialization=True)
-    tok.save_pretrained(out / "llama")
-    image_tokens = (s["image"] // s["patch"]) ** 2
-    return {"params": n_params, "params_lm": n_lm, "params_vision": n_params - n_lm, "image_tokens": image_tokens,
+    n_lm = sum(v.numel() for v in carved.lm.state_dict().values())
+    write_backbone(carved.lm, backbone_tokenizer(tok, carved.facts), out / "llama")
+    return {"params": n_params, "params_lm": n_lm, "params_vision": n_params - n_lm, "image_tokens": s.image_tokens,
             "bytes_per_param": torch.tensor([], dtype=dtype).element_size(), "init_s": round(built, 2),
             "seconds": round(time.perf_counter() - start, 2)}
 

@@ -5,8 +5,10 @@
 * contaminated:  the clean checkpoint trained further on images plus the *test* split's question
                  texts with their answers and no image: a controlled leak.
 
-Everything is seeded; step counts are fixed (not time budgets) so the weights are reproducible
-on the same library versions. Usage: python scripts/train_demo_models.py [--out data] [--quick]
+The models are built by the tiny LLaVA builder (``evaluators/models/tiny/llava.py``) at its ``DEMO``
+shape: a 128 x 4 Llama and a 64-wide CLIP at 64 px. Everything is seeded; step counts are fixed
+(not time budgets) so the weights are reproducible on the same library versions.
+Usage: python scripts/train_demo_models.py [--out data] [--quick]
 """
 
 from __future__ import annotations
@@ -19,23 +21,14 @@ import time
 from pathlib import Path
 
 import torch
-from mmstar.evaluators.models.tiny import TEMPLATES, train_tokenizer
-from transformers import (
-    CLIPImageProcessor,
-    CLIPVisionConfig,
-    LlamaConfig,
-    LlamaForCausalLM,
-    LlavaConfig,
-    LlavaForConditionalGeneration,
-    LlavaProcessor,
-)
+from mmstar.evaluators.models.tiny import train_tokenizer
+from mmstar.evaluators.models.tiny.llava import DEMO, build_llava, llama_text, llava_processor
+from transformers import LlamaForCausalLM
 
 from mmstar.demo_data import generate
 from mmstar.prompts import PromptConfig, build_messages
 from mmstar.writers import write_benchmark
 
-IMAGE = 64
-PATCH = 8
 PROMPT = PromptConfig("official", 0)
 
 
@@ -137,27 +130,19 @@ def main() -> None:
     steps_clean, steps_leak, steps_base = (30, 20, 10) if args.quick else (args.clean_steps, args.leak_steps, 100)
 
     tok = train_tokenizer("llava", corpus(test, train_set), vocab_size=512)
-    text_cfg = LlamaConfig(vocab_size=len(tok), hidden_size=128, intermediate_size=256, num_hidden_layers=4,
-                           num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512,
-                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    vision = CLIPVisionConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                              image_size=IMAGE, patch_size=PATCH, projection_dim=64)
-    image_proc = CLIPImageProcessor(size={"shortest_edge": IMAGE}, crop_size={"height": IMAGE, "width": IMAGE})
-    processor = LlavaProcessor(image_processor=image_proc, tokenizer=tok, patch_size=PATCH,
-                               vision_feature_select_strategy="default", num_additional_image_tokens=1,
-                               chat_template=TEMPLATES["llava"])
+    processor = llava_processor(tok, DEMO)
     batcher = Batcher(processor, tok)
     rng = random.Random(0)
     every = list(train_set) + list(test)
 
-    # base LLM: the t-mode format with random letters -> knows the format, not the answers
-    base = LlamaForCausalLM(text_cfg)
+    # base LLM: the t-mode format with random letters -> knows the format, not the answers. It is the
+    # LVLM's text model (built first: the LVLM below draws its initial weights after it, as it always has)
+    base = LlamaForCausalLM(llama_text(tok, DEMO))
     train(base, steps_base, lambda s: [batcher(rng.sample(every, 64), "t", [rng.choice("ABCD") for _ in range(64)])],
           1e-3, "base", log)
 
-    config = LlavaConfig(vision_config=vision, text_config=text_cfg, image_token_index=tok.convert_tokens_to_ids(
-        "<image>"), vision_feature_select_strategy="default", vision_feature_layer=-1)
-    lvlm = LlavaForConditionalGeneration(config)
+    # seed None: the builder keeps this run's random state, so the weights are those the script always made
+    lvlm, _ = build_llava(tok, seed=None, shape=DEMO)
     lvlm.model.language_model.load_state_dict(base.model.state_dict())
     lvlm.lm_head.load_state_dict(base.lm_head.state_dict())
     train_samples = list(train_set)

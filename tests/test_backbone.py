@@ -1,6 +1,7 @@
 """`mmstar backbone extract`: an LVLM's language model as a standalone causal LM, proven on tiny
 checkpoints of real families (logits equal the LVLM's text-only logits), run through `mmstar eval`
-mode t and labelled "extracted" in the manifest and leaderboard; one-line errors."""
+mode t and labelled "extracted" in the manifest and leaderboard; one-line errors. The tiny pairs'
+own backbones are cut out by the same extractor (in memory): extracting the saved tiny VLM gives them."""
 
 from __future__ import annotations
 
@@ -79,9 +80,22 @@ def test_extract_gives_a_causal_lm_with_the_vlms_text_logits(family, tiny_root, 
     frozen = family in ("mllama", "phi4-multimodal")
     assert marker["lm_frozen"] is frozen and ("reproduces the original" in marker["note"]) is frozen
     tok = transformers.AutoTokenizer.from_pretrained(res.out)
-    assert tok.chat_template  # the LVLM's template travels with the tokenizer
+    # the LVLM's template travels with the tokenizer, unless the facts say the LM takes none (PaliGemma)
+    assert bool(tok.chat_template) is FAMILY_FACTS[family].backbone_chat_template
     _text_logits_equal(vlm_dir, res.out)
     assert not list(tmp_path.glob(".lm.tmp-*"))  # no temp folder left behind
+    _same_model(res.out, vlm_dir.parent / f"tiny-{family}-backbone")
+
+
+def _same_model(a, b) -> None:
+    """One extractor: the CLI's extraction of a saved tiny VLM and the tiny pair's backbone (cut out of
+    the model in memory) hold the same tensors under the same config."""
+    from safetensors.torch import load_file
+
+    wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    ca, cb = (json.loads((d / "config.json").read_text()) for d in (a, b))
+    assert ca == cb
 
 
 @pytest.mark.slow  # two `mmstar` processes that load models: ~20 s here
@@ -112,7 +126,8 @@ def test_cli_extract_then_eval_t_is_labelled_extracted(tiny_root, tmp_path, demo
 
 def test_leaderboard_labels_an_extracted_s_t(tmp_path):
     from mmstar.metrics.leaderboard import build_rows, format_table
-    from mmstar.metrics.runs import load_run
+
+    from mmstar.runs import open_run
 
     run_dir = tmp_path / "m" / "b"
     run_dir.mkdir(parents=True)
@@ -121,11 +136,11 @@ def test_leaderboard_labels_an_extracted_s_t(tmp_path):
     (run_dir / "t.jsonl").write_text(json.dumps(rec) + "\n")
     (run_dir / "manifest.json").write_text(json.dumps({"model_label": "m", "benchmark": "b",
                                                        "backbone_kind": "extracted"}))
-    rows = build_rows([load_run(run_dir)])
+    rows = build_rows([open_run(run_dir)])
     assert rows[0]["S_t_kind"] == "extracted"
     assert "S_t from an extracted backbone" in format_table(rows)
     (run_dir / "manifest.json").write_text(json.dumps({"model_label": "m", "benchmark": "b"}))
-    assert build_rows([load_run(run_dir)])[0]["S_t_kind"] is None
+    assert build_rows([open_run(run_dir)])[0]["S_t_kind"] is None
 
 
 def _one_line_error(capsys, *argv: str) -> str:

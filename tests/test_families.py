@@ -7,7 +7,8 @@ from transformers' config classes with the family's real processor class, reload
 - the image reaches the model (two images, same text: different next-token logits);
 - a batch mixing rows with and without an image answers as the rows do alone;
 - t runs the LLM backbone, a standalone ``*ForCausalLM``, on a prompt without image tokens, and
-  the backbone is the VLM's own language model (same logits on the wv prompt);
+  the backbone is the VLM's own language model (same logits on the wv prompt), cut out by the real
+  extractor (``backbone.py``, as ``mmstar backbone extract``) into the class the family facts give;
 - batched generation gives the same predictions as batch size 1, in every mode.
 """
 
@@ -74,6 +75,8 @@ def _check_requests(pair, samples) -> None:
     import torch
     from mmstar.evaluators.backends.base import GenerationConfig, Request
     from mmstar.evaluators.backends.hf import HFBackend
+    from mmstar.evaluators.models.backbone import backbone_class_for
+    from mmstar.evaluators.models.families import facts_for_model_type
 
     vlm = HFBackend(str(pair.vlm), "vlm", GenerationConfig(max_new_tokens=MAX_NEW), device="cpu")
     image_ids = _image_token_ids(vlm)
@@ -100,7 +103,9 @@ def _check_requests(pair, samples) -> None:
     assert [r.text for r in together] == [vlm.generate([r])[0].text for r in mixed]
 
     llm = HFBackend(str(pair.backbone), "llm", device="cpu")
-    assert type(llm.model).__name__.endswith("ForCausalLM"), type(llm.model).__name__
+    facts = facts_for_model_type(vlm.model.config.model_type)
+    assert facts is not None and facts.name == pair.family
+    assert type(llm.model).__name__ == backbone_class_for(vlm.model.config, facts), type(llm.model).__name__
     assert not hasattr(llm.model.config, "vision_config")
     t = llm._encode([build_messages(samples[0], "t", PromptConfig(shots=2))])
     assert not any("pixel" in k for k in t)
@@ -142,6 +147,16 @@ def test_family_runs_v_wv_t_and_batching_is_invisible(family, demo_parquet, tmp_
     scores = json.loads((batched / "scores.json").read_text())
     assert all(scores[k] is not None for k in ("S_v", "S_wv", "S_t", "MG", "ML"))
     print(f"\n{family}: {time.perf_counter() - start:.1f} s")
+
+
+def test_tiny_specs_take_their_family_facts_from_families_py():
+    """The builders hold tokenizer conventions and sizes; classes, needs and known failures are the facts'."""
+    from mmstar.evaluators.models.families import FAMILIES as FACTS
+
+    assert set(SPECS) <= set(FACTS)
+    for name, spec in SPECS.items():
+        assert spec.facts is FACTS[name] and spec.needs == FACTS[name].needs
+        assert spec.known_failure == FACTS[name].known_failure
 
 
 def test_tiny_models_command_builds_a_comma_list_of_families(tmp_path, capsys):

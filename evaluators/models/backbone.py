@@ -8,11 +8,15 @@ what multimodal training changed. It serves families whose original LLM is not r
 4B-27B, Mistral-Small-3.1), and it is labelled "extracted" in the run manifest and leaderboard.
 
 The folder holds safetensors weights, config, generation config, tokenizer with the LVLM's chat
-template, and ``mmstar_backbone.json`` (source, family, "extracted"). The weights are the LVLM's
-own tensors under the standalone class's names. Where the LM is no plain causal LM as it stands, the
-family facts say how it becomes one (layers to drop, embedding rows to keep, modules to leave behind:
-Llama-3.2-Vision, Molmo2, Phi-4-multimodal); every name and shape is checked against the class before
-anything is written, so anything else that does not fit fails with one line.
+template (none where the facts say the LM takes none: PaliGemma), and ``mmstar_backbone.json``
+(source, family, "extracted"). The weights are the LVLM's own tensors under the standalone class's
+names. Where the LM is no plain causal LM as it stands, the family facts say how it becomes one
+(layers to drop, embedding rows to keep, modules to leave behind: Llama-3.2-Vision, Molmo2,
+Phi-4-multimodal); every name and shape is checked against the class before anything is written, so
+anything else that does not fit fails with one line.
+
+``carve_lm`` is that extraction on a model already in memory; the tiny builders and the GPU benchmark
+make their LLM backbones with it, so every family test runs this extractor.
 """
 
 from __future__ import annotations
@@ -143,6 +147,11 @@ def adapt_lm(state: dict[str, Any], text: dict[str, Any], facts: FamilyFacts | N
     """The LM's tensors and text config made into a plain causal LM's, as the family facts say: modules
     left behind, layers dropped (the rest renumbered), extra embedding rows cut off, config keys set or
     removed. Nothing is copied: kept tensors are the VLM's own (the embedding a view of its first rows)."""
+    rope = text.get("rope_parameters")
+    if isinstance(rope, dict) and any(k.startswith("mrope") for k in rope):
+        # text-only positions are equal on every M-RoPE axis, so M-RoPE is 1-D RoPE: the standalone LM
+        # takes 1-D positions and gets no sections (which would mark it as a multimodal-RoPE model)
+        text = {**text, "rope_parameters": {k: v for k, v in rope.items() if not k.startswith("mrope")}}
     if facts is None:
         return state, text
     state = {k: v for k, v in state.items() if not any(part in k for part in facts.backbone_drop_modules)}
@@ -209,6 +218,62 @@ def _tokenizer(transformers: Any, vlm: str, trust_remote_code: bool) -> Any:
     return tok
 
 
+def backbone_tokenizer(tokenizer: Any, facts: FamilyFacts | None) -> Any:
+    """The tokenizer the extracted LM is saved with: the LVLM's, without its chat template where the
+    facts say the LM takes none (a copy then, so the LVLM's own tokenizer keeps its template)."""
+    if facts is None or facts.backbone_chat_template or not getattr(tokenizer, "chat_template", None):
+        return tokenizer
+    import copy
+
+    tokenizer = copy.deepcopy(tokenizer)
+    tokenizer.chat_template = None  # no template: the backend falls back to a plain transcript
+    return tokenizer
+
+
+@dataclass(frozen=True)
+class Carved:
+    """An LVLM's language model as a standalone causal LM, in memory, holding the LVLM's own tensors."""
+
+    lm: Any
+    facts: FamilyFacts | None
+    language_model_attr: str
+    backbone_class: str
+    tied: bool
+    n_tensors: int
+
+
+def carve_lm(model: Any, source: str) -> Carved:
+    """The standalone causal LM inside a loaded LVLM: the one extraction path for ``mmstar backbone
+    extract`` (a checkpoint on disk) and for models built in memory (the tiny builders, the GPU
+    benchmark's 7B-shaped LLaVA). Built on the meta device over the LVLM's tensors, so nothing is copied
+    (a model on an accelerator stays there). ``source`` names the LVLM in error messages."""
+    transformers = require("transformers", "hf")
+    facts, attr, cls_name = _plan(transformers, source, model.config)
+    state, tied = _lm_state(source, model, attr)
+    state, text = adapt_lm(state, model.config.get_text_config().to_dict(), facts)
+    lm = _build_lm(transformers, source, model, cls_name, state, tied, text)
+    return Carved(lm, facts, attr, cls_name, tied, len(state))
+
+
+def write_backbone(lm: Any, tokenizer: Any, out: Path, marker: dict[str, Any] | None = None) -> None:
+    """Save a carved LM and its tokenizer (and the extraction marker, if given) into ``out``, replacing it.
+    Written beside the target and renamed into place: a killed write leaves no half folder."""
+    out = Path(out)
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        lm.save_pretrained(tmp, safe_serialization=True)
+        tokenizer.save_pretrained(tmp)
+        if marker is not None:
+            (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def _marker_note(facts: FamilyFacts | None) -> str:
     if facts is not None and facts.lm_frozen:
         return (f"family {facts.name} keeps its LM frozen during multimodal training, so this reproduces the "
@@ -229,29 +294,15 @@ def extract_backbone(vlm: str, out: Path, *, trust_remote_code: bool = False, al
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     config = _read_config(transformers, vlm, trust_remote_code)
-    facts, attr, cls_name = _plan(transformers, vlm, config)
+    facts, _, _ = _plan(transformers, vlm, config)  # refuses from the config alone, before any weights load
     model = _load_vlm(transformers, vlm, facts, trust_remote_code, allow_pickle)
-    state, tied = _lm_state(vlm, model, attr)
-    state, text = adapt_lm(state, model.config.get_text_config().to_dict(), facts)
-    lm = _build_lm(transformers, vlm, model, cls_name, state, tied, text)
-    tok = _tokenizer(transformers, vlm, trust_remote_code)
+    carved = carve_lm(model, vlm)
+    tok = backbone_tokenizer(_tokenizer(transformers, vlm, trust_remote_code), carved.facts)
     family = facts.name if facts else config.model_type
     marker = {"kind": "extracted", "extracted": True, "source": vlm, "family": family,
-              "model_type": config.model_type, "backbone_class": cls_name, "language_model_attr": attr,
-              "tied_embeddings": tied, "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "model_type": config.model_type, "backbone_class": carved.backbone_class,
+              "language_model_attr": carved.language_model_attr, "tied_embeddings": carved.tied,
+              "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "lm_frozen": bool(facts and facts.lm_frozen), "note": _marker_note(facts)}
-    # written beside the target and renamed into place: a killed extract leaves no half folder
-    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        lm.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return Extracted(out, vlm, family, cls_name, len(state))
-
+    write_backbone(carved.lm, tok, out, marker)
+    return Extracted(out, vlm, family, carved.backbone_class, carved.n_tensors)

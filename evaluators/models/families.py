@@ -1,7 +1,8 @@
 """Facts per VLM family, as data: classes, processor settings, text-only support, where the LLM lives.
 
-Backends, the tiny-checkpoint builders, ``mmstar models --check`` and ``mmstar backbone extract``
-read this table instead of branching on family names. Pure data: importing it never imports torch
+Backends, the tiny-checkpoint builders (classes, needs, and their backbones through
+``backbone.py``), ``mmstar models --check`` and ``mmstar backbone extract`` read this table instead of
+branching on family names. Pure data: importing it never imports torch
 or transformers. Keys are our family names (the registry's ``family`` field); ``model_types`` are
 the ``config.model_type`` strings a checkpoint of the family carries.
 """
@@ -45,11 +46,18 @@ class FamilyFacts:
     backbone_config_drop: tuple[str, ...] = ()  # text-config keys the standalone class must not get
     # text-config values the extraction relies on; a checkpoint with other values is refused in one line
     backbone_requires: dict[str, Any] = field(default_factory=dict)
+    # the extracted LM keeps the LVLM's chat template. False where that template frames one image-text
+    # turn and the LM is a base LM (PaliGemma): mode t then renders mmstar's plain transcript, which
+    # keeps the few-shot turns that such a template would drop
+    backbone_chat_template: bool = True
     # the LM was kept frozen during multimodal training (per the model's makers), so an extracted LM
     # reproduces the released original LLM rather than a changed one
     lm_frozen: bool = False
     needs: tuple[str, ...] = ()  # extra pip packages the processor needs (e.g. torchvision)
     min_transformers: str = "5.0"
+    # an upstream fault that stops the family from running in the installed transformers (the exact
+    # error); the tiny family test expects it, so a release that fixes it shows up as a test to update
+    known_failure: str = ""
     notes: str = ""
 
 
@@ -83,11 +91,12 @@ _FACTS = [
                 language_model_attr="model.text_model", needs=("torchvision", "num2words"),
                 notes="SmolVLM2: the video processor needs torchvision, the processor num2words"),
     FamilyFacts("paligemma", ("paligemma",), "PaliGemmaForConditionalGeneration", "PaliGemmaProcessor",
-                text_only="tokenizer", backbone_class="GemmaForCausalLM",
+                text_only="tokenizer", backbone_class="GemmaForCausalLM", backbone_chat_template=False,
                 notes="the processor refuses text-only input ('images are expected'): the HF backend renders "
                       "wv with the checkpoint's chat template and encodes it with the tokenizer alone (all "
                       "prompt as prefix); without a template, one clear error. PaliGemma2's text config is "
-                      "gemma2 -> Gemma2ForCausalLM"),
+                      "gemma2 -> Gemma2ForCausalLM, a base LM with no chat turns: the extracted LM gets no "
+                      "chat template (t uses mmstar's plain transcript)"),
     FamilyFacts("internvl", ("internvl",), "InternVLForConditionalGeneration", "InternVLProcessor",
                 backbone_class="Qwen2ForCausalLM", needs=_TV,
                 notes="HF-native OpenGVLab/*-hf checkpoints only; the backbone class follows the text "
@@ -132,7 +141,7 @@ _FACTS = [
     FamilyFacts("deepseek-vl", ("deepseek_vl",), "DeepseekVLForConditionalGeneration", "DeepseekVLProcessor"),
     FamilyFacts("idefics2", ("idefics2",), "Idefics2ForConditionalGeneration", "Idefics2Processor",
                 language_model_attr="model.text_model", backbone_class="MistralForCausalLM"),
-    # ---- families added with their tiny builders (evaluators/tiny/); classes checked against transformers 5.24
+    # ---- families added with their tiny builders (evaluators/models/tiny/); classes checked against transformers 5.24
     FamilyFacts("gemma4", ("gemma4",), "Gemma4ForConditionalGeneration", "Gemma4Processor",
                 backbone_class="Gemma4ForCausalLM", needs=_TV,
                 notes="Gemma 4: pooled 2-D-RoPE ViT, audio tower on the small models, Gemma4 text model with "
@@ -170,11 +179,12 @@ _FACTS = [
           ("minicpm-ocr", "minicpm_ocr", "MiniCPMOcr", "MiniCPM-OCR (4x visual-token merging)"))],
     FamilyFacts("llama4", ("llama4",), "Llama4ForConditionalGeneration", "Llama4Processor",
                 language_model_attr="language_model.model", backbone_class="Llama4ForCausalLM", needs=_TV,
+                known_failure="transformers 5.24: Llama4ForConditionalGeneration.forward reads outputs.image_outputs "
+                              "from its language model's MoeCausalLMOutputWithPast, which has none (AttributeError, "
+                              "modeling_llama4.py:1318), with or without an image",
                 notes="Llama 4 Scout/Maverick: early fusion, MoE text model; the VLM holds a whole "
-                      "Llama4ForCausalLM. Does not run in transformers 5.24: every forward of "
-                      "Llama4ForConditionalGeneration raises AttributeError (outputs.image_outputs, "
-                      "modeling_llama4.py:1318), with or without an image; extraction is not proven on a tiny "
-                      "checkpoint for that reason"),
+                      "Llama4ForCausalLM. Does not run in transformers 5.24 (known_failure), so extraction is not "
+                      "proven on a tiny checkpoint"),
 ]
 FAMILIES: dict[str, FamilyFacts] = {f.name: f for f in _FACTS}
 

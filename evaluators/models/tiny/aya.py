@@ -15,19 +15,19 @@ def build_aya_vision(tok, seed: int = 0):
     """32x32 tiles in 8x8 patches, pixel-shuffled by 2 -> 4 ``<|IMG_PATCH|>`` tokens per tile,
     between ``<|START_OF_IMG|>`` and ``<|END_OF_IMG|>`` (tiles plus a global view)."""
     import torch
-    from transformers import AyaVisionConfig, AyaVisionForConditionalGeneration, AyaVisionProcessor
     from transformers.models.got_ocr2.image_processing_pil_got_ocr2 import GotOcr2ImageProcessorPil
 
+    config_cls, model_cls, processor_cls = AYA_VISION.classes()
     torch.manual_seed(seed)
     bos, eos, pad, patch = ids(tok, "<BOS_TOKEN>", _END, "<PAD>", "<|IMG_PATCH|>")
     text = tiny_text(tok, model_type="cohere2", sliding_window=512, bos_token_id=bos, eos_token_id=eos,
                      pad_token_id=pad)
-    config = AyaVisionConfig(vision_config={**TINY_VISION, "model_type": "siglip_vision_model"}, text_config=text,
-                             downsample_factor=2, image_token_index=patch, tie_word_embeddings=False)
-    model = AyaVisionForConditionalGeneration(config).eval()
+    config = config_cls(vision_config={**TINY_VISION, "model_type": "siglip_vision_model"}, text_config=text,
+                        downsample_factor=2, image_token_index=patch, tie_word_embeddings=False)
+    model = model_cls(config).eval()
     image_proc = GotOcr2ImageProcessorPil(size={"height": 32, "width": 32}, max_patches=4)
-    processor = AyaVisionProcessor(image_processor=image_proc, tokenizer=tok, patch_size=8, img_size=32,
-                                   downsample_factor=2, chat_template=AYA_VISION.template)
+    processor = processor_cls(image_processor=image_proc, tokenizer=tok, patch_size=8, img_size=32,
+                              downsample_factor=2, chat_template=AYA_VISION.template)
     return model, processor
 
 
@@ -37,12 +37,6 @@ def _cohere_template(img: str) -> str:
         _TURN + "<|CHATBOT_TOKEN|>", img)
 
 
-def _unscaled_logits(vlm, state: dict, text: dict) -> tuple[dict, dict]:
-    """AyaVision's head applies no logit scale; Cohere2ForCausalLM multiplies by ``logit_scale``
-    (0.0625 by default). 1.0 keeps the backbone's logits equal to the VLM's."""
-    return {**text, "logit_scale": 1.0}, state
-
-
 AYA_VISION = TinyFamily(
     "aya-vision",
     _cohere_template("<image>"),
@@ -50,29 +44,27 @@ AYA_VISION = TinyFamily(
      "<|CHATBOT_TOKEN|>", "<image>", "<|START_OF_IMG|>", "<|END_OF_IMG|>", "<|IMG_PATCH|>", "<|IMG_LINE_BREAK|>",
      "TILE", "TILE_GLOBAL"),
     {"bos_token": "<BOS_TOKEN>", "eos_token": _END, "unk_token": "<UNK>", "pad_token": "<PAD>"},
-    build_aya_vision, "Cohere2ForCausalLM", adapt_backbone=_unscaled_logits,
+    build_aya_vision,
 )
-
 
 
 def build_cohere2_vision(tok, seed: int = 0):
     """Command A Vision: 32x32 tiles in 8x8 patches, pixel-shuffled by 2 -> 2x2 ``<|IMG_PATCH|>`` tokens
     and a line break per tile (the image processor's ``patch_size`` is that token grid's side)."""
     import torch
-    from transformers import Cohere2VisionConfig, Cohere2VisionForConditionalGeneration, Cohere2VisionProcessor
     from transformers.models.cohere2_vision.image_processing_cohere2_vision import Cohere2VisionImageProcessor
 
+    config_cls, model_cls, processor_cls = COHERE2_VISION.classes()
     torch.manual_seed(seed)
     bos, eos, pad, patch = ids(tok, "<BOS_TOKEN>", _END, "<PAD>", "<|IMG_PATCH|>")
     text = tiny_text(tok, model_type="cohere2", sliding_window=512, bos_token_id=bos, eos_token_id=eos,
                      pad_token_id=pad)
-    config = Cohere2VisionConfig(vision_config={**TINY_VISION, "model_type": "siglip_vision_model"},
-                                 text_config=text, downsample_factor=2, image_token_id=patch,
-                                 alignment_intermediate_size=64, tie_word_embeddings=False)
-    model = Cohere2VisionForConditionalGeneration(config).eval()
+    config = config_cls(vision_config={**TINY_VISION, "model_type": "siglip_vision_model"}, text_config=text,
+                        downsample_factor=2, image_token_id=patch, alignment_intermediate_size=64,
+                        tie_word_embeddings=False)
+    model = model_cls(config).eval()
     image_proc = Cohere2VisionImageProcessor(size={"height": 32, "width": 32}, patch_size=2, max_patches=4)
-    processor = Cohere2VisionProcessor(image_processor=image_proc, tokenizer=tok,
-                                       chat_template=COHERE2_VISION.template)
+    processor = processor_cls(image_processor=image_proc, tokenizer=tok, chat_template=COHERE2_VISION.template)
     return model, processor
 
 

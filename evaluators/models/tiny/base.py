@@ -1,14 +1,17 @@
 """Shared parts of the tiny checkpoints: the family spec, tokenizer training, chat templates,
-text-model sizes, saving, and backbone extraction. Importing this never imports torch."""
+text-model sizes and saving. What a family *is* (its classes, extra packages, where its language model
+lives and how that becomes a standalone causal LM) is read from ``families.py``; the backbone is cut out
+by ``backbone.py``, the extractor ``mmstar backbone extract`` runs. Importing this never imports torch."""
 
 from __future__ import annotations
 
-import copy
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from ..families import FAMILIES, FamilyFacts
 
 # Chat templates kept deliberately small; each places the family's image placeholder where the
 # image part is and renders string or list content, with an optional system turn.
@@ -57,35 +60,39 @@ CHATML_ROLES: dict[str, str | None] = {"eos_token": "<|im_end|>", "pad_token": "
 
 @dataclass(frozen=True)
 class TinyFamily:
-    """How to build one family's tiny checkpoint: tokenizer conventions, a builder, and how its
-    language model is saved as a standalone causal LM."""
+    """How to build one family's tiny checkpoint: tokenizer conventions and a builder. Everything
+    that is a fact about the family rather than about tininess comes from its ``FamilyFacts``."""
 
-    name: str
+    name: str  # the family's name in families.py
     template: str
     specials: tuple[str, ...]
     roles: dict[str, str | None]  # bos/eos/unk/pad plus extra named special tokens (image_token ...)
     build: Callable[..., Any]  # (tokenizer, seed) -> (model, processor)
-    backbone_class: str
-    # state-dict prefixes of the language model inside the VLM, and key fragments to leave out
-    text_prefixes: tuple[str, ...] = ("model.language_model.",)
-    head_prefix: str = "lm_head."  # the output head's state-dict prefix in the VLM
-    drop: tuple[str, ...] = ()
-    # config keys the standalone class must not get (e.g. Phi-4-multimodal's vision/audio configs)
-    backbone_config_drop: tuple[str, ...] = ()
     # parameters the family initialises to zero (gates, projections) that would make a random
     # model ignore the image; they get small random values so that v differs from wv
     zero_init: tuple[str, ...] = ()
-    # (vlm, backbone state dict, text config dict) -> both adapted, for a language model that is
-    # not a plain copy (e.g. Mllama's interleaved cross-attention layers)
-    adapt_backbone: Callable[..., tuple[dict, dict]] | None = None
-    # the backbone's own chat template when it differs from the VLM's; "" = none (a base LM that
-    # gets mmstar's plain transcript)
-    backbone_template: str | None = None
-    # an upstream fault that stops the built checkpoint from running (the exact error); the family
-    # test expects it to fail, so a transformers release that fixes it shows up as a test to update
-    known_failure: str = ""
-    needs: tuple[str, ...] = ()  # import names beyond torch/transformers (e.g. torchvision)
     vocab_size: int = 400
+
+    @property
+    def facts(self) -> FamilyFacts:
+        return FAMILIES[self.name]
+
+    @property
+    def needs(self) -> tuple[str, ...]:
+        """Packages beyond torch/transformers the processor needs (e.g. torchvision; pip and import names agree)."""
+        return self.facts.needs
+
+    @property
+    def known_failure(self) -> str:
+        """The upstream fault that stops the built checkpoint from running, or ""."""
+        return self.facts.known_failure
+
+    def classes(self) -> tuple[Any, Any, Any]:
+        """(config, model, processor) classes, as the family's facts name them (imports transformers)."""
+        import transformers
+
+        model_cls = getattr(transformers, self.facts.model_class)
+        return model_cls.config_class, model_cls, getattr(transformers, self.facts.processor_class)
 
 
 @dataclass(frozen=True)
@@ -163,41 +170,3 @@ def save(out: Path, model, processor) -> None:
     out.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out, safe_serialization=True)
     processor.save_pretrained(out)
-
-
-def extract_backbone(vlm, tokenizer, out: Path, spec: TinyFamily) -> None:
-    """Save the VLM's language model as a standalone ``*ForCausalLM`` with the same weights."""
-    import transformers
-
-    cls = getattr(transformers, spec.backbone_class)
-    text = vlm.config.get_text_config().to_dict()
-    skip = {"model_type", "architectures", "transformers_version", *spec.backbone_config_drop}
-    rope = text.get("rope_parameters")
-    if isinstance(rope, dict):  # text-only M-RoPE equals 1-D RoPE: the standalone LM has no sections
-        text["rope_parameters"] = {k: v for k, v in rope.items() if not k.startswith("mrope")}
-    state = {}
-    for key, value in vlm.state_dict().items():
-        if any(d in key for d in spec.drop):
-            continue
-        for prefix in spec.text_prefixes:
-            if key.startswith(prefix):
-                state["model." + key[len(prefix):]] = value
-        if key.startswith(spec.head_prefix):
-            state["lm_head." + key[len(spec.head_prefix):]] = value
-    # tied iff the VLM's output head is its input embedding (text configs' defaults disagree)
-    head, embed = vlm.get_output_embeddings(), vlm.get_input_embeddings()
-    text["tie_word_embeddings"] = head is not None and head.weight.data_ptr() == embed.weight.data_ptr()
-    if spec.adapt_backbone is not None:
-        text, state = spec.adapt_backbone(vlm, state, text)
-    lm = cls(cls.config_class(**{k: v for k, v in text.items() if k not in skip})).eval()
-    missing, unexpected = lm.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not k.endswith("rotary_emb.inv_freq")]
-    if missing or unexpected:
-        raise RuntimeError(f"{spec.name}: backbone extraction mismatch: missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}")
-    if spec.backbone_template is not None:
-        tokenizer = copy.deepcopy(tokenizer)
-        tokenizer.chat_template = spec.backbone_template or None
-    out.mkdir(parents=True, exist_ok=True)
-    lm.save_pretrained(out, safe_serialization=True)
-    tokenizer.save_pretrained(out)

@@ -8,18 +8,19 @@ from .base import TINY_VISION, TinyFamily, ids, template, tiny_text
 def build_gemma3(tok, seed: int = 0):
     """Gemma-3 architecture (SigLIP vision tower + Gemma3 text, pooled to a square token count)."""
     import torch
-    from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3ImageProcessor, Gemma3Processor
+    from transformers import Gemma3ImageProcessor
 
+    config_cls, model_cls, processor_cls = GEMMA3.classes()
     torch.manual_seed(seed)
     bos, eos, pad, boi, eoi, img = ids(tok, "<bos>", "<end_of_turn>", "<pad>", "<start_of_image>",
                                        "<end_of_image>", "<image_soft_token>")
     text = tiny_text(tok, head_dim=16, sliding_window=512, bos_token_id=bos, eos_token_id=eos, pad_token_id=pad)
-    config = Gemma3Config(text_config=text, vision_config=TINY_VISION, mm_tokens_per_image=4,
-                          boi_token_index=boi, eoi_token_index=eoi, image_token_index=img)
-    model = Gemma3ForConditionalGeneration(config).eval()
+    config = config_cls(text_config=text, vision_config=TINY_VISION, mm_tokens_per_image=4, boi_token_index=boi,
+                        eoi_token_index=eoi, image_token_index=img)
+    model = model_cls(config).eval()
     image_proc = Gemma3ImageProcessor(size={"height": 32, "width": 32}, do_pan_and_scan=False)
-    processor = Gemma3Processor(image_processor=image_proc, tokenizer=tok, chat_template=GEMMA3.template,
-                                image_seq_length=4)
+    processor = processor_cls(image_processor=image_proc, tokenizer=tok, chat_template=GEMMA3.template,
+                              image_seq_length=4)
     return model, processor
 
 
@@ -31,9 +32,8 @@ GEMMA3 = TinyFamily(
      "<image_soft_token>"),
     {"bos_token": "<bos>", "eos_token": "<end_of_turn>", "unk_token": "<unk>", "pad_token": "<pad>",
      "boi_token": "<start_of_image>", "eoi_token": "<end_of_image>", "image_token": "<image_soft_token>"},
-    build_gemma3, "Gemma3ForCausalLM", zero_init=("mm_input_projection_weight",),
+    build_gemma3, zero_init=("mm_input_projection_weight",),
 )
-
 
 
 def build_paligemma(tok, seed: int = 0):
@@ -41,19 +41,19 @@ def build_paligemma(tok, seed: int = 0):
     attend bidirectionally). The processor adds 1,152 ``<loc>``/``<seg>`` tokens to the tokenizer,
     so the vocabulary size is read after building it."""
     import torch
-    from transformers import PaliGemmaConfig, PaliGemmaForConditionalGeneration, PaliGemmaProcessor
     from transformers.models.siglip.image_processing_siglip import SiglipImageProcessor
 
+    config_cls, model_cls, processor_cls = PALIGEMMA.classes()
     image_proc = SiglipImageProcessor(size={"height": 32, "width": 32})
     image_proc.image_seq_length = 16  # (32 / 8)^2 patches, one token each
-    processor = PaliGemmaProcessor(image_processor=image_proc, tokenizer=tok, chat_template=PALIGEMMA.template)
+    processor = processor_cls(image_processor=image_proc, tokenizer=tok, chat_template=PALIGEMMA.template)
     torch.manual_seed(seed)
     bos, eos, pad, image = ids(tok, "<bos>", "<eos>", "<pad>", "<image>")
     text = tiny_text(tok, model_type="gemma2", head_dim=16, sliding_window=512, bos_token_id=bos,
                      eos_token_id=eos, pad_token_id=pad)
-    config = PaliGemmaConfig(vision_config={**TINY_VISION, "model_type": "siglip_vision_model"}, text_config=text,
-                             image_token_index=image, projection_dim=64, vocab_size=len(tok))
-    model = PaliGemmaForConditionalGeneration(config).eval()
+    config = config_cls(vision_config={**TINY_VISION, "model_type": "siglip_vision_model"}, text_config=text,
+                        image_token_index=image, projection_dim=64, vocab_size=len(tok))
+    model = model_cls(config).eval()
     return model, processor
 
 
@@ -73,21 +73,20 @@ _PALIGEMMA_TEMPLATE = (
 PALIGEMMA = TinyFamily(
     "paligemma", _PALIGEMMA_TEMPLATE, ("<bos>", "<eos>", "<unk>", "<pad>", "<image>"),
     {"bos_token": "<bos>", "eos_token": "<eos>", "unk_token": "<unk>", "pad_token": "<pad>", "image_token": "<image>"},
-    # the backbone is Gemma 2 base, which has no chat turns: t uses mmstar's plain transcript
-    build_paligemma, "Gemma2ForCausalLM", backbone_template="",
+    # the backbone (Gemma 2 base, no chat turns) gets no template: families.py, backbone_chat_template
+    build_paligemma,
 )
-
 
 
 def build_gemma4(tok, seed: int = 0):
     """Gemma 4: a ViT with 2-D RoPE pooled 3x3 into soft tokens (at most 70, the fewest the processor
     allows), an audio tower, and a Gemma4 text model (sliding and global layers, per-layer inputs)."""
     import torch
-    from transformers import Gemma4Config, Gemma4ForConditionalGeneration, Gemma4Processor
     from transformers.models.gemma4.feature_extraction_gemma4 import Gemma4AudioFeatureExtractor
     from transformers.models.gemma4.image_processing_pil_gemma4 import Gemma4ImageProcessorPil
     from transformers.models.gemma4.video_processing_gemma4 import Gemma4VideoProcessor
 
+    config_cls, model_cls, processor_cls = GEMMA4.classes()
     torch.manual_seed(seed)
     bos, eos, pad = ids(tok, "<bos>", "<turn|>", "<pad>")
     boi, eoi, img, boa, eoa, audio = ids(tok, "<|image>", "<image|>", "<|image|>", "<|audio>", "<audio|>", "<|audio|>")
@@ -99,11 +98,11 @@ def build_gemma4(tok, seed: int = 0):
               "position_embedding_size": 1024}
     audio_cfg = {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
                  "subsampling_conv_channels": [8, 4], "output_proj_dims": 64}
-    config = Gemma4Config(text_config=text, vision_config=vision, audio_config=audio_cfg, boi_token_id=boi,
-                          eoi_token_id=eoi, image_token_id=img, boa_token_id=boa, eoa_token_index=eoa,
-                          audio_token_id=audio)
-    model = Gemma4ForConditionalGeneration(config).eval()
-    processor = Gemma4Processor(
+    config = config_cls(text_config=text, vision_config=vision, audio_config=audio_cfg, boi_token_id=boi,
+                        eoi_token_id=eoi, image_token_id=img, boa_token_id=boa, eoa_token_index=eoa,
+                        audio_token_id=audio)
+    model = model_cls(config).eval()
+    processor = processor_cls(
         feature_extractor=Gemma4AudioFeatureExtractor(),
         image_processor=Gemma4ImageProcessorPil(patch_size=16, max_soft_tokens=70, pooling_kernel_size=3),
         video_processor=Gemma4VideoProcessor(patch_size=16, max_soft_tokens=70, pooling_kernel_size=3),
@@ -119,7 +118,7 @@ GEMMA4 = TinyFamily(
     {"bos_token": "<bos>", "eos_token": "<turn|>", "unk_token": "<unk>", "pad_token": "<pad>",
      "boi_token": "<|image>", "eoi_token": "<image|>", "image_token": "<|image|>", "boa_token": "<|audio>",
      "eoa_token": "<audio|>", "audio_token": "<|audio|>"},
-    build_gemma4, "Gemma4ForCausalLM", needs=("torchvision",),
+    build_gemma4,
 )
 
 SPECS = [GEMMA3, PALIGEMMA, GEMMA4]

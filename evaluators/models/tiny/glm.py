@@ -11,12 +11,14 @@ _SPECIALS = ("[gMASK]", "<sop>", "<|endoftext|>", "<|user|>", "<|assistant|>", "
              "<|end_of_image|>", "<|image|>", "<|begin_of_video|>", "<|end_of_video|>", "<|video|>", "<pad>")
 
 
-def _build(config_cls, model_cls, tok, spec: TinyFamily, **text_extra):
+def _build(tok, seed: int, spec: TinyFamily, **text_extra):
     """One 56x56 image -> 4x4 patches of 14 -> 4 ``<|image|>`` tokens after 2x2 merging."""
-    from transformers import Glm4vProcessor
+    import torch
     from transformers.models.glm4v.image_processing_glm4v import Glm4vImageProcessor
     from transformers.models.glm4v.video_processing_glm4v import Glm4vVideoProcessor
 
+    config_cls, model_cls, processor_cls = spec.classes()
+    torch.manual_seed(seed)
     eos, user, pad = ids(tok, "<|endoftext|>", "<|user|>", "<pad>")
     # half the head is rotated (partial rotary), so the 3-D sections sum to a quarter of head_dim
     rope = {"rope_type": "default", "rope_theta": 10000.0, "mrope_section": [1, 1, 2], "partial_rotary_factor": 0.5}
@@ -32,27 +34,19 @@ def _build(config_cls, model_cls, tok, spec: TinyFamily, **text_extra):
     model = model_cls(config).eval()
     pixels = {"patch_size": 14, "merge_size": 2, "temporal_patch_size": 2}
     size = {"shortest_edge": 56 * 56, "longest_edge": 56 * 56}
-    processor = Glm4vProcessor(image_processor=Glm4vImageProcessor(size=size, **pixels), tokenizer=tok,
-                               video_processor=Glm4vVideoProcessor(**pixels), chat_template=spec.template)
+    processor = processor_cls(image_processor=Glm4vImageProcessor(size=size, **pixels), tokenizer=tok,
+                              video_processor=Glm4vVideoProcessor(**pixels), chat_template=spec.template)
     return model, processor
 
 
 def build_glm4v(tok, seed: int = 0):
-    import torch
-    from transformers import Glm4vConfig, Glm4vForConditionalGeneration
-
-    torch.manual_seed(seed)
-    return _build(Glm4vConfig, Glm4vForConditionalGeneration, tok, GLM4V)
+    return _build(tok, seed, GLM4V)
 
 
 def build_glm4v_moe(tok, seed: int = 0):
     """GLM-4.5V: layer 0 dense, layer 1 a mixture of 4 routed experts (top 2) plus a shared one."""
-    import torch
-    from transformers import Glm4vMoeConfig, Glm4vMoeForConditionalGeneration
-
-    torch.manual_seed(seed)
-    return _build(Glm4vMoeConfig, Glm4vMoeForConditionalGeneration, tok, GLM4V_MOE, n_routed_experts=4,
-                  num_experts_per_tok=2, moe_intermediate_size=32, first_k_dense_replace=1)
+    return _build(tok, seed, GLM4V_MOE, n_routed_experts=4, num_experts_per_tok=2, moe_intermediate_size=32,
+                  first_k_dense_replace=1)
 
 
 GLM4V = TinyFamily(
@@ -61,8 +55,8 @@ GLM4V = TinyFamily(
     _SPECIALS,
     {"eos_token": "<|endoftext|>", "pad_token": "<pad>", "unk_token": None, "image_token": "<|image|>",
      "video_token": "<|video|>"},
-    build_glm4v, "Glm4ForCausalLM", needs=("torchvision",),
+    build_glm4v,
 )
-GLM4V_MOE = dataclasses.replace(GLM4V, name="glm4v-moe", build=build_glm4v_moe, backbone_class="Glm4MoeForCausalLM")
+GLM4V_MOE = dataclasses.replace(GLM4V, name="glm4v-moe", build=build_glm4v_moe)
 
 SPECS = [GLM4V, GLM4V_MOE]

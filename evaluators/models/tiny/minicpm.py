@@ -17,13 +17,15 @@ def _text(tok) -> dict:
                      linear_num_value_heads=4, bos_token_id=eos, eos_token_id=eos, pad_token_id=pad)
 
 
-def _build(config_cls, model_cls, processor_cls, tok, spec: TinyFamily, image_proc_cls=None, video_proc_cls=None,
-           **extra):
+def _build(tok, seed: int, spec: TinyFamily, image_proc_cls=None, video_proc_cls=None, **extra):
     """One 112x112 image (no slicing) in 14-pixel patches -> 8x8, merged 16x (4x for OCR) -> 4 (16)
     image tokens. MiniCPM-V 4.7 has no processors of its own: it uses 4.6's."""
+    import torch
     from transformers.models.minicpmv4_6.image_processing_pil_minicpmv4_6 import MiniCPMV4_6ImageProcessorPil
     from transformers.models.minicpmv4_6.video_processing_minicpmv4_6 import MiniCPMV4_6VideoProcessor
 
+    config_cls, model_cls, processor_cls = spec.classes()
+    torch.manual_seed(seed)
     image_proc_cls = image_proc_cls or MiniCPMV4_6ImageProcessorPil
     video_proc_cls = video_proc_cls or MiniCPMV4_6VideoProcessor
     image, video = ids(tok, _MM["image_token"], _MM["video_token"])
@@ -39,41 +41,29 @@ def _build(config_cls, model_cls, processor_cls, tok, spec: TinyFamily, image_pr
 
 
 def build_minicpmv4_6(tok, seed: int = 0):
-    import torch
-    from transformers import MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration, MiniCPMV4_6Processor
-
-    torch.manual_seed(seed)
-    return _build(MiniCPMV4_6Config, MiniCPMV4_6ForConditionalGeneration, MiniCPMV4_6Processor, tok, MINICPMV4_6,
-                  image_size=112)
+    return _build(tok, seed, MINICPMV4_6, image_size=112)
 
 
 def build_minicpmv4_7(tok, seed: int = 0):
     """MiniCPM-V 4.7: the 4.6 design; the model also knows the image/slice boundary token ids."""
-    import torch
-    from transformers import MiniCPMV4_7Config, MiniCPMV4_7ForConditionalGeneration, MiniCPMV4_7Processor
-
-    torch.manual_seed(seed)
     start, end, sstart, send = ids(tok, _MM["image_start_token"], _MM["image_end_token"], _MM["slice_start_token"],
                                    _MM["slice_end_token"])
-    return _build(MiniCPMV4_7Config, MiniCPMV4_7ForConditionalGeneration, MiniCPMV4_7Processor, tok, MINICPMV4_7,
-                  image_size=112, image_start_id=start, image_end_id=end, slice_start_id=sstart, slice_end_id=send)
+    return _build(tok, seed, MINICPMV4_7, image_size=112, image_start_id=start, image_end_id=end,
+                  slice_start_id=sstart, slice_end_id=send)
 
 
 def build_minicpm_ocr(tok, seed: int = 0):
     """MiniCPM-OCR: the same design with its own processors and 4x (not 16x) visual-token merging."""
-    import torch
-    from transformers import MiniCPMOcrConfig, MiniCPMOcrForConditionalGeneration, MiniCPMOcrProcessor
     from transformers.models.minicpm_ocr.image_processing_minicpm_ocr import MiniCPMOcrImageProcessor
     from transformers.models.minicpm_ocr.video_processing_minicpm_ocr import MiniCPMOcrVideoProcessor
 
-    torch.manual_seed(seed)
-    return _build(MiniCPMOcrConfig, MiniCPMOcrForConditionalGeneration, MiniCPMOcrProcessor, tok, MINICPM_OCR,
-                  image_proc_cls=MiniCPMOcrImageProcessor, video_proc_cls=MiniCPMOcrVideoProcessor)
+    return _build(tok, seed, MINICPM_OCR, image_proc_cls=MiniCPMOcrImageProcessor,
+                  video_proc_cls=MiniCPMOcrVideoProcessor)
 
 
 def _minicpm(name: str, build) -> TinyFamily:
     return TinyFamily(name, chatml(_MM["image_token"] + "\n"), (*CHATML_SPECIALS, *_MM.values()),
-                      {**CHATML_ROLES, **_MM}, build, "Qwen3_5ForCausalLM", needs=("torchvision",))
+                      {**CHATML_ROLES, **_MM}, build)
 
 
 MINICPMV4_6 = _minicpm("minicpm-v4.6", build_minicpmv4_6)

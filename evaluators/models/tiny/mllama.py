@@ -12,8 +12,9 @@ _CROSS = [1]  # text layer indices that are cross-attention layers (real 11B: ev
 def build_mllama(tok, seed: int = 0):
     """32x32 tiles in 8x8 patches, up to 2 tiles; 3 text layers of which layer 1 cross-attends."""
     import torch
-    from transformers import MllamaConfig, MllamaForConditionalGeneration, MllamaImageProcessor, MllamaProcessor
+    from transformers import MllamaImageProcessor
 
+    config_cls, model_cls, processor_cls = MLLAMA.classes()
     torch.manual_seed(seed)
     bos, eos, pad, image = ids(tok, "<|begin_of_text|>", "<|eot_id|>", "<|finetune_right_pad_id|>", "<|image|>")
     text = tiny_text(tok, num_hidden_layers=3, cross_attention_layers=_CROSS, bos_token_id=bos, eos_token_id=eos,
@@ -22,31 +23,11 @@ def build_mllama(tok, seed: int = 0):
               "attention_heads": 2, "image_size": 32, "patch_size": 8, "max_num_tiles": 2,
               "intermediate_layers_indices": [0], "vision_output_dim": 64,
               "supported_aspect_ratios": [[1, 1], [1, 2], [2, 1]]}
-    config = MllamaConfig(vision_config=vision, text_config=text, image_token_index=image)
-    model = MllamaForConditionalGeneration(config).eval()
+    config = config_cls(vision_config=vision, text_config=text, image_token_index=image)
+    model = model_cls(config).eval()
     image_proc = MllamaImageProcessor(size={"height": 32, "width": 32}, max_image_tiles=2)
-    processor = MllamaProcessor(image_processor=image_proc, tokenizer=tok, chat_template=MLLAMA.template)
+    processor = processor_cls(image_processor=image_proc, tokenizer=tok, chat_template=MLLAMA.template)
     return model, processor
-
-
-def mllama_backbone(vlm, state: dict, text: dict) -> tuple[dict, dict]:
-    """The Llama the model was built from: the cross-attention layers removed, the self-attention
-    layers renumbered, and the 8 extra (image) embedding rows cut off."""
-    cross = set(text["cross_attention_layers"])
-    keep = [i for i in range(text["num_hidden_layers"]) if i not in cross]
-    renumber = {f"model.layers.{old}.": f"model.layers.{new}." for new, old in enumerate(keep)}
-    out = {}
-    for key, value in state.items():
-        if key.startswith("model.layers."):
-            prefix = ".".join(key.split(".")[:3]) + "."
-            if prefix not in renumber:
-                continue
-            key = renumber[prefix] + key[len(prefix):]
-        if key == "model.embed_tokens.weight":
-            value = value[: text["vocab_size"]]
-        out[key] = value
-    text = {k: v for k, v in text.items() if k != "cross_attention_layers"}
-    return {**text, "num_hidden_layers": len(keep)}, out
 
 
 MLLAMA = TinyFamily(
@@ -57,20 +38,19 @@ MLLAMA = TinyFamily(
      "<|finetune_right_pad_id|>", "<|python_tag|>", "<|image|>"),
     {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "pad_token": "<|finetune_right_pad_id|>",
      "unk_token": None, "image_token": "<|image|>"},
-    build_mllama, "LlamaForCausalLM",
-    # the gates start at 0: a random model would ignore the image without this
-    zero_init=("cross_attn_attn_gate", "cross_attn_mlp_gate"), adapt_backbone=mllama_backbone,
+    # the gates start at 0: a random model would ignore the image without this. The backbone drops the
+    # cross-attention layers and image embedding rows as the family facts say (backbone.py)
+    build_mllama, zero_init=("cross_attn_attn_gate", "cross_attn_mlp_gate"),
 )
-
 
 
 def build_llama4(tok, seed: int = 0):
     """Llama 4 (Scout/Maverick): a ViT whose 32x32 tile of 8x8 patches is pixel-shuffled 0.5 into 4
     ``<|patch|>`` tokens, and an MoE Llama 4 text model (layer 1: 2 experts, top 1, plus a shared MLP)."""
     import torch
-    from transformers import Llama4Config, Llama4ForConditionalGeneration, Llama4Processor
     from transformers.models.llama4.image_processing_llama4 import Llama4ImageProcessor
 
+    config_cls, model_cls, processor_cls = LLAMA4.classes()
     torch.manual_seed(seed)
     bos, eos, pad, boi, eoi, patch = ids(tok, "<|begin_of_text|>", "<|eot|>", "<|finetune_right_pad|>",
                                          "<|image_start|>", "<|image_end|>", "<|patch|>")
@@ -81,12 +61,12 @@ def build_llama4(tok, seed: int = 0):
     vision = {"hidden_size": 32, "intermediate_size": 128, "num_hidden_layers": 2, "num_attention_heads": 2,
               "image_size": 32, "patch_size": 8, "vision_output_dim": 64, "projector_input_dim": 64,
               "projector_output_dim": 64}
-    config = Llama4Config(vision_config=vision, text_config=text, boi_token_index=boi, eoi_token_index=eoi,
-                          image_token_index=patch)
-    model = Llama4ForConditionalGeneration(config).eval()
+    config = config_cls(vision_config=vision, text_config=text, boi_token_index=boi, eoi_token_index=eoi,
+                        image_token_index=patch)
+    model = model_cls(config).eval()
     image_proc = Llama4ImageProcessor(size={"height": 32, "width": 32}, max_patches=1)
-    processor = Llama4Processor(image_processor=image_proc, tokenizer=tok, patch_size=8, pixel_shuffle_ratio=0.5,
-                                chat_template=LLAMA4.template)
+    processor = processor_cls(image_processor=image_proc, tokenizer=tok, patch_size=8, pixel_shuffle_ratio=0.5,
+                              chat_template=LLAMA4.template)
     return model, processor
 
 
@@ -99,12 +79,8 @@ LLAMA4 = TinyFamily(
      "<|tile_y_separator|>"),
     {"bos_token": "<|begin_of_text|>", "eos_token": "<|eot|>", "pad_token": "<|finetune_right_pad|>",
      "unk_token": None},
-    # the VLM holds a whole Llama4ForCausalLM under language_model
-    build_llama4, "Llama4ForCausalLM", text_prefixes=("language_model.model.",), head_prefix="language_model.lm_head.",
-    needs=("torchvision",),
-    known_failure="transformers 5.24: Llama4ForConditionalGeneration.forward reads outputs.image_outputs from its "
-                  "language model's MoeCausalLMOutputWithPast, which has none (AttributeError, "
-                  "modeling_llama4.py:1318), with or without an image",
+    # it builds but does not run in transformers 5.24: the family facts' known_failure
+    build_llama4,
 )
 
 SPECS = [MLLAMA, LLAMA4]

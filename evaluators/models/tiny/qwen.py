@@ -24,46 +24,44 @@ def _text(tok, **extra) -> dict:
                      **extra)
 
 
-def _processor(processor_cls, tok, spec: TinyFamily):
+def _processor(tok, spec: TinyFamily):
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen2_vl.video_processing_qwen2_vl import Qwen2VLVideoProcessor
 
-    return processor_cls(image_processor=Qwen2VLImageProcessor(**_PIXELS), tokenizer=tok,
-                         video_processor=Qwen2VLVideoProcessor(**_PIXELS), chat_template=spec.template)
+    return spec.classes()[2](image_processor=Qwen2VLImageProcessor(**_PIXELS), tokenizer=tok,
+                             video_processor=Qwen2VLVideoProcessor(**_PIXELS), chat_template=spec.template)
+
+
+def _model(spec: TinyFamily, tok, text: dict, vision: dict):
+    config_cls, model_cls, _ = spec.classes()
+    return model_cls(config_cls(text_config=text, vision_config=vision, **_vision_ids(tok))).eval()
 
 
 def build_qwen2_vl(tok, seed: int = 0):
     """Qwen2-VL architecture (M-RoPE, dynamic resolution)."""
     import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration, Qwen2VLProcessor
 
     torch.manual_seed(seed)
     vision = {"depth": 2, "embed_dim": 32, "hidden_size": 64, "num_heads": 2, "patch_size": 14,
               "spatial_merge_size": 2, "temporal_patch_size": 2}
-    config = Qwen2VLConfig(text_config=_text(tok), vision_config=vision, **_vision_ids(tok))
-    model = Qwen2VLForConditionalGeneration(config).eval()
-    return model, _processor(Qwen2VLProcessor, tok, QWEN2_VL)
+    return _model(QWEN2_VL, tok, _text(tok), vision), _processor(tok, QWEN2_VL)
 
 
 def build_qwen2_5_vl(tok, seed: int = 0):
     """Qwen2.5-VL architecture: windowed-attention ViT with RMSNorm + SwiGLU, M-RoPE text model."""
     import torch
-    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration, Qwen2_5_VLProcessor
 
     torch.manual_seed(seed)
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
               "patch_size": 14, "spatial_merge_size": 2, "temporal_patch_size": 2, "window_size": 56,
               "fullatt_block_indexes": [1]}
-    config = Qwen2_5_VLConfig(text_config=_text(tok), vision_config=vision, **_vision_ids(tok))
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
-    return model, _processor(Qwen2_5_VLProcessor, tok, QWEN2_5_VL)
+    return _model(QWEN2_5_VL, tok, _text(tok), vision), _processor(tok, QWEN2_5_VL)
 
 
 def build_qwen3_vl(tok, seed: int = 0):
     """Qwen3-VL architecture: 16-pixel patches, DeepStack (ViT features added to early text layers),
     interleaved M-RoPE, Qwen3 text model (q/k norm)."""
     import torch
-    from transformers import Qwen3VLConfig, Qwen3VLForConditionalGeneration, Qwen3VLProcessor
 
     torch.manual_seed(seed)
     text = _text(tok, head_dim=16)
@@ -71,12 +69,10 @@ def build_qwen3_vl(tok, seed: int = 0):
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
               "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16,
               "deepstack_visual_indexes": [0]}
-    config = Qwen3VLConfig(text_config=text, vision_config=vision, **_vision_ids(tok))
-    model = Qwen3VLForConditionalGeneration(config).eval()
-    return model, _qwen3_processor(Qwen3VLProcessor, tok, QWEN3_VL)
+    return _model(QWEN3_VL, tok, text, vision), _qwen3_processor(tok, QWEN3_VL)
 
 
-def _qwen3_processor(processor_cls, tok, spec: TinyFamily):
+def _qwen3_processor(tok, spec: TinyFamily):
     """One 64x64 image -> 4x4 patches of 16 -> 4 tokens after 2x2 merging."""
     from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
@@ -84,14 +80,13 @@ def _qwen3_processor(processor_cls, tok, spec: TinyFamily):
     pixels = {"patch_size": 16, "merge_size": 2, "temporal_patch_size": 2}
     image_proc = Qwen2VLImageProcessor(min_pixels=64 * 64, max_pixels=64 * 64, **pixels)
     video_proc = Qwen3VLVideoProcessor(size={"shortest_edge": 64 * 64, "longest_edge": 64 * 64 * 4}, **pixels)
-    return processor_cls(image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
-                         chat_template=spec.template)
+    return spec.classes()[2](image_processor=image_proc, tokenizer=tok, video_processor=video_proc,
+                             chat_template=spec.template)
 
 
 def build_qwen3_vl_moe(tok, seed: int = 0):
     """Qwen3-VL-30B-A3B / 235B-A22B: Qwen3-VL with a mixture-of-experts text model (4 experts, top 2)."""
     import torch
-    from transformers import Qwen3VLMoeConfig, Qwen3VLMoeForConditionalGeneration, Qwen3VLProcessor
 
     torch.manual_seed(seed)
     text = _text(tok, head_dim=16, num_experts=4, num_experts_per_tok=2, moe_intermediate_size=32)
@@ -99,16 +94,13 @@ def build_qwen3_vl_moe(tok, seed: int = 0):
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
               "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16,
               "deepstack_visual_indexes": [0]}
-    config = Qwen3VLMoeConfig(text_config=text, vision_config=vision, **_vision_ids(tok))
-    model = Qwen3VLMoeForConditionalGeneration(config).eval()
-    return model, _qwen3_processor(Qwen3VLProcessor, tok, QWEN3_VL_MOE)
+    return _model(QWEN3_VL_MOE, tok, text, vision), _qwen3_processor(tok, QWEN3_VL_MOE)
 
 
 def build_qwen3_5(tok, seed: int = 0):
     """Qwen3.5 (natively multimodal): Qwen3-VL's vision side and processor, and a hybrid text model
     (gated delta-net linear attention layers between full-attention ones)."""
     import torch
-    from transformers import Qwen3_5Config, Qwen3_5ForConditionalGeneration, Qwen3VLProcessor
 
     torch.manual_seed(seed)
     text = _text(tok, head_dim=16, layer_types=["linear_attention", "full_attention"], linear_key_head_dim=16,
@@ -116,26 +108,18 @@ def build_qwen3_5(tok, seed: int = 0):
     text["rope_parameters"] = {**text["rope_parameters"], "mrope_interleaved": True}
     vision = {"depth": 2, "hidden_size": 32, "intermediate_size": 64, "num_heads": 2, "out_hidden_size": 64,
               "patch_size": 16, "spatial_merge_size": 2, "temporal_patch_size": 2, "num_position_embeddings": 16}
-    config = Qwen3_5Config(text_config=text, vision_config=vision, **_vision_ids(tok))
-    model = Qwen3_5ForConditionalGeneration(config).eval()
-    return model, _qwen3_processor(Qwen3VLProcessor, tok, QWEN3_5)
+    return _model(QWEN3_5, tok, text, vision), _qwen3_processor(tok, QWEN3_5)
 
 
-def _qwen(name: str, build, backbone: str, **kw) -> TinyFamily:
-    # text-only M-RoPE equals 1-D RoPE, so the plain causal LM reproduces the VLM's text path
-    return TinyFamily(name, chatml(_QWEN_IMG), _QWEN_SPECIALS, CHATML_ROLES, build, backbone,
-                      needs=("torchvision",), **kw)
+def _qwen(name: str, build) -> TinyFamily:
+    # the backbone (M-RoPE saved as 1-D RoPE; Qwen3-VL-MoE's norm_topk_prob) follows the family facts
+    return TinyFamily(name, chatml(_QWEN_IMG), _QWEN_SPECIALS, CHATML_ROLES, build)
 
 
-QWEN2_VL = _qwen("qwen2-vl", build_qwen2_vl, "Qwen2ForCausalLM")
-QWEN2_5_VL = _qwen("qwen2.5-vl", build_qwen2_5_vl, "Qwen2ForCausalLM")
-QWEN3_VL = _qwen("qwen3-vl", build_qwen3_vl, "Qwen3ForCausalLM")
-def _normalised_top_k(vlm, state: dict, text: dict) -> tuple[dict, dict]:
-    """Qwen3-VL-MoE always renormalises its top-k routing weights; Qwen3MoE does so only when asked."""
-    return {**text, "norm_topk_prob": True}, state
-
-
-QWEN3_VL_MOE = _qwen("qwen3-vl-moe", build_qwen3_vl_moe, "Qwen3MoeForCausalLM", adapt_backbone=_normalised_top_k)
-QWEN3_5 = _qwen("qwen3.5", build_qwen3_5, "Qwen3_5ForCausalLM")
+QWEN2_VL = _qwen("qwen2-vl", build_qwen2_vl)
+QWEN2_5_VL = _qwen("qwen2.5-vl", build_qwen2_5_vl)
+QWEN3_VL = _qwen("qwen3-vl", build_qwen3_vl)
+QWEN3_VL_MOE = _qwen("qwen3-vl-moe", build_qwen3_vl_moe)
+QWEN3_5 = _qwen("qwen3.5", build_qwen3_5)
 
 SPECS = [QWEN2_VL, QWEN2_5_VL, QWEN3_VL, QWEN3_VL_MOE, QWEN3_5]
