@@ -14,7 +14,7 @@ $(BIN)/mmstar: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q $(TORCH)
-	$(BIN)/pip install -q -e ".[dev,hf,plots,review,postgres,openai]"
+	$(BIN)/pip install -q -e ".[dev,hf,plots,review,postgres,openai,serve]"
 	touch $@
 
 .PHONY: setup demo test test-slow test-all lint

@@ -25,8 +25,7 @@ def _cmd_score(args: argparse.Namespace) -> int:
     if config is not None:
         from mmstar.evaluators.run.judge import make_judge_backend, run_judge
 
-        records = [dict(r) for r in records]
-        backend = make_judge_backend(config)
+        backend = make_judge_backend(config)  # judges the typed records in place (the file is not written)
         try:
             run_judge(records, backend, config)
         finally:

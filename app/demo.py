@@ -10,11 +10,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from mmstar.evaluators.backends.base import GenerationConfig
-from mmstar.evaluators.run.runner import EvalConfig, concrete_dtype, hf_factory, run_eval, summary_line
+from mmstar.evaluators.run.pipeline import evaluate
 
 from mmstar.loaders import load_benchmark
-from mmstar.prompts import PromptConfig
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
@@ -52,22 +50,21 @@ def demo_models(out: Path) -> list[tuple[str, str, str]]:
 def run_demo(out: Path, batch_size: int = 32, quiet: bool = False, device: str = "cpu",
              dtype: str = "float32") -> int:
     import torch
+    from mmstar.evaluators.backends.registry import concrete_dtype
 
-    precision = concrete_dtype("hf", device, dtype)  # a missing CUDA device fails here, in one line
+    concrete_dtype("hf", {"device": device, "dtype": dtype})  # a missing CUDA device fails here, in one line
     torch.manual_seed(0)
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
     bench = demo_benchmark(out)
     models = demo_models(out)
-    gen = GenerationConfig(max_new_tokens=8)
-    factory = hf_factory(device=device, dtype=dtype, gen=gen)
     run_dirs = []
     for label, vlm, backbone in models:
-        config = EvalConfig(model=vlm, backbone=backbone, prompt=PromptConfig("official", 0), gen=gen,
-                            batch_size=batch_size, model_label=label, progress=not quiet, dtype=precision)
-        run_dir, scores = run_eval(bench, config, out / "runs", factory, model_slug=label)
-        run_dirs.append(run_dir)
-        print(f"{label:<22} {summary_line(scores)}")
+        # the paper's protocol but 0 shots and 8 new tokens: the demo models answer with one letter
+        result = evaluate(vlm, data=bench, out=out / "runs", backbone=backbone, label=label, batch_size=batch_size,
+                          shots=0, max_new_tokens=8, progress=not quiet, device=device, dtype=dtype)
+        run_dirs.append(result.run_dir)
+        print(f"{label:<22} {result.summary()}")
     _publish(run_dirs, out)
     print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; runs under {out / 'runs'}")
     if models[0][0] == "tiny-llava-random":

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmstar.errors import MmstarError
+
+if TYPE_CHECKING:
+    from mmstar.evaluators.run.pipeline import RunOptions
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -37,166 +41,71 @@ def _cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _eval_config(args: argparse.Namespace, entry, modes: tuple[str, ...], gen):
-    from mmstar.evaluators.run.runner import EvalConfig, concrete_dtype, resolve_batch_size
+def run_options(args: argparse.Namespace) -> RunOptions:
+    """The typed options of a parsed ``mmstar eval`` command line."""
+    from mmstar.evaluators.backends.registry import given_options
+    from mmstar.evaluators.run.pipeline import RunOptions
 
-    from mmstar.prompts import PromptConfig
-
-    return EvalConfig(
-        model=entry.lvlm, backbone=entry.backbone, modes=modes, prompt=PromptConfig(args.prompt, args.shots),
-        gen=gen, batch_size=resolve_batch_size(args.batch_size, args.backend, args.device), backend=args.backend,
-        model_label=entry.alias, limit=args.limit, overwrite=args.overwrite, progress=not args.no_progress,
-        protocol=args.protocol,
-        # vLLM takes no --device: its dtype "auto" follows the HF rule for the machine's default device
-        dtype=concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype),
-    )
-
-
-def _eval_factory(args: argparse.Namespace, entry, gen):
-    from mmstar.evaluators.run.runner import hf_factory, openai_factory, vllm_factory
-
-    device_map = (args.device_map or entry.defaults.get("device_map")) if args.device == "auto" else args.device_map
-    if args.backend == "openai":
-        return openai_factory(args.base_url, args.api_key_env, args.concurrency, gen)
-    if args.backend == "vllm":
-        return vllm_factory(gen, args.tensor_parallel_size, args.max_model_len, args.gpu_memory_utilization,
-                            args.images_per_prompt, args.dtype, args.trust_remote_code,
-                            prefix_cache=not args.no_prefix_cache)
-    return hf_factory(args.device, args.dtype, device_map, args.trust_remote_code, args.allow_pickle, gen,
-                      prefix_cache=not args.no_prefix_cache)
-
-
-def _check_eval_args(args: argparse.Namespace) -> None:
-    from mmstar.evaluators.run.runner import resolve_batch_size
-
-    if args.backend == "openai" and not args.base_url:
-        raise MmstarError("--backend openai needs --base-url (e.g. https://api.openai.com/v1 or http://HOST:8000/v1)")
-    resolve_batch_size(args.batch_size, args.backend, args.device)  # a bad value is one line, before any load
-
-
-def _resolve_checked(name: str, backbone: str | None, backend: str):
-    from mmstar.evaluators.models.registry import resolve_model
-
-    entry = resolve_model(name, backbone, any_name=backend == "openai")
-    if backend != "openai":  # a local backend needs the family's classes installed
-        from mmstar.evaluators.models.modelcheck import require_family
-
-        require_family(entry)
-    return entry
+    return RunOptions(modes=args.modes, backend=args.backend, batch_size=args.batch_size, limit=args.limit,
+                      prompt=args.prompt, shots=args.shots, max_new_tokens=args.max_new_tokens,
+                      protocol=args.protocol, thinking=args.thinking, overwrite=args.overwrite,
+                      progress=not args.no_progress, backend_options=given_options(args))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
-    from mmstar.evaluators.models.modelcheck import require_family
-    from mmstar.evaluators.models.registry import resolve_model
-    from mmstar.evaluators.run.runner import parse_modes
-    from mmstar.evaluators.run.sweep import load_sweep_config, report, run_sweep, sweep_from_flags
+    from mmstar.evaluators.run.judge import judge_config
+    from mmstar.evaluators.run.pipeline import RunOptions
+    from mmstar.evaluators.run.sweep import evaluate_sweep, load_sweep_config, report, sweep_from_flags
 
-    from mmstar.loaders import load_benchmark
-
+    judge = judge_config(args)  # judge flags are checked before any model loads
+    options = run_options(args)
+    out = args.out
     if args.config:
         if args.model:
             raise MmstarError("give the models in --config or with --model, not both")
         spec = load_sweep_config(Path(args.config))
-        for key, value in spec.options:  # the config's options replace the flags' values
-            setattr(args, key, ",".join(value) if key == "modes" and isinstance(value, list) else value)
-        args.out = spec.out or args.out
+        # the config's options replace the flags' values
+        options = RunOptions.from_mapping(dict(spec.options), origin=args.config, base=options)
+        out = spec.out or out
     else:
         spec = sweep_from_flags(args.model, args.backbone, args.data)
-    _check_eval_args(args)
-    from mmstar.evaluators.run.judge import judge_config, judge_run_dir
-
-    judge = judge_config(args)  # judge flags are checked before any model loads
-    modes = parse_modes(str(args.modes))
-    # every alias, then every family, then every benchmark is checked before any model loads
-    entries = [resolve_model(m.name, m.backbone, any_name=args.backend == "openai") for m in spec.models]
-    if args.backend != "openai":
-        for entry in entries:
-            require_family(entry)
-    benches = [load_benchmark(d) for d in spec.data]
-    out = Path(args.out)
-
-    def gen(e):
-        return generation_config(e, args.protocol, args.thinking, args.max_new_tokens)
-
-    results = run_sweep(entries, benches, out, lambda e: _eval_config(args, e, modes, gen(e)),
-                        lambda e: _eval_factory(args, e, gen(e)))
-    if judge is not None:  # after every model is gone: the judge loads into the freed memory
-        for r in results:
-            if r.run_dir is not None and r.error is None:
-                judge_run_dir(r.run_dir, judge)
-    return report(results, out)
+    results = evaluate_sweep([(m.name, m.backbone) for m in spec.models], spec.data, options, Path(out), judge)
+    return report(results, Path(out))
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from mmstar.evaluators.run.runner import parse_modes, run_eval, summary_line
+    from mmstar.evaluators.run.judge import judge_config
+    from mmstar.evaluators.run.pipeline import load_data, plan, resolve_entry, run_planned
     from mmstar.evaluators.run.sweep import split_list
 
-    from mmstar.loaders import load_benchmark
     from mmstar.report import score_table
 
     if args.config or not args.model or len(split_list(args.model)) > 1:
         if not args.config and not args.model:
             raise MmstarError("give --model NAME (or a comma list) or --config SWEEP.yaml")
         return _cmd_sweep(args)
-    _check_eval_args(args)
-    from mmstar.evaluators.run.judge import judge_config
-
-    judge = judge_config(args)  # judge flags are checked before any model loads
-    entry = _resolve_checked(args.model, args.backbone, args.backend)
-    modes = parse_modes(args.modes)
-    gen = generation_config(entry, args.protocol, args.thinking, args.max_new_tokens)
-    config = _eval_config(args, entry, modes, gen)
-    benches = [load_benchmark(spec) for spec in split_list(args.data)]  # all checked before any model loads
-    factory = _eval_factory(args, entry, gen)
+    options = run_options(args)  # every flag is checked before any model loads
+    judge = judge_config(args)
+    entry = resolve_entry(args.model, args.backbone, options.backend)
+    eval_plan = plan(entry, options)
+    benches = [load_data(spec) for spec in split_list(args.data)]  # all checked before any model loads
     run_dirs = []
     for bench in benches:
-        run_dir, scores = run_eval(bench, config, Path(args.out), factory)
-        if not scores:  # a non-zero torchrun rank: rank 0 reports
+        result = run_planned(bench, eval_plan, Path(args.out), judge)
+        if not result.scores:  # a non-zero torchrun rank: rank 0 reports
             continue
-        if judge is not None:  # after the model is gone: the judge loads into the freed memory
-            from mmstar.evaluators.run.judge import judge_run_dir
-
-            from mmstar.runs import compute_scores
-
-            judge_run_dir(run_dir, judge)
-            scores = compute_scores(run_dir)
-        run_dirs.append(run_dir)
-        for mode in modes:
-            if scores.get(mode):
-                print(score_table(scores[mode], title=f"\n[{mode}] {run_dir}/{mode}.jsonl"))
-        print(f"\n{run_dir}: {summary_line(scores)}")
+        run_dirs.append(result.run_dir)
+        for mode in options.modes:
+            if result.scores.get(mode):
+                print(score_table(result.scores[mode], title=f"\n[{mode}] {result.run_dir}/{mode}.jsonl"))
+        print(f"\n{result.run_dir}: {result.summary()}")
     if len(run_dirs) > 1:
         from mmstar.metrics.leaderboard import publish
 
         print()
         publish(run_dirs, echo=True)
     return 0
-
-
-# the switch most reasoning chat templates read (Qwen3, GLM-4.1V, InternVL3.5); a registry entry's
-# own ``thinking`` table replaces it
-DEFAULT_THINKING = {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
-REASONING_MAX_NEW_TOKENS = 8192  # a reasoning run's budget when the registry gives none
-
-
-def generation_config(entry, protocol: str, thinking: str | None, max_new_tokens: int | None):
-    """Decoding for a protocol: ``official`` is 32 new tokens, greedy (the paper's); ``reasoning``
-    takes the model's recommended budget and turns thinking on. ``--max-new-tokens`` and
-    ``--thinking`` override either; the entry's ``chat_template_kwargs`` always apply."""
-    from mmstar.evaluators.backends.base import GenerationConfig
-
-    if protocol == "reasoning":
-        thinking = thinking or "on"
-        budget = max_new_tokens or entry.max_new_tokens or REASONING_MAX_NEW_TOKENS
-    else:
-        budget = max_new_tokens or 32
-    if budget < 1:
-        raise MmstarError("--max-new-tokens must be at least 1")
-    kwargs = dict(entry.chat_template_kwargs)
-    if thinking is not None:
-        kwargs.update((entry.thinking or DEFAULT_THINKING).get(thinking, {}))
-    return GenerationConfig(max_new_tokens=budget, chat_template_kwargs=kwargs)
 
 
 def _cmd_tiny(args: argparse.Namespace) -> int:
@@ -231,9 +140,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
+    from mmstar.evaluators.backends.registry import add_backend_arguments
     from mmstar.evaluators.models.tiny import (
         FAMILIES,  # plain data: the builders import torch/transformers only when called
     )
+    from mmstar.evaluators.run.pipeline import PROMPTS, PROTOCOLS, SHOTS, THINKING
 
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
     p.add_argument("--model", help="registry alias (see `mmstar models`), hub id or local folder; a comma list "
@@ -242,37 +153,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    "one for all models or a comma list, one per model")
     p.add_argument("--data", default="mmstar", help="benchmark file/folder or hub id, or a comma list "
                    "(default: Lin-Chen/MMStar)")
-    p.add_argument("--config", help="sweep file (YAML or JSON): models, data, out, options (see evaluators/sweep.py)")
+    p.add_argument("--config", help="sweep file (YAML or JSON): models, data, out, options "
+                   "(see evaluators/run/sweep.py)")
     p.add_argument("--modes", default="v,wv,t", help="comma list of v, wv, t (default: all three)")
-    p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
     p.add_argument("--out", default="runs", help="output root; the run goes to OUT/<model>/<benchmark>/")
     p.add_argument("--batch-size", help="N or auto: the largest batch that fits (HF backend; the default on CUDA); "
                    "default 8 on CPU")
     p.add_argument("--limit", type=int, help="only the first N samples")
-    p.add_argument("--prompt", choices=("official", "letter"), default="official")
-    p.add_argument("--shots", type=int, choices=(0, 2), default=2, help="in-context shots for mode t (paper: 2)")
+    p.add_argument("--prompt", choices=PROMPTS, default="official")
+    p.add_argument("--shots", type=int, choices=SHOTS, default=2, help="in-context shots for mode t (paper: 2)")
     p.add_argument("--max-new-tokens", type=int,
                    help="generation budget (default: 32 under --protocol official, the model's own under reasoning)")
-    p.add_argument("--protocol", choices=("official", "reasoning"), default="official",
+    p.add_argument("--protocol", choices=PROTOCOLS, default="official",
                    help="official: 32 new tokens, greedy (the paper's); reasoning: the registry's budget, thinking on")
-    p.add_argument("--thinking", choices=("on", "off"),
+    p.add_argument("--thinking", choices=THINKING,
                    help="turn the chat template's thinking switch on or off (e.g. enable_thinking)")
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:1 ...")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
-    p.add_argument("--device-map", help="e.g. auto: spread a model larger than one GPU over several")
-    p.add_argument("--trust-remote-code", action="store_true", help="run code shipped with the checkpoint")
-    p.add_argument("--allow-pickle", action="store_true", help="accept .bin (pickle) weights, not just safetensors")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run dir instead of resuming")
-    p.add_argument("--no-prefix-cache", action="store_true",
-                   help="prefill the shared system prompt + shots for every sample (A/B against the reuse)")
-    p.add_argument("--base-url", help="openai backend: the API root, e.g. http://127.0.0.1:8000/v1")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="openai backend: env var holding the key")
-    p.add_argument("--concurrency", type=int, default=8, help="openai backend: requests in flight")
-    p.add_argument("--tensor-parallel-size", type=int, default=1, help="vllm backend: GPUs per model")
-    p.add_argument("--max-model-len", type=int, help="vllm backend: context length to reserve")
-    p.add_argument("--gpu-memory-utilization", type=float, default=0.9, help="vllm backend: GPU memory fraction")
-    p.add_argument("--images-per-prompt", type=int, default=1, help="vllm backend: images per prompt")
     p.add_argument("--no-progress", action="store_true")
+    add_backend_arguments(p)  # --backend and each backend's own options, from the backend registry
     from mmstar.evaluators.run.judge import add_judge_args
 
     add_judge_args(p)
@@ -340,14 +238,20 @@ def _cmd_benchmarks(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    from mmstar.evaluators.backends import registry as backends
     from mmstar.evaluators.backends.base import GenerationConfig
-    from mmstar.evaluators.backends.hf import HFBackend
-    from mmstar.evaluators.backends.serve import make_server
+    from mmstar.evaluators.backends.serve import check_exposure, make_server
     from mmstar.evaluators.models.modelcheck import model_kind
 
-    if args.host not in ("127.0.0.1", "localhost", "::1") and not args.allow_remote:
-        raise MmstarError(f"--host {args.host} exposes the model beyond this machine; add --allow-remote "
-                          "(the server has no authentication: put it behind a proxy that has)")
+    key = None
+    if args.serve_api_key_env:
+        key = os.environ.get(args.serve_api_key_env, "")
+        if not key:
+            raise MmstarError(f"--api-key-env {args.serve_api_key_env}: that environment variable is not set "
+                              "(or empty); export the key there first")
+    check_exposure(args.host, key)  # before any model loads
     gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
     specs: dict[str, str] = {}
     for spec in args.model:  # every name is checked before any model loads
@@ -355,23 +259,25 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         if not name or name in specs:
             raise MmstarError(f"--model {spec}: give each model a distinct NAME (NAME=PATH)")
         specs[name] = path
+    options = backends.resolve_options(args.backend, backends.given_options(args))
     models = {}
     for name, path in specs.items():
-        kind = model_kind(path, args.trust_remote_code)
-        models[name] = HFBackend(path, kind, gen, device=args.device, dtype=args.dtype,
-                                 trust_remote_code=args.trust_remote_code, allow_pickle=args.allow_pickle)
+        kind = model_kind(path, options.get("trust_remote_code", False))
+        models[name] = backends.create(args.backend, path, kind, gen, options)
         print(f"loaded {name} ({kind}) from {path}")
-    server = make_server(models, args.host, args.port, max_batch=args.max_batch, batch_wait_s=args.batch_wait_ms / 1000)
+    server = make_server(models, args.host, args.port, max_batch=args.max_batch,
+                         batch_wait_s=args.batch_wait_ms / 1000, api_key=key)
     host, port = server.server_address[:2]
-    print(f"serving {', '.join(models)} at http://{host}:{port}/v1 (batches of up to {args.max_batch}); Ctrl-C stops",
-          flush=True)
+    shown = f"[{host}]" if ":" in str(host) else host
+    guard = f"; requests need the key in ${args.serve_api_key_env}" if key else ""
+    print(f"serving {', '.join(models)} at http://{shown}:{port}/v1 (batches of up to {args.max_batch}{guard}); "
+          "Ctrl-C stops", flush=True)
     try:
-        server.serve_forever()
+        server.serve_forever()  # uvicorn: Ctrl-C / SIGTERM finish the requests in flight, then return
     except KeyboardInterrupt:
         pass
     finally:
         server.server_close()
-        server.batcher.stop()  # type: ignore[attr-defined]
     return 0
 
 
@@ -410,17 +316,19 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     ex.set_defaults(func=_cmd_backbone_extract)
     b = sub.add_parser("benchmarks", help="list the benchmark registry and what is cached")
     b.set_defaults(func=_cmd_benchmarks)
-    s = sub.add_parser("serve", help="an OpenAI-compatible endpoint over local HF models (batches concurrent requests)")
+    s = sub.add_parser("serve", help="an OpenAI-compatible endpoint over local HF models (batches concurrent "
+                       "requests; streams; bearer key)")
     s.add_argument("--model", action="append", required=True, metavar="[NAME=]PATH",
                    help="a local folder or hub id; repeat to serve several (name defaults to the folder name)")
     s.add_argument("--host", default="127.0.0.1")
     s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    s.add_argument("--allow-remote", action="store_true", help="allow a --host other than loopback")
+    s.add_argument("--api-key-env", dest="serve_api_key_env", metavar="NAME",
+                   help="environment variable holding a key: every request must send it as a bearer token (401 "
+                   "otherwise); a --host beyond loopback needs it")
     s.add_argument("--max-batch", type=int, default=32, help="requests gathered into one generate call")
     s.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests")
     s.add_argument("--max-new-tokens", type=int, default=32, help="when a request gives no max_tokens")
-    s.add_argument("--device", default="auto")
-    s.add_argument("--dtype", default="auto")
-    s.add_argument("--trust-remote-code", action="store_true")
-    s.add_argument("--allow-pickle", action="store_true")
+    from mmstar.evaluators.backends.registry import add_backend_arguments, names
+
+    add_backend_arguments(s, backends=names(lambda spec: spec.servable))
     s.set_defaults(func=_cmd_serve)

@@ -27,8 +27,10 @@ from mmstar.evaluators.run.runner import _now, prediction_record
 
 from mmstar.errors import DataError
 from mmstar.loaders import RawTable, build_sample, read_table
-from mmstar.runs import MODES, append_predictions, prediction_path, slugify, write_manifest, write_scores
+from mmstar.records import Manifest, ModeStats, PredictionRecord, append_records
+from mmstar.runs import MODES, prediction_path, read_manifest, slugify, write_manifest, write_scores
 from mmstar.sample import Sample
+from mmstar.scoring import graded
 from mmstar.taxonomy import capability_of_axis
 
 VLMEVAL_DATASETS = ("MMBench_DEV_EN_V11", "MMBench_DEV_EN", "MMBench_TEST_EN", "SEEDBench_IMG", "AI2D_TEST",
@@ -125,18 +127,18 @@ def split_vlmeval_name(stem: str) -> tuple[str, str]:
     return model, ds
 
 
-def _write_run(out: Path, model: str, bench: str, mode: str, records: list[dict[str, Any]],
-               extra: dict[str, Any]) -> Path:
+def _write_run(out: Path, model: str, bench: str, mode: str, records: list[PredictionRecord],
+               provenance: dict[str, Any]) -> Path:
     run_dir = out / slugify(model) / slugify(bench)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = prediction_path(run_dir, mode)
     if path.exists():
         raise DataError(path, "already exists; import into another --out or delete it first")
-    manifest_path = run_dir / "manifest.json"
-    manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {
-        "model_label": model, "benchmark": bench, "created": _now(), "modes": {}}
-    manifest["modes"][mode] = {"imported": _now(), **extra, "n": len(records)}
-    append_predictions(path, records)
+    manifest = read_manifest(run_dir) or Manifest.new(
+        {"model_label": model, "benchmark": bench, "created": _now(), "modes": {}})
+    manifest.modes[mode] = ModeStats(imported=_now(), n=len(records))
+    manifest.modes[mode].update(**provenance)
+    append_records(path, records)
     write_manifest(run_dir, manifest)
     return run_dir
 
@@ -156,10 +158,10 @@ def import_vlmevalkit(file: Path, out: Path, mode: str, model: str | None = None
         text = "" if pred is None or (isinstance(pred, float) and pred != pred) else str(pred)
         records.append(prediction_record(sample, mode, Response(text=text)))
     reported, reported_from = vlmevalkit_reported(file, acc_file)
-    extra: dict[str, Any] = {"imported_from": str(file), "tool": "VLMEvalKit"}
+    provenance: dict[str, Any] = {"imported_from": str(file), "tool": "VLMEvalKit"}
     if reported is not None:
-        extra.update(peer_reported=reported, peer_reported_from=str(reported_from))
-    run_dir = _write_run(out, model or guess_model, bench or guess_bench, mode, records, extra)
+        provenance.update(peer_reported=reported, peer_reported_from=str(reported_from))
+    run_dir = _write_run(out, model or guess_model, bench or guess_bench, mode, records, provenance)
     return ImportResult(run_dir, len(records), write_scores(run_dir), peer_reported=reported,
                         peer_reported_from=reported_from)
 
@@ -175,7 +177,7 @@ def _flatten(value: Any) -> str:
 _OPTION_LINE = re.compile(r"^[A-J][.:)]\s")
 
 
-def _lmms_record(obj: dict[str, Any], line: int, file: Path) -> tuple[dict[str, Any], float | None]:
+def _lmms_record(obj: dict[str, Any], line: int, file: Path, mode: str) -> PredictionRecord:
     metric = next((v for v in obj.values() if isinstance(v, dict) and ("question_id" in v or "score" in v)), {})
     index = metric.get("question_id", metric.get("index", obj.get("doc_id")))
     try:
@@ -193,16 +195,15 @@ def _lmms_record(obj: dict[str, Any], line: int, file: Path) -> tuple[dict[str, 
                           obj.get("resps"))
     question = _flatten(obj.get("input") or obj.get("doc", {}).get("question", ""))
     score = metric.get("score")
-    rec = {"index": index, "prediction": prediction, "answer": target.strip().strip("()").upper()[:1],
-           "category": category, "l2_category": l2, "source": obj.get("doc", {}).get("bench", ""),
-           "question": question}
-    return rec, (float(score) if isinstance(score, (int, float)) else None)
+    rec = PredictionRecord(index=index, mode=mode, prediction=prediction,
+                           answer=target.strip().strip("()").upper()[:1], category=str(category or ""),
+                           l2_category=str(l2 or ""), source=str(obj.get("doc", {}).get("bench", "") or ""),
+                           question=question, peer_score=float(score) if isinstance(score, (int, float)) else None)
+    return graded(rec)  # our extractor's verdict beside the peer's own score
 
 
 def import_lmms_eval(file: Path, out: Path, mode: str, model: str | None = None, bench: str | None = None
                      ) -> ImportResult:
-    from mmstar.scoring import assess
-
     m = re.match(r"^(?:.*_)?samples_(.+)$", file.stem)
     task = m.group(1) if m else file.stem
     records, peer_hits, disagree, scored = [], [], 0, []
@@ -213,17 +214,13 @@ def import_lmms_eval(file: Path, out: Path, mode: str, model: str | None = None,
             obj = json.loads(line)
         except json.JSONDecodeError as exc:
             raise DataError(file, f"invalid JSON ({exc.msg})", i) from None
-        rec, peer = _lmms_record(obj, i, file)
-        official, robust, extraction = assess(rec)
-        full = {**rec, "mode": mode, "choice": extraction.choice, "hit": robust, "hit_official": official,
-                "error": None, "peer_score": peer, "extract_rule": extraction.rule}
-        if extraction.reasoning is not None:
-            full["reasoning"] = extraction.reasoning
+        rec = _lmms_record(obj, i, file, mode)
+        peer = rec.peer_score
         if peer is not None:
             peer_hits.append(peer)
-            scored.append((rec["l2_category"], peer))
-            disagree += bool(peer >= 0.5) != official
-        records.append(full)
+            scored.append((rec.l2_category, peer))
+            disagree += bool(peer >= 0.5) != rec.hit_official
+        records.append(rec)
     if not records:
         raise DataError(file, "no samples in the file")
     peer_score = 100 * sum(peer_hits) / len(peer_hits) if peer_hits else None

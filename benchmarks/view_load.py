@@ -9,7 +9,7 @@ replies, ~0.5% errors), in the exact format ``mmstar eval`` writes. Timed, best 
   sample table (``mmstar.viewer.data.load``);
 * ``+ leaderboard``: the official leaderboard rows with their bootstrap intervals (what the app's
   first page shows);
-* baseline: ``mmstar.metrics`` (``load_run`` + ``build_rows``, as ``mmstar leaderboard`` does),
+* baseline: ``mmstar.metrics`` (``open_run`` + ``build_rows``, as ``mmstar leaderboard`` does),
   which yields the leaderboard rows only, and the same figures.
 """
 
@@ -96,8 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--keep", type=Path, help="write the run directories here and keep them")
     args = ap.parse_args(argv)
     from mmstar.metrics.leaderboard import build_rows
-    from mmstar.metrics.runs import load_run
     from mmstar.viewer import data
+
+    from mmstar.runs import open_run
 
     root = args.keep or Path(tempfile.mkdtemp(prefix="view-load-"))
     try:
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         n_pred = args.models * args.samples * len(MODES)
         t_load, c_load, view = _best(lambda: data.load([root]), args.repeat)
         t_full, c_full, view = _best(lambda: (v := data.load([root]), v.leaderboard("official"))[0], args.repeat)
-        t_base, c_base, base_rows = _best(lambda: build_rows([load_run(d) for d in dirs], "official"), args.repeat)
+        t_base, c_base, base_rows = _best(lambda: build_rows([open_run(d) for d in dirs], "official"), args.repeat)
         same = all(view.leaderboard("official")[i][k] == row[k]
                    for i, row in enumerate(base_rows) for k in row)
         print(f"{args.models} models x {args.samples} samples x 3 modes = {n_pred:,} predictions "
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"viewer load (read, judge both matchers, sample table): {t_load:.2f} s wall, {c_load:.2f} s CPU")
         print(f"viewer load + official leaderboard with intervals:     {t_full:.2f} s wall, {c_full:.2f} s CPU "
               f"({'under' if t_full < 3 else 'OVER'} the 3 s target)")
-        print(f"baseline, mmstar.metrics load_run + build_rows:         {t_base:.2f} s wall, {c_base:.2f} s CPU")
+        print(f"baseline, mmstar.metrics open_run + build_rows:         {t_base:.2f} s wall, {c_base:.2f} s CPU")
         print(f"viewer (load + leaderboard) / baseline: {t_full / t_base:.2f}x wall; leaderboard figures identical: "
               f"{same}")
     finally:

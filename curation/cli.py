@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from mmstar.errors import MmstarError
 
@@ -33,19 +34,17 @@ def _cmd_pool(args: argparse.Namespace) -> int:
     return 0
 
 
-def _factory(args: argparse.Namespace):
+def _backend(args: argparse.Namespace) -> tuple[dict[str, Any], Any]:
+    """The chosen backend's options from the flags, and the decoding (checked before any model loads)."""
+    from mmstar.evaluators.backends import registry as backends
     from mmstar.evaluators.backends.base import GenerationConfig
-    from mmstar.evaluators.run.runner import hf_factory, vllm_factory
 
-    gen = GenerationConfig(max_new_tokens=args.max_new_tokens)
-    if args.backend == "vllm":
-        if getattr(args, "scoring", "generate") == "loglik":
-            raise MmstarError("--scoring loglik needs --backend hf")
-        return vllm_factory(gen, trust_remote_code=args.trust_remote_code, prefix_cache=not args.no_prefix_cache), gen
-    if args.backend != "hf":
-        raise MmstarError(f"--backend {args.backend} is not available for curation yet; use hf or vllm")
-    return hf_factory(args.device, args.dtype, None, args.trust_remote_code, False, gen,
-                      prefix_cache=not args.no_prefix_cache), gen
+    spec = backends.get(args.backend)
+    if getattr(args, "scoring", "generate") == "loglik" and not spec.loglik:
+        raise MmstarError(f"--scoring loglik needs a backend that ranks letters: "
+                          f"{', '.join(backends.names(lambda b: b.loglik))}")
+    options = backends.resolve_options(args.backend, backends.given_options(args))
+    return options, GenerationConfig(max_new_tokens=args.max_new_tokens)
 
 
 def _cmd_filter(args: argparse.Namespace) -> int:
@@ -63,10 +62,11 @@ def _cmd_filter(args: argparse.Namespace) -> int:
     columns = [i.column for i in inspectors]
     if len(set(columns)) != len(columns):
         raise MmstarError("the same inspector is named twice")
-    factory, gen = _factory(args)
-    from mmstar.evaluators.run.runner import concrete_dtype
+    from mmstar.evaluators.backends import registry as backends
 
-    dtype = concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype)
+    options, gen = _backend(args)
+    factory = backends.factory(args.backend, gen, options)
+    dtype = backends.concrete_dtype(args.backend, options)
     files = run_inspectors(pool, inspectors, out, factory, args.shots, args.batch_size, args.scoring,
                            not args.no_progress, gen, dtype)
     llm_cols = [i.column for i in inspectors if i.kind == "llm"]
@@ -86,7 +86,7 @@ def _cmd_filter(args: argparse.Namespace) -> int:
 
 def _cmd_select(args: argparse.Namespace) -> int:
     from mmstar.loaders import load_benchmark
-    from mmstar.predictions import read_jsonl_predictions
+    from mmstar.runs import prediction_hits
     from mmstar.writers import write_benchmark
 
     from .select import as_benchmark, select_balanced
@@ -94,22 +94,22 @@ def _cmd_select(args: argparse.Namespace) -> int:
     bench = load_benchmark(args.kept)
     prediction_files: list[Path] = [Path(p) for p in args.runs or []]
     if args.lvlm:
-        from mmstar.evaluators.run.runner import EvalConfig, concrete_dtype, run_eval
+        from mmstar.evaluators.backends.registry import given_options
+        from mmstar.evaluators.run.pipeline import evaluate
 
-        factory, gen = _factory(args)
-        dtype = concrete_dtype(args.backend, args.device if args.backend == "hf" else "auto", args.dtype)
-        for model in args.lvlm:
-            config = EvalConfig(model=model, backbone=None, modes=("v",), gen=gen, batch_size=args.batch_size,
-                                progress=not args.no_progress, dtype=dtype)
-            run_dir, _ = run_eval(bench, config, Path(args.out).parent / "select-runs", factory, bench_slug="kept")
-            prediction_files.append(run_dir / "v.jsonl")
+        _backend(args)  # flags checked before any model loads
+        for model in args.lvlm:  # the LVLMs with the image, through the same pipeline as `mmstar eval`
+            result = evaluate(model, data=bench, modes=("v",), out=Path(args.out).parent / "select-runs",
+                              backend=args.backend, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                              progress=not args.no_progress, **{k: v for k, v in given_options(args).items()
+                                                                  if v is not None})
+            prediction_files.append(result.run_dir / "v.jsonl")
     if not prediction_files:
         raise MmstarError("difficulty needs LVLM results with the image: pass --lvlm ID or --runs V_JSONL")
     hits: dict[int, int] = {}
-    for path in prediction_files:
-        path = path / "v.jsonl" if path.is_dir() else path
-        for rec in read_jsonl_predictions(path):
-            hits[rec["index"]] = hits.get(rec["index"], 0) + bool(rec["hit_official"])
+    for path in prediction_files:  # a run directory or a v.jsonl; hits re-judged (official matcher)
+        for index, hit in prediction_hits(path, "v").items():
+            hits[index] = hits.get(index, 0) + hit
     chosen, summary = select_balanced(list(bench), hits, len(prediction_files), args.per_capability, args.seed)
     out = write_benchmark(as_benchmark(chosen), Path(args.out))
     for cap, axes in summary.items():
@@ -119,14 +119,12 @@ def _cmd_select(args: argparse.Namespace) -> int:
 
 
 def _backend_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--backend", choices=("hf", "vllm", "openai"), default="hf")
+    from mmstar.evaluators.backends.registry import add_backend_arguments
+
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--device", default="auto")
-    p.add_argument("--dtype", default="auto")
-    p.add_argument("--trust-remote-code", action="store_true")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--no-prefix-cache", action="store_true", help="prefill the shared context for every sample (A/B)")
+    add_backend_arguments(p)  # --backend and each backend's own options, from the backend registry
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:

@@ -16,8 +16,8 @@ from mmstar.evaluators.backends.base import GenerationConfig
 from mmstar.evaluators.models.registry import model_slug
 from mmstar.evaluators.run.runner import BackendFactory, EvalConfig, run_eval
 
-from mmstar.predictions import read_jsonl_predictions
 from mmstar.prompts import PromptConfig
+from mmstar.runs import prediction_hits
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
@@ -57,8 +57,7 @@ def hit_matrix(pool: Benchmark, files: dict[str, Path], llm_columns: list[str], 
     frame = pd.DataFrame({"index": [s.index for s in pool], "source": [s.source for s in pool],
                           "category": [s.category for s in pool], "l2_category": [s.l2_category for s in pool]})
     for column, path in files.items():
-        hits = {r["index"]: bool(r["hit_official"] if matcher == "official" else r["hit"])
-                for r in read_jsonl_predictions(path)}
+        hits = prediction_hits(path, matcher=matcher)  # re-judged from the replies, as the leaderboard does
         missing = [i for i in frame["index"] if i not in hits]
         if missing:
             raise RuntimeError(f"{path} lacks {len(missing)} pool samples (first index {missing[0]})")

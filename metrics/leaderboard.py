@@ -8,19 +8,22 @@ import csv
 import io
 import json
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mmstar import taxonomy
 from mmstar.atomic import atomic_path, atomic_write_text
 from mmstar.errors import MmstarError
-from mmstar.runs import slugify
+from mmstar.runs import Run, open_run, slugify
+from mmstar.scoring import MATCHERS
 from mmstar.writers import xlsx_safe
 
 from .leakage import BenchScores, average_gain_leakage
-from .runs import Run, load_run
 from .uncertainty import bootstrap_paired_difference, bootstrap_score
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BASE_COLUMNS = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML", *taxonomy.CODES, "macro", "n", "matcher",
                 "prompt", "shots", "dtype", "unparsed_v", "protocol"]
@@ -51,34 +54,33 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
     for cap in taxonomy.CAPABILITIES:
         row[cap.code] = _r(cats.get(cap.name))
     row.update(_intervals(run, matcher, seed))
-    other = run.summary("v", "robust" if matcher == "official" else "official") if v else None
-    row.update(scoring_columns(v, other))
+    row.update(scoring_columns(v, *(run.summary("v", m) if v else None for m in MATCHERS)))
     return row
 
 
 def run_labels(run: Run, has_t: bool) -> dict[str, Any]:
     """The columns that say how a run was made (the same under every matcher); the viewer uses them too."""
     return {"protocol": run.protocol, "dtype": _dtype(run),
-            "S_t_kind": "extracted" if has_t and run.manifest.get("backbone_kind") == "extracted" else None}
+            "S_t_kind": "extracted" if has_t and run.manifest.backbone_kind == "extracted" else None}
 
 
-def scoring_columns(v: dict[str, Any] | None, other: dict[str, Any] | None) -> dict[str, Any]:
-    """S_v under the official and robust matchers and robust+judge, from mode v's summary under the
-    row's matcher (``v``) and under the other one (``other``)."""
+def scoring_columns(v: dict[str, Any] | None, official: dict[str, Any] | None,
+                    robust: dict[str, Any] | None) -> dict[str, Any]:
+    """S_v under the official and robust matchers and robust+judge: mode v's summary under the row's
+    matcher (``v``, whose judge figures count: robust+judge once judged, or when the row is scored
+    by it) and under each matcher."""
     if not v:
         return dict.fromkeys(SCORING_COLUMNS)
-    other = other or {}
-    by = {v.get("matcher"): v.get("overall"), other.get("matcher"): other.get("overall")}
-    return {"S_v_official": _r(by.get("official")), "S_v_robust": _r(by.get("robust")),
+    return {"S_v_official": _r((official or {}).get("overall")), "S_v_robust": _r((robust or {}).get("overall")),
             "S_v_robust_judge": _r(v.get("robust_judge_overall")), "judge_decided_v": v.get("judge_decided")}
 
 
 def _dtype(run: Run) -> str | None:
     """The run's precision: its identity's dtype, else (runs from before it was part of the identity)
     what its backends recorded; "mixed" when those disagree, None when nothing says."""
-    if run.manifest.get("dtype"):
-        return str(run.manifest["dtype"])
-    seen = {b.get("dtype") for b in (run.manifest.get("backends") or {}).values() if isinstance(b, dict)} - {None}
+    if run.manifest.dtype:
+        return str(run.manifest.dtype)
+    seen = {b.get("dtype") for b in (run.manifest.backends or {}).values() if isinstance(b, dict)} - {None}
     return None if not seen else seen.pop() if len(seen) == 1 else "mixed"
 
 
@@ -159,10 +161,9 @@ def write_submission(run: Run, out_dir: Path) -> list[Path]:
         records = run.records.get(mode)
         if records is None:
             continue
-        rows = [{"index": r["index"], "question": xlsx_safe(r.get("question", "")), "answer": r.get("answer", ""),
-                 "category": r.get("category", ""), "l2_category": r.get("l2_category", ""),
-                 "bench": r.get("source", ""), "prediction": xlsx_safe(r.get("prediction", ""))}
-                for r in sorted(records, key=lambda r: r["index"])]
+        rows = [{"index": r.index, "question": xlsx_safe(r.question), "answer": r.answer, "category": r.category,
+                 "l2_category": r.l2_category, "bench": r.source, "prediction": xlsx_safe(r.prediction)}
+                for r in sorted(records, key=lambda r: r.index)]
         name = pattern.format(model=slugify(run.model), bench=slugify(run.benchmark))
         path = out_dir / name
         with atomic_path(path, suffix=".xlsx") as tmp:
@@ -202,7 +203,7 @@ def publish(run_dirs: Sequence[Path], csv: Path | None = None, radar: Path | Non
             echo: bool = False) -> list[dict[str, Any]]:
     if not run_dirs:
         raise MmstarError("no run directories given")
-    runs = [load_run(p) for p in run_dirs]
+    runs = [open_run(p) for p in run_dirs]
     rows = build_rows(runs, matcher, seed)
     if csv is not None:
         write_csv(rows, csv)
@@ -226,3 +227,19 @@ def publish(run_dirs: Sequence[Path], csv: Path | None = None, radar: Path | Non
     if echo:
         print(format_table(rows))
     return rows
+
+
+def leaderboard_frame(run_dirs: Iterable[str | Path], matcher: str = "official", seed: int = 0) -> pd.DataFrame:
+    """``mmstar.leaderboard``: the CSV's rows (``average`` rows included) as a DataFrame, its columns in
+    the CSV's order; a folder holding several runs (``runs/``) stands for all of them."""
+    import pandas as pd
+
+    paths = [Path(p) for p in run_dirs]
+    expanded = [q.parent for p in paths for q in sorted(p.glob("**/manifest.json"))] if paths else []
+    direct = [p for p in paths if (p / "manifest.json").exists() or any(p.glob("*.jsonl"))]
+    chosen = direct + [p for p in expanded if p not in direct]
+    if not chosen:
+        raise MmstarError(f"no run directory under {', '.join(map(str, paths)) or '(nothing given)'}")
+    rows = build_rows([open_run(p) for p in chosen], matcher, seed)
+    frame = pd.DataFrame(rows)
+    return frame[[c for c in COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in COLUMNS]]

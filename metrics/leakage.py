@@ -9,9 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mmstar.atomic import atomic_write_text
+from mmstar.runs import Run
 from mmstar.scoring import gain_and_leakage
-
-from .runs import Run
 
 __all__ = ["average_gain_leakage", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
 
@@ -47,17 +46,16 @@ def leakage_rows(run: Run, matcher: str = "official") -> list[dict[str, object]]
     """Samples the LVLM answered without the image (``wv`` hit); ``backbone_missed`` marks those its
     LLM backbone got wrong text-only (``t`` miss): the sample-level evidence behind ML."""
     wv_hits, t_hits = run.hits("wv", matcher), run.hits("t", matcher)
-    t_pred = {r["index"]: r.get("prediction", "") for r in run.records.get("t") or []}
+    t_pred = {r.index: r.prediction for r in run.records.get("t") or []}
     rows = []
     for rec in run.records.get("wv") or []:
-        if not wv_hits.get(rec["index"]):
+        if not wv_hits.get(rec.index):
             continue
-        t_hit = t_hits.get(rec["index"])
+        t_hit = t_hits.get(rec.index)
         rows.append({
-            "model": run.model, "benchmark": run.benchmark, "index": rec["index"], "source": rec.get("source", ""),
-            "category": rec.get("category", ""), "l2_category": rec.get("l2_category", ""),
-            "question": rec.get("question", ""), "answer": rec.get("answer", ""),
-            "wv_prediction": rec.get("prediction", ""), "t_prediction": t_pred.get(rec["index"], ""),
+            "model": run.model, "benchmark": run.benchmark, "index": rec.index, "source": rec.source,
+            "category": rec.category, "l2_category": rec.l2_category, "question": rec.question, "answer": rec.answer,
+            "wv_prediction": rec.prediction, "t_prediction": t_pred.get(rec.index, ""),
             "t_hit": "" if t_hit is None else t_hit, "backbone_missed": "" if t_hit is None else not t_hit,
         })
     return rows

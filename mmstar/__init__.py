@@ -6,9 +6,19 @@ the backend or command that needs them.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
 from .errors import DataError, MmstarError
 from .matching import extract_choice, official_match
 from .sample import Benchmark, ImageRef, Sample
+
+if TYPE_CHECKING:  # the real imports happen on call: `import mmstar` stays light
+    import pandas as pd
+
+    from .evaluators.run.pipeline import EvalResult
+    from .runs import Run
 
 __version__ = "0.1.0"
 
@@ -19,9 +29,12 @@ __all__ = [
     "MmstarError",
     "Sample",
     "__version__",
+    "evaluate",
     "extract_choice",
+    "leaderboard",
     "load_benchmark",
     "official_match",
+    "open_run",
 ]
 
 
@@ -30,3 +43,26 @@ def load_benchmark(spec: str) -> Benchmark:
     from .loaders import load_benchmark as _load
 
     return _load(spec)
+
+
+def evaluate(model: str, data: Any = "mmstar", modes: Sequence[str] | str = ("v", "wv", "t"), limit: int | None = None,
+             out: str | Path = "runs", **options: Any) -> EvalResult:
+    """Evaluate a model in modes v / wv / t; ``result.scores["S_v"]`` ... ``["ML"]``, ``result.run_dir``,
+    ``result.records`` (a DataFrame). See ``mmstar.evaluators.run.pipeline.evaluate`` for the options."""
+    from .evaluators.run.pipeline import evaluate as _evaluate
+
+    return _evaluate(model, data, modes, limit, out, **options)
+
+
+def open_run(path: str | Path) -> Run:
+    """Read a run directory: its manifest, its records per mode, its scores (from the records)."""
+    from .runs import open_run as _open_run
+
+    return _open_run(path)
+
+
+def leaderboard(paths: Iterable[str | Path], matcher: str = "official", seed: int = 0) -> pd.DataFrame:
+    """One leaderboard row per run directory (the columns of ``mmstar leaderboard --csv``)."""
+    from .metrics.leaderboard import leaderboard_frame
+
+    return leaderboard_frame(paths, matcher=matcher, seed=seed)

@@ -1,7 +1,7 @@
 """Prompt presets (the benchmark side of the protocol): sample + mode -> chat messages.
 
 Backends receive only chat messages; they never see a benchmark name or a preset.
-Constants come from the official MMStar evaluation code and the paper (see DESIGN.md).
+Constants come from the official MMStar evaluation code and the paper (docs/architecture.md lists them).
 """
 
 from __future__ import annotations

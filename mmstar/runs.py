@@ -1,4 +1,4 @@
-"""The run directory contract (DESIGN.md): ``<out>/<model-slug>/<benchmark-slug>/`` with
+"""The run directory contract (docs/architecture.md): ``<out>/<model-slug>/<benchmark-slug>/`` with
 ``manifest.json``, ``v.jsonl`` / ``wv.jsonl`` / ``t.jsonl`` and ``scores.json``.
 
 Prediction files are append-only; each batch is flushed and fsynced, and a torn last line left by a
@@ -10,14 +10,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import DataError, MmstarError
-from .predictions import check_unique, read_jsonl_predictions
-from .scoring import gain_and_leakage, score_records
+from .records import Manifest, PredictionRecord, append_records, check_unique, read_records, write_records
+from .scoring import Assessment, Assessor, gain_and_leakage, hit_table, score_records
 
 MODES = ("v", "wv", "t")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._+-]+")
@@ -72,78 +73,203 @@ def prune_errors(path: Path) -> int:
     if not path.exists():
         return 0
     repair_tail(path)
-    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-    keep = [ln for ln in lines if not (ln.strip() and json.loads(ln).get("error"))]
-    if len(keep) != len(lines):
-        atomic_write_text(path, "".join(keep))
-    return len(lines) - len(keep)
+    records = read_records(path, warn=False)
+    keep = [r for r in records if not r.error]
+    if len(keep) != len(records):
+        write_records(path, keep)
+    return len(records) - len(keep)
 
 
 def done_indices(path: Path) -> set[int]:
     if not path.exists():
         return set()
     repair_tail(path)
-    return {rec["index"] for rec in check_unique(read_jsonl_predictions(path, warn=False), path)}
+    return {rec.index for rec in check_unique(read_records(path, warn=False), path)}
 
 
-def append_predictions(path: Path, records: Iterable[Mapping[str, Any]]) -> int:
+def append_predictions(path: Path, records: list[PredictionRecord]) -> int:
     """Append lines and make them durable before returning (one write call per batch)."""
-    payload = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-    if not payload:
-        return 0
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(payload)
-        fh.flush()
-        os.fsync(fh.fileno())
-    return payload.count("\n")
+    return append_records(path, records)
 
 
-def read_manifest(run_dir: Path) -> dict[str, Any] | None:
+def read_manifest(run_dir: Path) -> Manifest | None:
     path = run_dir / "manifest.json"
     if not path.exists():
         return None
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise DataError(path, f"manifest is not valid JSON ({exc.msg})") from None
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(path, f"cannot read the manifest ({exc})") from None
+    return Manifest.from_json(text, path)
 
 
-def write_manifest(run_dir: Path, manifest: Mapping[str, Any]) -> None:
-    atomic_write_text(run_dir / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+def write_manifest(run_dir: Path, manifest: Manifest | Mapping[str, Any]) -> None:
+    """Write ``manifest.json`` atomically; a plain mapping is typed (and checked) on the way."""
+    path = run_dir / "manifest.json"
+    if not isinstance(manifest, Manifest):
+        manifest = Manifest.from_dict(manifest, path)
+    atomic_write_text(path, manifest.to_json())
 
 
-def mode_records(run_dir: Path, mode: str) -> list[dict[str, Any]] | None:
+def mode_records(run_dir: Path, mode: str) -> list[PredictionRecord] | None:
     path = prediction_path(run_dir, mode)
     if not path.exists():
         return None
-    return read_jsonl_predictions(path)
+    return read_records(path)
 
 
-def compute_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:
-    """``scores.json`` content, always derived from the prediction files.
+@dataclass
+class Run:
+    """One run directory, read: the typed manifest, the records per mode, and every score derived
+    from the records through ``mmstar.scoring`` (``scores.json`` is never read back). Assessments
+    (the extractor's verdict on each record) and summaries are computed once and cached: do not
+    mutate the records of a Run whose scores were asked for."""
 
-    ``S_v ... ML`` follow ``matcher`` (official by default). Once a judge has looked at the run,
-    ``robust`` and ``robust_judge`` hold the same five figures under those scorings, beside them."""
-    per_mode: dict[str, Any] = {}
-    with_judge = bool((read_manifest(run_dir) or {}).get("judge")) or None
+    path: Path
+    manifest: Manifest
+    records: dict[str, list[PredictionRecord]] = field(default_factory=dict)  # mode -> records, file order
+    problems: list[str] = field(default_factory=list)  # what a lenient read skipped, one line each
+    assessor: Callable[[PredictionRecord], Assessment] = field(default_factory=Assessor, repr=False)
+    _assessed: dict[str, list[Assessment]] = field(default_factory=dict, init=False, repr=False)
+    _summaries: dict[tuple[str, str, bool | None], dict[str, Any]] = field(default_factory=dict, init=False,
+                                                                          repr=False)
+
+    @property
+    def model(self) -> str:
+        return str(self.manifest.model_label or self.path.parent.name)
+
+    @property
+    def benchmark(self) -> str:
+        return str(self.manifest.benchmark or self.path.name)
+
+    @property
+    def prompt(self) -> str:
+        return self.manifest.prompt or ""
+
+    @property
+    def protocol(self) -> str:
+        """``official`` unless the run says otherwise (manifests before the field are official runs)."""
+        return self.manifest.protocol or "official"
+
+    @property
+    def shots(self) -> int | None:
+        return self.manifest.shots
+
+    @property
+    def modes(self) -> tuple[str, ...]:
+        return tuple(m for m in MODES if m in self.records)
+
+    def assessments(self, mode: str) -> list[Assessment]:
+        if mode not in self._assessed:
+            self._assessed[mode] = [self.assessor(r) for r in self.records.get(mode) or []]
+        return self._assessed[mode]
+
+    def summary(self, mode: str, matcher: str = "official", with_judge: bool | None = None) -> dict[str, Any] | None:
+        """``score_records`` of one mode (None where the mode was not run); shared, do not mutate."""
+        recs = self.records.get(mode)
+        if recs is None:
+            return None
+        key = (mode, matcher, with_judge)
+        if key not in self._summaries:
+            self._summaries[key] = score_records(recs, matcher, with_judge, assessments=self.assessments(mode))
+        return self._summaries[key]
+
+    def hits(self, mode: str, matcher: str) -> dict[int, bool]:
+        """index -> hit under ``matcher`` (re-judged from the prediction text); {} without the mode."""
+        return hit_table(self.records.get(mode) or [], matcher, self.assessments(mode))
+
+    @property
+    def scores(self) -> dict[str, Any]:
+        """What ``scores.json`` holds (official matcher): ``S_v ... ML`` and per mode its summary."""
+        return self.scores_for("official")
+
+    def scores_for(self, matcher: str = "official") -> dict[str, Any]:
+        """``scores.json`` content under ``matcher``. ``S_v ... ML`` follow ``matcher``; once a judge
+        has looked at the run, ``robust`` and ``robust_judge`` hold the same five figures under those
+        scorings, beside them."""
+        per_mode: dict[str, Any] = {}
+        with_judge = bool(self.manifest.judge) or None
+        other_matcher = "robust" if matcher == "official" else "official"
+        for mode in MODES:
+            summary = self.summary(mode, matcher, with_judge)
+            if summary is None:
+                per_mode[mode] = None
+                continue
+            summary = dict(summary)  # the cached one stays as score_records made it
+            other = self.summary(mode, other_matcher) or {}
+            summary[f"{other_matcher}_overall"] = other["overall"]
+            summary[f"{other_matcher}_macro"] = other["macro"]
+            if "judge_seen" in summary:
+                summary[f"{matcher}_overall"] = summary["overall"]
+            per_mode[mode] = summary
+        scores = {"matcher": matcher, **_five(per_mode, "overall"), **per_mode}
+        if any(s and "judge_seen" in s for s in per_mode.values()):
+            scores["robust"] = _five(per_mode, "robust_overall" if matcher == "official" else "overall")
+            scores["robust_judge"] = {**_five(per_mode, "robust_judge_overall"), "judge_decided": {
+                m: s.get("judge_decided", 0) for m, s in per_mode.items() if s}}
+        return scores
+
+
+def open_run(path: str | Path, *, strict: bool = True, assessor: Callable[[PredictionRecord], Assessment] | None = None
+             ) -> Run:
+    """Read a run directory (``<out>/<model>/<benchmark>/``): its manifest, its records per mode.
+
+    ``strict`` (the default): any unreadable file is a DataError, and so is a folder without a
+    single prediction file. Not strict (the viewer): a bad manifest or mode file is skipped and said
+    in ``run.problems`` (one line each), and ``run.records`` may be empty. ``assessor``: share one
+    ``scoring.Assessor`` between runs read together, so a reply seen before is not judged again."""
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(path, "not a run directory")
+    run = _read_run(path, strict, assessor)
+    if strict and not run.records:
+        raise DataError(path, "run directory holds no v.jsonl, wv.jsonl or t.jsonl")
+    return run
+
+
+def _read_run(path: Path, strict: bool = True,
+              assessor: Callable[[PredictionRecord], Assessment] | None = None) -> Run:
+    problems: list[str] = []
+    try:
+        manifest = read_manifest(path) or Manifest()
+    except DataError as exc:
+        if strict:
+            raise
+        problems.append(f"{exc}; run shown without it")
+        manifest = Manifest()
+    records: dict[str, list[PredictionRecord]] = {}
     for mode in MODES:
-        records = mode_records(run_dir, mode)
-        if records is None:
-            per_mode[mode] = None
+        file = prediction_path(path, mode)
+        if not file.exists():
             continue
-        summary = score_records(records, matcher, with_judge)
-        other = score_records(records, "robust" if matcher == "official" else "official")
-        summary[f"{other['matcher']}_overall"] = other["overall"]
-        summary[f"{other['matcher']}_macro"] = other["macro"]
-        if "judge_seen" in summary:
-            summary[f"{matcher}_overall"] = summary["overall"]
-        per_mode[mode] = summary
-    scores = {"matcher": matcher, **_five(per_mode, "overall"), **per_mode}
-    if any(s and "judge_seen" in s for s in per_mode.values()):
-        scores["robust"] = _five(per_mode, "robust_overall" if matcher == "official" else "overall")
-        scores["robust_judge"] = {**_five(per_mode, "robust_judge_overall"), "judge_decided": {
-            m: s.get("judge_decided", 0) for m, s in per_mode.items() if s}}
-    return scores
+        try:
+            records[mode] = check_unique(read_records(file, problems=None if strict else problems), file)
+        except DataError as exc:
+            if strict:
+                raise
+            problems.append(f"{exc}; {mode} not shown")
+    run = Run(path, manifest, records, problems)
+    if assessor is not None:
+        run.assessor = assessor
+    return run
+
+
+def prediction_hits(path: str | Path, mode: str = "v", matcher: str = "official") -> dict[int, bool]:
+    """index -> hit of one mode's predictions, re-judged from the text (stored hits are not trusted):
+    ``path`` is a run directory (its ``<mode>.jsonl``) or a prediction file of ours."""
+    path = Path(path)
+    if path.is_dir():
+        run = open_run(path)
+        if mode not in run.records:
+            raise DataError(path, f"no {mode}.jsonl in this run directory")
+        return run.hits(mode, matcher)
+    return hit_table(check_unique(read_records(path), path), matcher)
+
+
+def compute_scores(run_dir: Path | Run, matcher: str = "official") -> dict[str, Any]:
+    """``scores.json`` content, always derived from the prediction files (see ``Run.scores_for``)."""
+    run = run_dir if isinstance(run_dir, Run) else _read_run(Path(run_dir))
+    return run.scores_for(matcher)
 
 
 def _five(per_mode: Mapping[str, Any], key: str) -> dict[str, float | None]:
@@ -154,5 +280,5 @@ def _five(per_mode: Mapping[str, Any], key: str) -> dict[str, float | None]:
 
 def write_scores(run_dir: Path, matcher: str = "official") -> dict[str, Any]:
     scores = compute_scores(run_dir, matcher)
-    atomic_write_text(run_dir / "scores.json", json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
+    atomic_write_text(Path(run_dir) / "scores.json", json.dumps(scores, indent=2, ensure_ascii=False) + "\n")
     return scores

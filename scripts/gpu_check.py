@@ -26,6 +26,7 @@ def rate(stats: dict) -> str:
 
 def run_family(family: str, backends: list[str], data: Path, out: Path, n: int) -> None:
     from mmstar.app.cli import main
+    from mmstar.evaluators.backends import registry
     from mmstar.evaluators.models.tiny import build_tiny_pair
 
     pair = build_tiny_pair(family, out / "models")
@@ -34,7 +35,7 @@ def run_family(family: str, backends: list[str], data: Path, out: Path, n: int) 
         args = ["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone), "--data", str(data),
                 "--out", str(out / family / backend), "--backend", backend, "--batch-size", "64", "--no-progress",
                 "--max-new-tokens", "16", "--dtype", "float32"]
-        if backend == "vllm":
+        if registry.get(backend).takes("gpu_memory_utilization"):  # leave room for the other backend's run
             args += ["--gpu-memory-utilization", "0.3"]
         start = time.perf_counter()
         if main(args) != 0:
@@ -46,13 +47,14 @@ def run_family(family: str, backends: list[str], data: Path, out: Path, n: int) 
         modes = json.loads((run / "manifest.json").read_text())["modes"]
         rates = ", ".join(f"{m} {rate(modes[m])}" for m in ("v", "wv", "t"))
         print(f"{family} {backend}: whole command {wall:.1f} s; in-run {rates}", flush=True)
-    if len(runs) == 2:
+    first, *others = list(runs) or [None]
+    for other in others:  # each backend's predictions against the first's, token for token
         for mode in ("v", "wv", "t"):
-            a, b = records(runs["hf"], mode), records(runs["vllm"], mode)
+            a, b = records(runs[first], mode), records(runs[other], mode)
             same = sum(a[i]["prediction"] == b[i]["prediction"] for i in a)
             errors = sum(b[i]["error"] is not None for i in b)
-            print(f"{family} {mode}: HF and vLLM predictions identical on {same}/{len(a)}; vLLM errors {errors}",
-                  flush=True)
+            print(f"{family} {mode}: {first} and {other} predictions identical on {same}/{len(a)}; "
+                  f"{other} errors {errors}", flush=True)
 
 
 def main() -> None:
@@ -72,13 +74,13 @@ def main() -> None:
     print(f"device: {name} | torch {torch.__version__}", flush=True)
     out = Path(args.out)
     data = write_benchmark(generate(per_axis=20, seed=0), out / "demo.parquet")  # 360 samples
-    backends = ["hf"]
-    try:
-        import vllm  # noqa: F401
+    from mmstar.evaluators.backends import registry
 
-        backends.append("vllm")
-    except ImportError:
-        print("vllm is not importable here: vLLM half of the check skipped")
+    # every backend that loads weights here and whose engine is installed (hf; vllm where it is)
+    backends = [name for name in registry.names(lambda spec: spec.local) if registry.available(name)]
+    skipped = [name for name in registry.names(lambda spec: spec.local) if name not in backends]
+    if skipped:
+        print(f"not importable here, skipped: {', '.join(skipped)}")
     for family in args.families.split(","):
         run_family(family.strip(), backends, data, out, 360)
 

@@ -84,11 +84,13 @@ class _Limited:
 
 def _run(pair, data, out, batch_size, factory, limit=None, modes=("wv", "t")):
     from mmstar.evaluators.backends.base import GenerationConfig
-    from mmstar.evaluators.run.runner import EvalConfig, hf_factory, run_eval
+    from mmstar.evaluators.backends.registry import factory as backend_factory
+    from mmstar.evaluators.run.runner import EvalConfig, run_eval
 
     config = EvalConfig(model=str(pair.vlm), backbone=str(pair.backbone), modes=modes, batch_size=batch_size,
                         gen=GenerationConfig(max_new_tokens=6), progress=False, limit=limit, dtype="float32")
-    return run_eval(load_benchmark(data), config, out, factory or hf_factory(device="cpu", gen=config.gen))[0]
+    factory = factory or backend_factory("hf", config.gen, {"device": "cpu"})
+    return run_eval(load_benchmark(data), config, out, factory)[0]
 
 
 def _preds(run_dir, mode):
@@ -157,7 +159,7 @@ def test_batch_size_argument():
     from mmstar.errors import MmstarError
 
     assert resolve_batch_size("auto") == "auto" and resolve_batch_size("12") == 12
-    assert resolve_batch_size(None, "hf", "cpu") == 8 and resolve_batch_size(None, "openai") == 8
+    assert resolve_batch_size(None, "hf", {"device": "cpu"}) == 8 and resolve_batch_size(None, "openai") == 8
     for bad in ("0", "-3", "many"):
         with pytest.raises(MmstarError, match="--batch-size"):
             resolve_batch_size(bad)

@@ -72,7 +72,7 @@ def test_full_disk_gives_one_clear_error_and_a_resumable_run(eval_case, tmp_path
     def full_disk(path, records):
         calls["n"] += 1
         if calls["n"] == 4:  # half a batch reaches the disk, then the disk is full
-            payload = "".join(__import__("json").dumps(r) + "\n" for r in records)
+            payload = "".join(r.to_json() + "\n" for r in records)  # the lines as append_predictions writes them
             with open(path, "a") as fh:
                 fh.write(payload[: len(payload) // 2])
             raise OSError(errno.ENOSPC, "No space left on device", str(path))

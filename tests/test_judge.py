@@ -4,6 +4,7 @@ option). The judge fills `judge` / `judge_choice` and never touches the extracto
 
 import json
 import socket
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -23,7 +24,7 @@ ENV = {"HF_HUB_OFFLINE": "1"}
 
 
 def _records():
-    return [dict(r) for r in read_predictions(FIXTURE)]
+    return read_predictions(FIXTURE)  # typed records, read afresh on every call
 
 
 def test_prompt_lists_options_allows_none_and_hides_thinking():
@@ -38,7 +39,7 @@ def test_prompt_lists_options_allows_none_and_hides_thinking():
 
 def test_selection_unparsed_only_all_and_seeded_audit():
     recs = _records()
-    extractions = [extract_answer(r["prediction"], r["options"]) for r in recs]
+    extractions = [extract_answer(r.prediction, r.options) for r in recs]
     unparsed = {i for i, x in enumerate(extractions) if x.choice is None and x.rule != "truncated_reasoning"}
     todo, audit = select(recs, JudgeConfig("m"))
     assert set(todo) == unparsed and not audit
@@ -49,8 +50,8 @@ def test_selection_unparsed_only_all_and_seeded_audit():
     assert select(recs, JudgeConfig("m", audit=4, seed=7))[1] == audit_a  # seeded
     assert select(recs, JudgeConfig("m", audit=4, seed=8))[1] != audit_a
     # thinking with no answer after it, and failed requests, are never sent: the thinking is no answer
-    extra = [{**recs[0], "index": 90, "prediction": "<think>The answer is B.</think>"},
-             {**recs[0], "index": 91, "prediction": "", "error": "timeout"}]
+    extra = [replace(recs[0], index=90, prediction="<think>The answer is B.</think>"),
+             replace(recs[0], index=91, prediction="", error="timeout")]
     assert select(recs + extra, JudgeConfig("m", judge_all=True))[0] == todo_all
 
 
@@ -60,20 +61,21 @@ def test_hf_judge_fills_its_fields_and_leaves_the_extractor_alone():
     from mmstar.evaluators.backends.hf import HFBackend
 
     recs = _records()
-    before = [extract_answer(r["prediction"], r["options"]) for r in recs]
+    before = [extract_answer(r.prediction, r.options) for r in recs]
     backend = HFBackend(str(JUDGE), "llm", GenerationConfig(max_new_tokens=8), device="cpu")
     stats = run_judge(recs, backend, JudgeConfig(str(JUDGE), audit=3))
-    judged = [r for r in recs if "judge_choice" in r]
+    judged = [r for r in recs if r.judge_seen]
     assert stats["sent"] == len(judged) == stats["decided"] + stats["no_option"]
-    assert stats["audit"] == sum(bool(r.get("judge_audit")) for r in recs) == 3
+    assert stats["audit"] == sum(r.judge_audit for r in recs) == 3
     for rec, x in zip(recs, before):
-        assert extract_answer(rec["prediction"], rec["options"]) == x
-        if "judge_choice" in rec:
-            assert rec["judge_choice"] == parse_judge_reply(rec["judge"], rec["options"])
+        assert extract_answer(rec.prediction, rec.options) == x
+        if rec.judge_seen:
+            assert rec.judge_choice == parse_judge_reply(rec.judge, rec.options)
+            assert "judge_choice" in rec.to_dict()  # written, null or not
     summary = score_records(recs, "robust")
-    expect = sum(((x.choice or r.get("judge_choice")) == r["answer"]) for r, x in zip(recs, before))
+    expect = sum(((x.choice or r.judge_choice) == r.answer) for r, x in zip(recs, before))
     assert summary["robust_judge_overall"] == pytest.approx(100 * expect / len(recs))
-    assert summary["judge_decided"] == sum(x.choice is None and r.get("judge_choice") is not None
+    assert summary["judge_decided"] == sum(x.choice is None and r.judge_choice is not None
                                            for r, x in zip(recs, before))
     assert summary["judge_agreement"]["n"] == 3
 
@@ -137,8 +139,8 @@ def test_a_judge_failing_after_import_leaves_the_run_as_it_was(tmp_path):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    lines = [{"doc_id": r["index"], "target": r["answer"], "resps": [[r["prediction"]]], "input": r["question"],
-              "average": {"question_id": r["index"], "l2_category": r["l2_category"], "score": 0.0}}
+    lines = [{"doc_id": r.index, "target": r.answer, "resps": [[r.prediction]], "input": r.question,
+              "average": {"question_id": r.index, "l2_category": r.l2_category, "score": 0.0}}
              for r in _records()]
     f = tmp_path / "x_samples_mmstar.jsonl"
     f.write_text("".join(json.dumps(x) + "\n" for x in lines))
@@ -197,9 +199,9 @@ def test_eval_with_judge_writes_fields_manifest_and_side_by_side_scores(tmp_path
 def test_import_with_judge(tmp_path):
     """lmms-eval samples with reasoning-style replies, imported and judged in one command."""
     recs = _records()[10:18]  # three unparsed replies and a truncated one among them
-    lines = [{"doc_id": r["index"], "target": r["answer"], "resps": [[r["prediction"]]],
-              "filtered_resps": [r["prediction"]], "input": r["question"],
-              "average": {"question_id": r["index"], "l2_category": r["l2_category"], "score": 0.0}} for r in recs]
+    lines = [{"doc_id": r.index, "target": r.answer, "resps": [[r.prediction]],
+              "filtered_resps": [r.prediction], "input": r.question,
+              "average": {"question_id": r.index, "l2_category": r.l2_category, "score": 0.0}} for r in recs]
     f = tmp_path / "x_samples_mmstar.jsonl"
     f.write_text("".join(json.dumps(x) + "\n" for x in lines))
     out = run_cli("import", "lmms-eval", str(f), "--model", "m", "--out", str(tmp_path / "runs"), "--judge", str(JUDGE),

@@ -127,9 +127,9 @@ def test_the_reference_submission_reads_the_same_both_ways(reference_xlsx):
     from mmstar.scoring import record_options
 
     records = read_predictions(reference_xlsx)
-    got = [(r, extract_answer(str(r["prediction"]), record_options(r))) for r in records]
+    got = [(r, extract_answer(r.prediction, record_options(r))) for r in records]
     assert len(got) == 1500 and {x.rule for _r, x in got} == {"letter"}
-    assert all(official_match(r["prediction"], x.choice) for r, x in got)
+    assert all(official_match(r.prediction, x.choice) for r, x in got)
 
 
 @settings(max_examples=300, deadline=None)

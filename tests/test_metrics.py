@@ -8,10 +8,9 @@ import pytest
 from conftest import assert_clean_error, run_cli
 from mmstar.metrics.leaderboard import COLUMNS, build_rows
 from mmstar.metrics.leakage import BenchScores, average_gain_leakage, leakage_rows
-from mmstar.metrics.runs import load_run
 from mmstar.metrics.uncertainty import bootstrap_paired_difference, bootstrap_score
 
-from mmstar.runs import write_manifest
+from mmstar.runs import open_run, write_manifest
 from mmstar.scoring import gain_and_leakage
 from mmstar.taxonomy import CAPABILITIES
 
@@ -99,7 +98,7 @@ def test_leaderboard_rows_average_and_stale_scores_json(tmp_path):
     a = make_run(tmp_path, "m1", "bench1", {"v": _hits(60, 45, 1), "wv": _hits(60, 30, 2), "t": _hits(60, 33, 3)})
     b = make_run(tmp_path, "m1", "bench2", {"v": _hits(60, 30, 4), "wv": _hits(60, 24, 5), "t": _hits(60, 15, 6)})
     (a / "scores.json").write_text(json.dumps({"S_v": 99.0, "MG": 99.0}))  # stale: must be ignored
-    rows = build_rows([load_run(a), load_run(b)])
+    rows = build_rows([open_run(a), open_run(b)])
     r1, r2, avg = rows
     assert (r1["S_v"], r1["S_wv"], r1["S_t"], r1["MG"], r1["ML"]) == (75.0, 50.0, 55.0, 25.0, 0.0)
     assert (r2["S_v"], r2["S_wv"], r2["S_t"], r2["MG"], r2["ML"]) == (50.0, 40.0, 25.0, 10.0, 15.0)
@@ -151,7 +150,7 @@ def test_leaderboard_cli_writes_csv_plots_submission_and_leakage(tmp_path, refer
 
 
 def test_leakage_rows_need_both_modes(tmp_path):
-    run = load_run(make_run(tmp_path, "m", "b", {"wv": [True, False, True]}))
+    run = open_run(make_run(tmp_path, "m", "b", {"wv": [True, False, True]}))
     rows = leakage_rows(run)
     assert [r["index"] for r in rows] == [0, 2] and rows[0]["backbone_missed"] == ""
 

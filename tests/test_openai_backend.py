@@ -6,8 +6,9 @@ import pytest
 from mmstar.app.cli import main
 from mmstar.evaluators.backends.base import GenerationConfig
 from mmstar.evaluators.backends.hf import HFBackend
+from mmstar.evaluators.backends.registry import factory
 from mmstar.evaluators.backends.serve import make_server, serve_in_thread
-from mmstar.evaluators.run.runner import EvalConfig, openai_factory, run_eval
+from mmstar.evaluators.run.runner import EvalConfig, run_eval
 
 from mmstar.loaders import load_benchmark
 
@@ -29,6 +30,11 @@ def server(tiny_pairs):
     yield start
     for stop in stops:
         stop()
+
+
+def _api(url: str, retries: int):
+    """The openai backend from the registry, retrying fast (a test server answers at once)."""
+    return factory("openai", None, {"base_url": url, "max_retries": retries, "backoff": 0.01})
 
 
 def _lines(path):
@@ -63,13 +69,13 @@ def test_failures_go_to_error_and_are_retried_on_resume(server, demo_parquet, tm
     config = EvalConfig(model="tiny-llava", backbone=None, modes=("wv",), backend="openai", progress=False,
                         gen=GenerationConfig(max_new_tokens=6))
     _srv, bad_url = server(fail_first=(500,) * 100)
-    run_dir, scores = run_eval(bench, config, tmp_path, openai_factory(bad_url, max_retries=1, backoff=0.01))
+    run_dir, scores = run_eval(bench, config, tmp_path, _api(bad_url, 1))
     lines = _lines(run_dir / "wv.jsonl")
     assert len(lines) == 5 and all(r["prediction"] == "" and "HTTP 500" in r["error"] for r in lines)
     assert scores["wv"]["errors"] == 5 and scores["wv"]["unparsed"] == 0
     # a 404 (unknown model) is not retried
     _srv2, good_url = server()
-    run_dir, _ = run_eval(bench, config, tmp_path, openai_factory(good_url, max_retries=1, backoff=0.01))
+    run_dir, _ = run_eval(bench, config, tmp_path, _api(good_url, 1))
     lines = _lines(run_dir / "wv.jsonl")
     assert sorted(r["index"] for r in lines) == [0, 1, 2, 3, 4] and all(r["error"] is None for r in lines)
     manifest = json.loads((run_dir / "manifest.json").read_text())
@@ -80,7 +86,7 @@ def test_unknown_model_is_not_retried(server, demo_parquet, tmp_path):
     srv, url = server()
     bench = load_benchmark(demo_parquet).limit(2)
     config = EvalConfig(model="no-such-model", backbone=None, modes=("wv",), backend="openai", progress=False)
-    run_dir, _ = run_eval(bench, config, tmp_path, openai_factory(url, max_retries=3, backoff=0.01))
+    run_dir, _ = run_eval(bench, config, tmp_path, _api(url, 3))
     lines = _lines(run_dir / "wv.jsonl")
     assert all("HTTP 404" in r["error"] and "after 1 attempt" in r["error"] for r in lines)
     assert srv.counters["requests"] == 2

@@ -1,6 +1,7 @@
 """The local OpenAI-compatible server: batching of concurrent requests, per-request generation
 settings (chat_template_kwargs included), and the `mmstar serve` command as a real process."""
 
+import base64
 import json
 import os
 import shutil
@@ -9,11 +10,14 @@ import sys
 import threading
 
 import pytest
-from conftest import assert_clean_error, run_cli
+from conftest import assert_clean_error, png_bytes, run_cli
 from mmstar.evaluators.backends.base import GenerationConfig, Request
 from mmstar.evaluators.backends.hf import HFBackend
 from mmstar.evaluators.backends.serve import make_server, serve_in_thread
 from test_thinking import THINK_SWITCH
+
+from mmstar.errors import MmstarError
+from mmstar.sample import ImageRef
 
 httpx = pytest.importorskip("httpx")
 
@@ -88,9 +92,11 @@ def test_mmstar_serve_command_serves_eval(tiny_pairs, demo_parquet, tmp_path):
     from mmstar.app.cli import main
 
     pair = tiny_pairs["llava"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    key = "sk-serve-eval-0123"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "SERVE_KEY": key}
     proc = subprocess.Popen([sys.executable, "-m", "mmstar", "serve", "--model", f"vlm={pair.vlm}",
-                             "--model", f"lm={pair.backbone}", "--port", "0", "--device", "cpu"],
+                             "--model", f"lm={pair.backbone}", "--port", "0", "--device", "cpu",
+                             "--api-key-env", "SERVE_KEY"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         lines = []
@@ -99,12 +105,19 @@ def test_mmstar_serve_command_serves_eval(tiny_pairs, demo_parquet, tmp_path):
             if line.startswith("serving"):
                 break
         assert lines and lines[-1].startswith("serving vlm, lm at http://127.0.0.1:"), "".join(lines)
-        assert "loaded vlm (vlm)" in lines[0] and "loaded lm (llm)" in lines[1]
+        assert "loaded vlm (vlm)" in lines[0] and "loaded lm (llm)" in lines[1] and "$SERVE_KEY" in lines[-1]
         url = lines[-1].split(" at ")[1].split()[0]
-        assert [m["id"] for m in httpx.get(f"{url}/models").json()["data"]] == ["vlm", "lm"]
+        assert httpx.get(f"{url}/models").status_code == 401
+        listed = httpx.get(f"{url}/models", headers={"Authorization": f"Bearer {key}"}).json()["data"]
+        assert [m["id"] for m in listed] == ["vlm", "lm"]
         common = ["--data", str(demo_parquet), "--no-progress", "--max-new-tokens", "6", "--limit", "10"]
-        assert main(["eval", "--model", "vlm", "--backbone", "lm", "--backend", "openai", "--base-url", url,
-                     "--concurrency", "10", "--out", str(tmp_path / "api"), *common]) == 0
+        os.environ["CLIENT_KEY"] = key  # the LVLM and its backbone, all three modes, through one keyed server
+        try:
+            assert main(["eval", "--model", "vlm", "--backbone", "lm", "--backend", "openai", "--base-url", url,
+                         "--api-key-env", "CLIENT_KEY", "--concurrency", "10", "--out", str(tmp_path / "api"),
+                         *common]) == 0
+        finally:
+            del os.environ["CLIENT_KEY"]
         assert main(["eval", "--model", str(pair.vlm), "--backbone", str(pair.backbone),
                      "--out", str(tmp_path / "hf"), *common]) == 0
     finally:
@@ -120,8 +133,12 @@ def _predictions(run_dir, mode):
     return {r["index"]: r["prediction"] for r in map(json.loads, (run_dir / f"{mode}.jsonl").read_text().splitlines())}
 
 
-def test_serve_refuses_a_public_host_and_a_missing_model(tmp_path):
-    assert_clean_error(run_cli("serve", "--model", "x", "--host", "0.0.0.0"), "--allow-remote")
+def test_serve_refuses_a_public_host_without_a_key_and_a_missing_model(tmp_path):
+    assert_clean_error(run_cli("serve", "--model", "x", "--host", "0.0.0.0"), "--host 0.0.0.0", "--api-key-env")
+    assert_clean_error(run_cli("serve", "--model", "x", "--host", "0.0.0.0", "--api-key-env", "MMSTAR_NO_SUCH_KEY"),
+                       "MMSTAR_NO_SUCH_KEY", "not set")
+    with pytest.raises(MmstarError, match="--api-key-env"):  # the library refuses it too, not just the command
+        make_server({}, host="0.0.0.0")
     missing = tmp_path / "no-such-model"
     assert_clean_error(run_cli("serve", "--model", str(missing), env={"HF_HUB_OFFLINE": "1"}), str(missing),
                        "cannot read its config")
@@ -241,3 +258,68 @@ def test_eval_thinking_off_through_mmstar_serve_matches_hf(thinking_checkpoints,
         api, off, default = (_records(dirs[name], mode) for name in ("api", "hf-off", "hf-default"))
         assert len(api) == 4 and api == off, mode
         assert all(api[i][1] != default[i][1] for i in api), mode  # the switch changed every prompt
+
+
+def _image_message(text, data):
+    url = "data:image/png;base64," + base64.b64encode(data).decode()
+    return [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": url}},
+                                         {"type": "text", "text": text}]}]
+
+
+def test_the_official_openai_client_plain_streamed_and_refused(tiny_pairs):
+    """The `openai` package against `mmstar serve`'s app: answers equal the backend's own, a stream
+    reassembles to the same answer, and malformed or unauthorised requests are the client's errors."""
+    openai = pytest.importorskip("openai")
+    pair = tiny_pairs["llava"]
+    gen = GenerationConfig(max_new_tokens=5)
+    vlm = HFBackend(str(pair.vlm), "vlm", gen, device="cpu")
+    lm = HFBackend(str(pair.backbone), "llm", gen, device="cpu")
+    srv = make_server({"vlm": vlm, "lm": lm}, batch_wait_s=0.0, api_key="sk-serve-test-42")
+    stop = serve_in_thread(srv)
+    url = f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    client = openai.OpenAI(base_url=url, api_key="sk-serve-test-42", max_retries=0)
+    image = png_bytes((200, 30, 30))
+    messages = _image_message("Question: what colour is it?\nAnswer the question directly.", image)
+    try:
+        plain = client.chat.completions.create(model="vlm", messages=messages, max_tokens=5, temperature=0)
+        direct = vlm.generate([Request([{"role": "user", "content": [
+            {"type": "image", "image": ImageRef(data=image)},
+            {"type": "text", "text": "Question: what colour is it?\nAnswer the question directly."}]}])])[0]
+        assert plain.choices[0].message.content == direct.text
+        assert plain.id.startswith("chatcmpl-") and plain.created > 0 and plain.model == "vlm"
+        assert plain.usage.prompt_tokens == direct.prompt_tokens and plain.usage.completion_tokens > 0
+        chunks = list(client.chat.completions.create(model="vlm", messages=messages, max_tokens=5, temperature=0,
+                                                     stream=True, stream_options={"include_usage": True}))
+        assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == direct.text
+        assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+        assert chunks[-1].usage.prompt_tokens == direct.prompt_tokens and not chunks[-1].choices
+        assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] in ("stop", "length")
+        text_only = client.chat.completions.create(model="lm", messages=[{"role": "user", "content": "Hi?"}],
+                                                   max_tokens=3)
+        assert text_only.usage.total_tokens == text_only.usage.prompt_tokens + text_only.usage.completion_tokens
+        assert [m.id for m in client.models.list()] == ["vlm", "lm"]
+        reached = list(srv.batcher.batch_sizes)
+        refusals = [
+            (openai.BadRequestError, {"model": "lm", "messages": []}, "non-empty"),
+            (openai.NotFoundError, {"model": "nope", "messages": [{"role": "user", "content": "x"}]}, "unknown model"),
+            (openai.BadRequestError, {"model": "vlm", "messages": _image_message("x", b"not an image")},
+             "undecodable image"),
+            (openai.BadRequestError, {"model": "lm", "messages": [{"role": "user", "content": "x"}],
+                                      "max_tokens": 10**7}, "context length"),
+        ]
+        for error, request, words in refusals:
+            with pytest.raises(error) as caught:
+                client.chat.completions.create(**request)
+            assert words in caught.value.message, caught.value.message
+            assert caught.value.type == "invalid_request_error" or error is openai.NotFoundError
+        wrong = openai.OpenAI(base_url=url, api_key="sk-serve-test-41", max_retries=0)
+        with pytest.raises(openai.AuthenticationError):
+            wrong.chat.completions.create(model="lm", messages=[{"role": "user", "content": "x"}])
+        bare = httpx.post(f"{url}/chat/completions",
+                          json={"model": "lm", "messages": [{"role": "user", "content": "x"}]})
+        assert bare.status_code == 401 and bare.json()["error"]["code"] == "invalid_api_key"
+        assert httpx.get(f"{url}/nowhere", headers={"Authorization": "Bearer sk-serve-test-42"}).json()["error"]
+        assert srv.batcher.batch_sizes == reached  # none of the refused requests reached a model
+        assert srv.counters["unauthorized"] == 2
+    finally:
+        stop()

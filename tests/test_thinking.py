@@ -8,9 +8,9 @@ import shutil
 
 import pytest
 from conftest import run_cli
-from mmstar.app.eval_cli import generation_config
 from mmstar.evaluators.backends.base import GenerationConfig, Request, Response
 from mmstar.evaluators.models.registry import ModelEntry
+from mmstar.evaluators.run.pipeline import generation_config
 from mmstar.evaluators.run.runner import prediction_record
 
 from mmstar.sample import Sample
@@ -75,13 +75,13 @@ def test_record_keeps_thinking_apart_and_matches_the_answer():
     sample = Sample(index=3, question="Q?", options={"A": "red", "B": "blue"}, answer="B", image=None,
                     category="math", l2_category="geometry")
     rec = prediction_record(sample, "t", Response(text="<think>\nA? no, it's blue.\n</think>\n\nB"))
-    assert (rec["choice"], rec["extract_rule"], rec["hit"]) == ("B", "letter", True)
-    assert rec["reasoning"] == "A? no, it's blue."
-    assert rec["prediction"].startswith("<think>")  # the raw text stays as generated
+    assert (rec.choice, rec.extract_rule, rec.hit) == ("B", "letter", True)
+    assert rec.reasoning == "A? no, it's blue." and rec.to_dict()["reasoning"] == rec.reasoning
+    assert rec.prediction.startswith("<think>")  # the raw text stays as generated
     cut = prediction_record(sample, "t", Response(text="<think>\nA? maybe B"))
-    assert (cut["choice"], cut["extract_rule"]) == (None, "truncated_reasoning")
+    assert (cut.choice, cut.extract_rule) == (None, "truncated_reasoning")
     plain = prediction_record(sample, "t", Response(text="B"))
-    assert "reasoning" not in plain
+    assert plain.reasoning is None and "reasoning" not in plain.to_dict()  # the line has no such key
 
 
 @pytest.mark.slow
@@ -144,9 +144,9 @@ def test_openai_request_carries_chat_template_kwargs_only_when_set():
     req = Request([{"role": "user", "content": [{"type": "text", "text": "Q?"}]}])
     try:
         thinking = GenerationConfig(max_new_tokens=4096, chat_template_kwargs={"enable_thinking": True})
-        on = OpenAIBackend("m", url, thinking)
+        on = OpenAIBackend("m", "vlm", thinking, base_url=url)
         assert on.generate([req])[0].text == "<think>x</think>B"
-        OpenAIBackend("m", url, GenerationConfig()).generate([req])
+        OpenAIBackend("m", "vlm", GenerationConfig(), base_url=url).generate([req])
     finally:
         srv.shutdown()
         srv.server_close()

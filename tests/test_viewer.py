@@ -13,13 +13,13 @@ import pytest
 from conftest import assert_clean_error, make_samples, run_cli
 from mmstar.app.cli import main
 from mmstar.metrics.leaderboard import build_rows
-from mmstar.metrics.runs import load_run as metrics_load_run
 from mmstar.viewer import data, samples
 from mmstar.viewer.images import Images
 from mmstar.viewer.samples import FLAGS, SampleFilter
 
-from mmstar.runs import write_manifest, write_scores
+from mmstar.runs import open_run, write_manifest, write_scores
 from mmstar.sample import Benchmark
+from mmstar.scoring import score_records
 from mmstar.writers import write_benchmark
 
 SCRIPT_Q = "<script>window.pwned=1</script><b>bold</b> What colour is it?"
@@ -79,7 +79,7 @@ def test_rows_match_the_leaderboard_and_scores_json(runs):
     view = data.load([runs["alpha"].parent.parent])
     assert view.problems == [] and [vr.key for vr in view.runs] == ["alpha / mini", "beta / mini"]
     for matcher in ("official", "robust"):
-        ref = build_rows([metrics_load_run(d) for d in runs.values()], matcher)
+        ref = build_rows([open_run(d) for d in runs.values()], matcher)
         mine = view.leaderboard(matcher)
         assert [{k: r[k] for k in ref[0]} for r in mine] == ref
     scores = json.loads((runs["alpha"] / "scores.json").read_text())
@@ -119,16 +119,21 @@ def test_flags_filters_search_paging_and_diff(runs):
 def test_judge_fields_add_a_matcher_when_present(runs, monkeypatch, tmp_path):
     path = runs["alpha"] / "t.jsonl"
     lines = [json.loads(x) for x in path.read_text().splitlines()]
-    for rec in lines:  # the judge was asked on the unparsed reply only, and read answer B into it
+    for rec in lines:  # the judge was asked on the unparsed reply, and read answer B into it
         rec["extract_rule"] = "none" if rec["index"] == 3 else "letter"
         if rec["index"] == 3:
             rec.update(judge="The reply picks B.", judge_choice=rec["answer"])
+        if rec["index"] == 1:  # an audit pick: the reply parsed (a wrong letter); the judge disagrees
+            rec.update(judge="It says the answer.", judge_choice=rec["answer"], judge_audit=True)
     path.write_text("".join(json.dumps(x) + "\n" for x in lines))
     view = data.load([runs["alpha"]])
     assert view.matchers == ("official", "robust", "judge")
     t_robust = view.summary("alpha / mini", "t", "robust")
     t_judge = view.summary("alpha / mini", "t", "judge")
-    assert t_judge["hits"] == t_robust["hits"] + 1 and t_judge["judged"] == 1
+    # the judge decides the unparsed reply only: it never overrides the extractor's letter
+    assert t_judge["hits"] == t_robust["hits"] + 1 and t_judge["judge_decided"] == 1
+    assert t_judge == score_records(open_run(runs["alpha"]).records["t"], "robust_judge")  # the one function
+    assert view.run("alpha / mini").frame["t_judge"].tolist()[1] is False
     row = view.leaderboard("judge")[0]
     assert row["S_t"] == round(100 * t_judge["hits"] / N, 2) and row["matcher"] == "judge"
     assert view.run("alpha / mini").frame["t_rule"].tolist()[3] == "none"

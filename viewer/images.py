@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from mmstar.errors import MmstarError
+from mmstar.records import Manifest
 
 
 class Images:
@@ -22,8 +23,8 @@ class Images:
         self._benches: dict[str, dict[int, Any] | str] = {}  # spec -> index -> Sample, or why not
         self._lock = threading.Lock()
 
-    def spec(self, manifest: dict[str, Any]) -> str | None:
-        return self.override or manifest.get("dataset") or None
+    def spec(self, manifest: Manifest) -> str | None:
+        return self.override or manifest.dataset or None
 
     def _samples(self, spec: str) -> dict[int, Any] | str:
         with self._lock:
@@ -36,7 +37,7 @@ class Images:
                     self._benches[spec] = f"data {spec} not readable here ({str(exc).splitlines()[0][:200]})"
             return self._benches[spec]
 
-    def image(self, manifest: dict[str, Any], index: int, question: str | None = None) -> tuple[bytes | None, str]:
+    def image(self, manifest: Manifest, index: int, question: str | None = None) -> tuple[bytes | None, str]:
         """(encoded image bytes, "") or (None, why the image is not available)."""
         spec = self.spec(manifest)
         if not spec:
@@ -56,7 +57,7 @@ class Images:
         except MmstarError as exc:
             return None, str(exc)
 
-    def thumbnail(self, manifest: dict[str, Any], index: int, question: str | None = None,
+    def thumbnail(self, manifest: Manifest, index: int, question: str | None = None,
                   size: int = 112) -> tuple[bytes | None, str]:
         """A small JPEG (longest side ``size``) for the report, or (None, why not)."""
         data, why = self.image(manifest, index, question)

@@ -3,6 +3,14 @@
 LVLMs: ``AutoProcessor`` + ``AutoModelForImageTextToText`` with the model's chat template.
 LLM backbones: ``AutoTokenizer`` + ``AutoModelForCausalLM`` (chat template when the tokenizer has
 one, a plain transcript otherwise). Batched greedy generation with left padding.
+
+LVLM batches run in worker processes (``workers``, ``prep_workers.py``) within a budget of the cores
+this process may use: on CPU a small model's workers prepare and generate whole batches side by
+side; otherwise they prepare (decode, image processing, templating, tokenising) while the parent
+generates on the cores they leave. Either way no core runs two compute threads. Image processors
+are the ones transformers picks (torchvision-backed where installed; ``image_backend`` chooses);
+on CUDA without workers their tensor work runs on the device. ``describe()`` records all of it in
+the manifest.
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 import gc
 import os
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,6 +31,9 @@ from mmstar.sample import ImageRef
 from .autobatch import BatchTooLarge
 from .base import GenerationConfig, Request, Response, render_plain
 from .prefix_cache import PrefixReuse, PrefixSplit
+from .prep_workers import PrepWorkers, WorkerPlan, plan_workers
+
+IMAGE_BACKENDS = ("auto", "torchvision", "pil")  # auto: transformers' choice (torchvision when installed)
 
 
 def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
@@ -74,6 +86,7 @@ class Prepared:
     errors: dict[int, Response] = field(default_factory=dict)
     encoded: Any = None
     gen: GenerationConfig | None = None  # this batch's own settings (a server request's); None: the backend's
+    responses: list[Response] | None = None  # already generated (by a worker process)
 
 
 def _has_image(conversation: list[dict[str, Any]]) -> bool:
@@ -85,14 +98,28 @@ def _mixes_images(conversations: list[list[dict[str, Any]]]) -> bool:
     return len({_has_image(c) for c in conversations}) > 1
 
 
+def _lanczos(image_processor: Any) -> bool:
+    """torchvision has no LANCZOS on CUDA (transformers falls back to BICUBIC there): such a
+    processor's output on the device would not be its output on the CPU."""
+    resample = getattr(image_processor, "resample", None)
+    return getattr(resample, "name", str(resample)).upper().endswith("LANCZOS") or resample == 1
+
+
 class HFBackend:
     """``kind`` is "vlm" (processor + image-text-to-text model) or "llm" (tokenizer + causal LM)."""
 
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
                  dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False, prefix_cache: bool = True) -> None:
+                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = "auto",
+                 image_backend: str = "auto") -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
+        if image_backend not in IMAGE_BACKENDS:
+            raise MmstarError(f"--image-backend {image_backend!r}: use one of {', '.join(IMAGE_BACKENDS)}")
+        if workers in (None, "auto"):
+            workers = None
+        elif isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
+            raise MmstarError(f"--workers must be auto or a whole number of 0 or more, not {workers!r}")
         if not Path(model_id).exists():
             from mmstar.hub import prefer_offline_if_unreachable
 
@@ -112,7 +139,10 @@ class HFBackend:
         tf = self.transformers
         try:
             if kind == "vlm":
-                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                # "auto" passes nothing: the processor transformers picks, as before this option existed
+                choice = {} if image_backend == "auto" else {"backend": image_backend}
+                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code,
+                                                                  **choice)
                 self.tokenizer = self.processor.tokenizer
                 self.model = self._vlm_class(model_id).from_pretrained(model_id, **kwargs)
             else:
@@ -139,6 +169,71 @@ class HFBackend:
         # LVLM inputs carry image features the token ids do not show, so they never take this path
         self.prefix = (PrefixReuse(self.model, self.tokenizer.pad_token_id, max_new_tokens=self.gen.max_new_tokens)
                        if prefix_cache and kind == "llm" else None)
+        self._setup_preparation(workers, sharded=bool(device_map))
+
+    def _setup_preparation(self, workers: int | None, sharded: bool) -> None:
+        """Where a batch's CPU work runs (``prep_workers.plan_workers``): worker processes, started
+        at the first batch the run loop hands over, and the image processor's tensor work on the GPU
+        when the parent prepares on CUDA."""
+        image_processor = getattr(self.processor, "image_processor", None)
+        self.image_backend = getattr(image_processor, "backend", None)  # "torchvision" | "pil" | None
+        weights = sum(p.numel() * p.element_size() for p in self.model.parameters())
+        self.plan: WorkerPlan = plan_workers(
+            self.kind, self.device, requested=workers, weight_bytes=weights, sharded=sharded,
+            device_capable=self.image_backend == "torchvision" and not _lanczos(image_processor),
+            omp_threads=os.environ.get("OMP_NUM_THREADS"))
+        self.image_device = self.plan.image_device
+        self._pool: PrepWorkers | None = None
+        self._threads_before: int | None = None
+
+    @property
+    def prefetch_depth(self) -> int:
+        """Batches the run loop may hand over ahead of the one it waits for: one per worker."""
+        return max(1, self.plan.workers)
+
+    def submit_prepare(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> Future | None:
+        """The batch to a worker process: a Future of the Prepared batch (with its responses when the
+        workers generate too), or None without workers (the caller then prepares in a thread, as
+        before workers existed)."""
+        if self.plan.workers == 0:
+            return None
+        if self._pool is None:
+            # forked here, from the run loop's thread, with the processor and model loaded: the
+            # workers share the weights copy-on-write and start in milliseconds
+            if self.plan.torch_threads is not None:
+                self._threads_before = self.torch.get_num_threads()
+                self.torch.set_num_threads(self.plan.torch_threads)
+            self._pool = PrepWorkers(self.plan.workers, self._work, self._work, threads=self.plan.worker_threads)
+        requests = list(requests)
+        inner = self._pool.submit(requests, gen)
+        outer: Future = Future()
+
+        def attach(done: Future) -> None:  # the parent still holds the requests: they never travel back
+            try:
+                prepared = done.result()
+            except BaseException as exc:
+                outer.set_exception(exc)
+                return
+            prepared.conversations = [requests[i].messages for i in prepared.slots]
+            outer.set_result(prepared)
+
+        inner.add_done_callback(attach)
+        return outer
+
+    def worker_cpu_seconds(self) -> float:
+        """CPU seconds of the worker processes so far (the run loop adds them to the mode's own)."""
+        return self._pool.cpu_seconds if self._pool is not None else 0.0
+
+    def _work(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> Prepared:
+        """One batch in a worker: prepared, and generated too when the plan says so. What goes back
+        is small: no decoded images (the conversations are re-attached in the parent and decoded
+        again only if the batch has to be encoded again), and no tensors once the responses exist."""
+        prepared = self.prepare(requests, gen)
+        if self.plan.generate:
+            prepared.responses = self.generate_prepared(prepared)
+            prepared.encoded = None
+        prepared.conversations = []
+        return prepared
 
     def _vlm_class(self, model_id: str) -> Any:
         """AutoModelForImageTextToText, or the class families.py names for a family the auto
@@ -151,11 +246,21 @@ class HFBackend:
         return tf.AutoModelForImageTextToText
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
-                "dtype": str(self.dtype).replace("torch.", ""), "trust_remote_code": self.trust_remote_code,
-                "chat_template": self.has_template, "prefix_cache": self.prefix is not None}
+        out = {"backend": "hf", "model": self.model_id, "kind": self.kind, "device": self.device,
+               "dtype": str(self.dtype).replace("torch.", ""), "trust_remote_code": self.trust_remote_code,
+               "chat_template": self.has_template, "prefix_cache": self.prefix is not None}
+        if self.kind == "vlm":  # how the image side ran: the processor's class and backend, where, by whom
+            image_processor = getattr(self.processor, "image_processor", None)
+            out.update(image_processor=type(image_processor).__name__ if image_processor is not None else None,
+                       image_backend=self.image_backend, **self.plan.describe())
+        return out
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+            if self._threads_before is not None:  # the process's own setting, as it was before the workers
+                self.torch.set_num_threads(self._threads_before)
         if self.prefix is not None:
             self.prefix.close()
         del self.model
@@ -182,9 +287,12 @@ class HFBackend:
         if self.kind == "vlm" and self.text_only != "processor" and not any(map(_has_image, conversations)):
             return self._encode_text_only(conversations, switches)
         if self.kind == "vlm":
+            options: dict[str, Any] = {"padding": True}
+            if self.image_device is not None and any(map(_has_image, conversations)):
+                options["device"] = self.image_device  # resize, rescale, normalise on the GPU
             return self.processor.apply_chat_template(
                 conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-                processor_kwargs={"padding": True}, **switches)
+                processor_kwargs=options, **switches)
         if self.has_template:
             texts = [self.tokenizer.apply_chat_template(c, add_generation_prompt=True, tokenize=False, **switches)
                      for c in conversations]
@@ -229,6 +337,8 @@ class HFBackend:
     def generate_prepared(self, prepared: Prepared, split_on_oom: bool = True) -> list[Response]:
         """``split_on_oom=False`` (the automatic batch-size probe) raises ``BatchTooLarge`` instead
         of halving the batch, so the caller learns the size does not fit."""
+        if prepared.responses is not None:
+            return prepared.responses
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
             outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom, prepared.gen)
@@ -323,7 +433,8 @@ class HFBackend:
                         gen: GenerationConfig | None = None) -> list[Response]:
         torch = self.torch
         gen = gen or self.gen
-        enc = encoded if encoded is not None else self._encode(conversations, gen)
+        # conversations a worker prepared come back undecoded: decode them if this batch is encoded again
+        enc = encoded if encoded is not None else self._encode([self._materialise(c) for c in conversations], gen)
         split = self._split(enc, gen)
         if split is not None:  # shared prefix from the cache, then the suffixes
             enc = self.prefix.generate_kwargs(split)

@@ -1,26 +1,38 @@
-"""OpenAI-compatible chat-completions backend (OpenAI, ``vllm serve``, other compatible servers).
+"""OpenAI-compatible chat-completions backend: OpenAI, ``vllm serve``, SGLang, TGI, LMDeploy, ``mmstar
+serve`` and providers' OpenAI-compatible endpoints.
 
-Async with bounded concurrency; retries with exponential backoff (honouring ``Retry-After``) on 429,
-5xx, timeouts and connection errors; images sent as base64 data URLs. A request that still fails gets
-its failure in ``Response.error`` and empty text. The API key comes from the environment and is
-never written to the manifest or logs.
+Requests go through a continuous pool (``pool.py``): one keep-alive client, up to ``concurrency``
+requests in flight, adaptive backoff on 429 / 503 / timeouts (honouring ``Retry-After``), optional
+``rpm`` / ``tpm`` ceilings. The run loop submits requests one at a time (:meth:`OpenAIBackend.submit`,
+the ``streams`` capability) and writes each answer as it arrives; :meth:`generate` serves callers that
+think in batches (the judge, the curation filter) on the same pool.
+
+A request that fails or that the provider refuses (context length, image size, content filter) gets
+its reason in ``Response.error`` (kind first: ``context_length: ...``) and empty text: never an answer.
+The API key comes from the environment and is never written to the manifest or logs.
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
+import concurrent.futures
+import json
 import os
-import random
-from collections.abc import Sequence
+import threading
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef, image_format
 
+from . import pool
 from .base import GenerationConfig, Request, Response
+from .base import _parts as parts_of
+from .registry import REASONING_EFFORTS
 
-RETRY_STATUS = {408, 409, 429, 500, 502, 503, 504}
+# what the backend itself sends: --extra-body may add provider switches, not replace these
+_OWN_KEYS = frozenset({"model", "messages", "stream", "n"})
+_TOKENS_PER_IMAGE = 800  # a rough prompt-token estimate per image, for --tpm pacing (corrected by usage)
 
 
 def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -48,82 +60,149 @@ def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def parse_extra_body(value: str | Mapping[str, Any] | None) -> dict[str, Any]:
+    """``--extra-body``: a JSON object merged into every request (a null value removes that key)."""
+    if value is None or value == "":
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise MmstarError(f"--extra-body is not valid JSON ({exc.msg} at column {exc.colno}): "
+                              f"{value[:80]}") from None
+    if not isinstance(value, Mapping):
+        raise MmstarError(f"--extra-body must be a JSON object such as '{{\"top_k\": 1}}', not {type(value).__name__}")
+    taken = sorted(_OWN_KEYS & set(value))
+    if taken:
+        raise MmstarError(f"--extra-body may not set {', '.join(taken)} (the backend sets them)")
+    return dict(value)
+
+
+def parse_reply(resp: Any) -> Response:
+    """A 200 reply -> the answer; a reply whose answer the provider withheld is an error, not an answer."""
+    try:
+        body = resp.json()
+        choice = body["choices"][0]
+        message = choice.get("message") or {}
+        content = message.get("content")
+        usage = body.get("usage") or {}
+        tokens = {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
+                  "completion_tokens": int(usage.get("completion_tokens") or 0)}
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+        return pool.failure("malformed_response", f"{type(exc).__name__}: {' '.join(resp.text.split())[:200]}")
+    finish = choice.get("finish_reason")
+    if finish == "content_filter" or (not content and message.get("refusal")):
+        kind = "content_filter" if finish == "content_filter" else "refusal"
+        answer = pool.failure(kind, f"the provider withheld the answer (finish_reason {finish}"
+                              f"{'; ' + str(message['refusal'])[:200] if message.get('refusal') else ''})")
+        answer.prompt_tokens, answer.completion_tokens = tokens["prompt_tokens"], tokens["completion_tokens"]
+        return answer
+    if content is not None and not isinstance(content, str):
+        return pool.failure("malformed_response", f"message content is {type(content).__name__}, not text")
+    return Response(text=(content or "").strip(), **tokens)
+
+
 class OpenAIBackend:
-    def __init__(self, model: str, base_url: str, gen: GenerationConfig | None = None, *,
+    def __init__(self, model: str, kind: str = "vlm", gen: GenerationConfig | None = None, *, base_url: str,
                  api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8, max_retries: int = 6,
-                 timeout: float = 120.0, backoff: float = 1.0) -> None:
+                 timeout: float = 120.0, backoff: float = 1.0, rpm: float | None = None, tpm: float | None = None,
+                 extra_body: str | Mapping[str, Any] | None = None, max_completion_tokens: bool = False,
+                 reasoning_effort: str | None = None, backbone_base_url: str | None = None) -> None:
+        # ``kind`` is the registry's common signature: it picks the server when the LLM backbone (mode
+        # t, kind "llm") is served apart from the LVLM
         self.httpx = require("httpx", "openai")
-        self.model, self.base_url = model, base_url.rstrip("/")
+        if kind == "llm" and backbone_base_url:
+            base_url = backbone_base_url
+        self.model, self.kind, self.base_url = model, kind, base_url.rstrip("/")
         self.gen = gen or GenerationConfig()
         self.api_key_env = api_key_env
-        self._key = os.environ.get(api_key_env, "")
-        self.concurrency, self.max_retries, self.timeout, self.backoff = concurrency, max_retries, timeout, backoff
-        self.stats = {"retries": 0, "failed": 0}
+        for name, value in (("concurrency", concurrency), ("rpm", rpm), ("tpm", tpm)):
+            if value is not None and (isinstance(value, bool) or value <= 0):
+                raise MmstarError(f"--{name} must be a positive number, not {value!r}")
+        if reasoning_effort is not None and reasoning_effort not in REASONING_EFFORTS:
+            raise MmstarError(f"--reasoning-effort {reasoning_effort!r} is not one of {', '.join(REASONING_EFFORTS)}")
+        self.concurrency, self.max_retries, self.timeout, self.backoff = int(concurrency), max_retries, timeout, backoff
+        self.rpm, self.tpm = rpm, tpm
+        self.extra_body = parse_extra_body(extra_body)
+        self.reasoning_effort = reasoning_effort
+        # OpenAI's reasoning models refuse max_tokens; most other servers take both names
+        self.budget_key = "max_completion_tokens" if max_completion_tokens or reasoning_effort else "max_tokens"
+        key = os.environ.get(api_key_env, "")
+        headers = (("Content-Type", "application/json"),) + ((("Authorization", f"Bearer {key}"),) if key else ())
+        self._endpoint_config = pool.EndpointConfig(
+            f"{self.base_url}/chat/completions", headers, self.concurrency, rpm, tpm, timeout, max_retries, backoff)
+        self._endpoint: pool.Endpoint | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def window(self) -> int:
+        """Requests the run loop keeps submitted: twice the ceiling, so payloads are ready when slots free."""
+        return 2 * self.concurrency
+
+    def endpoint(self) -> pool.Endpoint:
+        with self._lock:
+            if self._endpoint is None:
+                self._endpoint = pool.acquire(self._endpoint_config, self.httpx)
+            return self._endpoint
 
     def describe(self) -> dict[str, Any]:
-        return {"backend": "openai", "model": self.model, "base_url": self.base_url, "api_key_env": self.api_key_env,
-                "concurrency": self.concurrency, "max_retries": self.max_retries}
+        out: dict[str, Any] = {"backend": "openai", "model": self.model, "base_url": self.base_url,
+                               "api_key_env": self.api_key_env, "concurrency": self.concurrency,
+                               "max_retries": self.max_retries, "budget_key": self.budget_key}
+        for name in ("rpm", "tpm", "reasoning_effort"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        if self.extra_body:
+            out["extra_body"] = self.extra_body
+        # the fields every request carries besides its messages: what the server was really asked for
+        # (e.g. no temperature under --reasoning-effort, whatever the run's decoding says)
+        out["request"] = {k: v for k, v in self.payload(Request([])).items() if k not in ("model", "messages")}
+        if self._endpoint is not None:  # shared with the other model on this server: the server's totals
+            out["pool"] = self._endpoint.stats()
+        return out
 
     def close(self) -> None:
-        pass
+        with self._lock:
+            endpoint, self._endpoint = self._endpoint, None
+        if endpoint is not None:
+            pool.release(endpoint)
 
     def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]:
         raise MmstarError("--scoring loglik needs the hf backend (chat APIs do not expose next-token scores)")
 
+    def payload(self, req: Request) -> dict[str, Any]:
+        body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(req.messages),
+                                self.budget_key: self.gen.max_new_tokens}
+        if self.reasoning_effort:  # reasoning models take only their default temperature
+            body["reasoning_effort"] = self.reasoning_effort
+        else:
+            body["temperature"] = self.gen.temperature
+        if self.gen.chat_template_kwargs:  # vLLM / SGLang servers render these into the template
+            body["chat_template_kwargs"] = dict(self.gen.chat_template_kwargs)
+        for key, value in self.extra_body.items():
+            if value is None:
+                body.pop(key, None)
+            else:
+                body[key] = value
+        return body
+
+    def _estimate(self, req: Request) -> float:
+        chars = sum(len(p.get("text", "")) for m in req.messages for p in parts_of(m))
+        images = sum(p.get("type") == "image" for m in req.messages for p in parts_of(m))
+        return chars / 4 + images * _TOKENS_PER_IMAGE + self.gen.max_new_tokens
+
+    def submit(self, req: Request) -> concurrent.futures.Future[Response]:
+        """Send one request through the pool; the future holds its response (never raises for a
+        failed request: the failure is in ``Response.error``)."""
+        try:
+            body = self.payload(req)
+        except MmstarError as exc:  # e.g. an image that cannot be read: this request fails, not the run
+            done: concurrent.futures.Future[Response] = concurrent.futures.Future()
+            done.set_result(pool.failure("image", str(exc)))
+            return done
+        return self.endpoint().submit(body, parse_reply, self._estimate(req))
+
     def generate(self, requests: Sequence[Request]) -> list[Response]:
-        return asyncio.run(self._all(requests))
+        futures = [self.submit(r) for r in requests]
+        return [f.result() for f in futures]
 
-    async def _all(self, requests: Sequence[Request]) -> list[Response]:
-        sem = asyncio.Semaphore(self.concurrency)
-        headers = {"Content-Type": "application/json"}
-        if self._key:
-            headers["Authorization"] = f"Bearer {self._key}"
-        async with self.httpx.AsyncClient(timeout=self.timeout, headers=headers) as client:
-            return list(await asyncio.gather(*(self._one(client, sem, r) for r in requests)))
-
-    async def _one(self, client, sem: asyncio.Semaphore, req: Request) -> Response:
-        try:
-            payload = {"model": self.model, "messages": to_openai_messages(req.messages),
-                       "max_tokens": self.gen.max_new_tokens, "temperature": self.gen.temperature}
-            if self.gen.chat_template_kwargs:  # vLLM / SGLang servers render these into the template
-                payload["chat_template_kwargs"] = dict(self.gen.chat_template_kwargs)
-        except MmstarError as exc:
-            return Response(error=str(exc))
-        last = "no attempt made"
-        for attempt in range(self.max_retries + 1):
-            async with sem:
-                try:
-                    resp = await client.post(f"{self.base_url}/chat/completions", json=payload)
-                except (self.httpx.TimeoutException, self.httpx.TransportError) as exc:
-                    last, retry_after = f"{type(exc).__name__}: {exc}"[:200], None
-                else:
-                    if resp.status_code == 200:
-                        return self._parse(resp)
-                    last = f"HTTP {resp.status_code}: {resp.text[:200]}"
-                    if resp.status_code not in RETRY_STATUS:
-                        break
-                    retry_after = resp.headers.get("retry-after")
-            if attempt < self.max_retries:
-                self.stats["retries"] += 1
-                await asyncio.sleep(self._delay(attempt, retry_after))
-        self.stats["failed"] += 1
-        return Response(error=f"request failed after {attempt + 1} attempt(s): {last}")
-
-    def _delay(self, attempt: int, retry_after: str | None) -> float:
-        try:
-            if retry_after is not None:
-                return min(60.0, float(retry_after))
-        except ValueError:
-            pass
-        return min(60.0, self.backoff * (2 ** attempt)) * (0.5 + random.random() / 2)
-
-    @staticmethod
-    def _parse(resp: Any) -> Response:
-        try:
-            body = resp.json()
-            text = body["choices"][0]["message"].get("content") or ""
-            usage = body.get("usage") or {}
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            return Response(error=f"malformed response ({type(exc).__name__}): {resp.text[:200]}")
-        return Response(text=text.strip(), prompt_tokens=int(usage.get("prompt_tokens") or 0),
-                        completion_tokens=int(usage.get("completion_tokens") or 0))

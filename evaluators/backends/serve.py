@@ -1,263 +1,352 @@
-"""A small OpenAI-compatible chat-completions server over any backend (HF by default).
+"""``mmstar serve``: an OpenAI-compatible chat-completions server over local backends (HF by default).
 
-``mmstar serve`` shares one loaded model between tools; the tests use it as a *real* local HTTP
-endpoint for the OpenAI backend. Requests that arrive together are gathered into one backend call
-(up to ``max_batch``, waiting at most ``batch_wait_s`` after the first), as ``vllm serve`` batches
-concurrent requests: that is what makes a client's concurrency pay off. ``fail_first`` makes it
-answer the first requests with 429 / 500, to exercise clients' retries. Loopback only by default.
+An ASGI app (Starlette on uvicorn, the stack ``vllm serve`` uses). It shares one loaded model between
+tools, and the tests use it as a *real* endpoint for the openai backend and the official ``openai``
+client. Requests that arrive together are generated as one batch (up to ``max_batch``, waiting at
+most ``batch_wait_s`` after the first), as ``vllm serve`` batches concurrent requests: that is what
+makes a client's concurrency pay off. Each request's ``max_tokens``, ``temperature`` and
+``chat_template_kwargs`` (the field vLLM and SGLang take, e.g. ``{"enable_thinking": false}``) hold
+for that request: a batch gathers only requests that agree on all three.
 
-Each request's ``max_tokens``, ``temperature`` and ``chat_template_kwargs`` (the field vLLM and
-SGLang servers take, e.g. ``{"enable_thinking": false}``) hold for that request: a batch only
-gathers requests that agree on all three, and the backend gets them as a per-call ``gen``.
+``stream: true`` is answered with server-sent events (``chat.completion.chunk`` objects, then
+``[DONE]``). The answer is generated with its batch, so its chunks arrive together: the stream is the
+protocol, not token-by-token latency. A malformed request is a 400 / 404 with an OpenAI-style error
+body before it reaches the model; every answer carries ``id``, ``created`` and ``usage``. With an API
+key, every ``/v1`` route wants ``Authorization: Bearer KEY`` (a constant-time comparison) and answers
+401 otherwise; without one, the server binds to loopback only.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
-import dataclasses
+import binascii
+import hmac
+import io
+import ipaddress
 import json
-import queue
+import socket
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Protocol
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
+from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
-from .base import GenerationConfig, Request, Response
+from .base import Request, Response
+from .batcher import Batcher, Pending, Servable, template_kwargs
 
-# apply_chat_template's own arguments, which the backend sets: a request may not turn them
-RESERVED_TEMPLATE_KWARGS = frozenset({
-    "conversation", "messages", "chat_template", "add_generation_prompt", "continue_final_message", "tokenize",
-    "return_dict", "return_tensors", "padding", "truncation", "max_length", "processor_kwargs", "tokenizer_kwargs"})
+__all__ = ["ApiError", "Servable", "Server", "check_exposure", "create_app", "from_openai_messages",
+           "make_server", "serve_in_thread", "template_kwargs"]
 
-
-class Servable(Protocol):
-    """A backend the server can share between requests: default settings, overridable per call."""
-
-    gen: GenerationConfig
-
-    def generate(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> list[Response]: ...
+ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
 
-def from_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+class ApiError(Exception):
+    """A request the server refuses, as OpenAI reports it: status, message, type, param, code."""
+
+    def __init__(self, status: int, message: str, *, param: str | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+    def body(self) -> dict[str, Any]:
+        kind = {401: "authentication_error", 404: "not_found_error"}.get(
+            self.status, "server_error" if self.status >= 500 else "invalid_request_error")
+        return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_exposure(host: str, api_key: str | None) -> None:
+    """Beyond loopback the model is on the network: refuse that without a key."""
+    if not is_loopback(host) and not api_key:
+        raise MmstarError(f"--host {host} serves beyond this machine; give --api-key-env NAME (an environment "
+                          "variable holding the key that every request must then carry as a bearer token)")
+
+
+def _decode_image(url: str) -> ImageRef:
+    if not url.startswith("data:"):
+        raise ApiError(400, "only data: image URLs are accepted (the server fetches nothing)", param="messages",
+                       code="invalid_image_url")
+    try:
+        data = base64.b64decode(url.split(",", 1)[1], validate=True)
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()  # reads the whole file: a truncated or corrupt image fails here, not in the model
+    except (IndexError, binascii.Error, ValueError, OSError, SyntaxError) as exc:
+        raise ApiError(400, f"undecodable image ({type(exc).__name__}: {exc})"[:300], param="messages",
+                       code="invalid_image") from None
+    return ImageRef(data=data)
+
+
+def from_openai_messages(messages: Any) -> list[dict[str, Any]]:
+    """OpenAI chat messages -> the backend's parts; anything malformed is the client's error (400)."""
+    if not isinstance(messages, list) or not messages:
+        raise ApiError(400, "messages must be a non-empty list of chat messages", param="messages")
     out = []
-    for m in messages:
+    for i, m in enumerate(messages):
+        role = m.get("role") if isinstance(m, dict) else None
+        if role not in ROLES:
+            raise ApiError(400, f"messages[{i}]: role must be one of {', '.join(ROLES)}, not {role!r}",
+                           param="messages")
         content = m.get("content")
         if isinstance(content, str):
-            out.append({"role": m["role"], "content": [{"type": "text", "text": content}]})
+            out.append({"role": ROLES[role], "content": [{"type": "text", "text": content}]})
             continue
+        if not isinstance(content, list):
+            raise ApiError(400, f"messages[{i}]: content must be text or a list of parts", param="messages")
         parts = []
-        for p in content or []:
-            if p.get("type") == "image_url":
-                url = p["image_url"]["url"]
-                if not url.startswith("data:"):
-                    raise ValueError("only data: URLs are accepted (the server fetches nothing)")
-                parts.append({"type": "image", "image": ImageRef(data=base64.b64decode(url.split(",", 1)[1]))})
-            elif p.get("type") == "text":
+        for p in content:
+            kind = p.get("type") if isinstance(p, dict) else None
+            if kind == "image_url" and isinstance(p.get("image_url"), dict):
+                parts.append({"type": "image", "image": _decode_image(str(p["image_url"].get("url", "")))})
+            elif kind == "text" and isinstance(p.get("text"), str):
                 parts.append({"type": "text", "text": p["text"]})
-        out.append({"role": m["role"], "content": parts})
+            else:
+                raise ApiError(400, f"messages[{i}]: unsupported content part {str(kind)[:40]!r} (text and "
+                               "image_url are)", param="messages")
+        out.append({"role": ROLES[role], "content": parts})
     return out
 
 
-def template_kwargs(body: dict[str, Any]) -> dict[str, Any]:
-    """The request's ``chat_template_kwargs`` (absent or null: none); anything but a JSON object,
-    or a key the backend sets itself, is the client's error."""
-    value = body.get("chat_template_kwargs")
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ValueError(f"chat_template_kwargs must be a JSON object such as {{\"enable_thinking\": false}}, "
-                         f"not {type(value).__name__} {json.dumps(value)[:60]}")
-    taken = sorted(RESERVED_TEMPLATE_KWARGS & value.keys())
-    if taken:
-        raise ValueError(f"chat_template_kwargs may not set {', '.join(taken)} (the server sets them)")
-    return value
+def context_length(backend: Any) -> int | None:
+    """The model's context window, where the backend exposes its model config (HF does)."""
+    own = getattr(backend, "context_length", None)
+    if isinstance(own, int) and own > 0:
+        return own
+    config = getattr(getattr(backend, "model", None), "config", None)
+    if config is None:
+        return None
+    text = config.get_text_config() if hasattr(config, "get_text_config") else config
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length"):
+        value = getattr(text, key, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return None
 
 
-@dataclasses.dataclass
-class _Pending:
-    model: str
-    request: Request
-    max_tokens: int | None
-    temperature: float | None
-    chat_template_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)
-    done: threading.Event = dataclasses.field(default_factory=threading.Event)
-    response: Response | None = None
-
-    def group(self) -> tuple[str, bool, int | None, float | None, str]:
-        # one backend call needs one model, one generation config (template switches included: they
-        # change the prompt), and (for families such as Mllama that cannot mix them) either
-        # all-image or all-text rows; the switches as canonical JSON, so equal objects group together
-        return (self.model, self.request.has_image, self.max_tokens, self.temperature,
-                json.dumps(self.chat_template_kwargs, sort_keys=True))
-
-    def gen(self, default: GenerationConfig) -> GenerationConfig:
-        """The backend's settings with this request's on top (its switches added to the backend's own)."""
-        changes: dict[str, Any] = {k: v for k, v in (("max_new_tokens", self.max_tokens),
-                                                     ("temperature", self.temperature)) if v is not None}
-        if self.chat_template_kwargs:
-            changes["chat_template_kwargs"] = {**default.chat_template_kwargs, **self.chat_template_kwargs}
-        return dataclasses.replace(default, **changes)
-
-
-class Batcher:
-    """One worker thread owns the backends (they are not re-entrant); handler threads queue their
-    request and wait. Requests queued together go to the backend as one batch."""
-
-    def __init__(self, models: Mapping[str, Servable], max_batch: int = 32, batch_wait_s: float = 0.01) -> None:
-        self.models, self.max_batch, self.batch_wait_s = models, max(1, max_batch), max(0.0, batch_wait_s)
-        self.queue: queue.Queue[_Pending | None] = queue.Queue()
-        self.batch_sizes: list[int] = []
-        self.batch_kwargs: list[dict[str, Any]] = []  # each batch's chat_template_kwargs, beside its size
-        self.thread = threading.Thread(target=self._loop, daemon=True, name="mmstar-serve-batcher")
-        self.thread.start()
-
-    def submit(self, pending: _Pending) -> Response:
-        self.queue.put(pending)
-        pending.done.wait()
-        return pending.response or Response(error="no response")
-
-    def stop(self) -> None:
-        self.queue.put(None)
-        self.thread.join(timeout=30)
-
-    def _collect(self, first: _Pending) -> list[_Pending]:
-        batch, deadline = [first], time.monotonic() + self.batch_wait_s
-        while len(batch) < self.max_batch:
-            try:
-                item = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                break
-            if item is None:  # stop after this batch
-                self.queue.put(None)
-                break
-            batch.append(item)
-        return batch
-
-    def _loop(self) -> None:
-        while (first := self.queue.get()) is not None:
-            groups: dict[tuple, list[_Pending]] = {}
-            for item in self._collect(first):
-                groups.setdefault(item.group(), []).append(item)
-            for items in groups.values():
-                self._run(items)
-
-    def _run(self, items: list[_Pending]) -> None:
-        backend = self.models[items[0].model]
-        try:  # the group shares one config: the first request's is everyone's, for this call only
-            responses = backend.generate([p.request for p in items], gen=items[0].gen(backend.gen))
-        except Exception as exc:  # the server must keep serving; the failure goes to these clients
-            responses = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items)
-        self.batch_sizes.append(len(items))
-        self.batch_kwargs.append(items[0].chat_template_kwargs)
-        for p, r in zip(items, responses):
-            p.response = r
-            p.done.set()
-
-
-def _number(body: dict[str, Any], key: str, cast: Callable[[Any], Any]) -> Any:
+def _number(body: dict[str, Any], key: str, cast: Callable[[Any], Any], low: float, high: float | None) -> Any:
     value = body.get(key)
-    return None if value is None else cast(value)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or (cast is int and value != int(value)):
+        raise ApiError(400, f"{key} must be a number, not {json.dumps(value)[:40]}", param=key)
+    if value < low or (high is not None and value > high):
+        raise ApiError(400, f"{key} {value} is out of range ({low} to {high if high is not None else 'any'})",
+                       param=key)
+    return cast(value)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    # the stdlib default backlog of 5 drops the SYNs of a burst of concurrent clients, which then
-    # wait a whole TCP retransmit (~1 s) to connect: batching would be lost to connection stalls
-    request_queue_size = 256
+def parse_request(body: Any, models: Mapping[str, Servable], contexts: Mapping[str, int | None]) -> Pending:
+    """A chat-completions body -> a request for the batcher, or an :class:`ApiError` saying what is wrong."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise ApiError(400, "model is required", param="model")
+    if model not in models:
+        raise ApiError(404, f"unknown model {model!r}; served: {', '.join(models)}", param="model",
+                       code="model_not_found")
+    if body.get("n") not in (None, 1):
+        raise ApiError(400, "n must be 1 (one answer per request)", param="n")
+    context = contexts.get(model)
+    max_tokens = _number(body, "max_tokens", int, 1, None)
+    if max_tokens is None:  # OpenAI's newer name for the same budget
+        max_tokens = _number(body, "max_completion_tokens", int, 1, None)
+    if max_tokens is not None and context is not None and max_tokens > context:
+        raise ApiError(400, f"max_tokens {max_tokens} is beyond the model's context length of {context} tokens",
+                       param="max_tokens", code="context_length_exceeded")
+    try:
+        kwargs = template_kwargs(body)
+    except ValueError as exc:
+        raise ApiError(400, str(exc), param="chat_template_kwargs") from None
+    return Pending(model, Request(from_openai_messages(body.get("messages"))), max_tokens,
+                   _number(body, "temperature", float, 0, 2), kwargs)
+
+
+class _Service:
+    """The app's state: models, batcher, key, fault injection and counters."""
+
+    def __init__(self, models: Mapping[str, Servable], api_key: str | None, fail_first: tuple[int, ...],
+                 max_batch: int, batch_wait_s: float) -> None:
+        self.models, self.api_key = dict(models), api_key
+        self.contexts = {name: context_length(b) for name, b in self.models.items()}
+        self.failures = list(fail_first)
+        self.counters = {"requests": 0, "failed_on_purpose": 0, "unauthorized": 0}
+        self.batcher = Batcher(self.models, max_batch, batch_wait_s)
+        self.created = int(time.time())
+
+    def authorize(self, headers: Mapping[str, str]) -> None:
+        if self.api_key is None:
+            return
+        scheme, _, given = headers.get("authorization", "").partition(" ")
+        # compare_digest: the time taken says nothing about how much of the key was right
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), self.api_key.encode()):
+            self.counters["unauthorized"] += 1
+            raise ApiError(401, "missing or wrong API key: send the header Authorization: Bearer KEY",
+                           code="invalid_api_key")
+
+    def models_body(self) -> dict[str, Any]:
+        return {"object": "list", "data": [
+            {"id": name, "object": "model", "created": self.created, "owned_by": "mmstar",
+             "max_model_len": self.contexts[name]} for name in self.models]}
+
+
+def _completion(pending: Pending, resp: Response) -> dict[str, Any]:
+    budget = pending.max_tokens or 0
+    finish = "length" if budget and resp.completion_tokens >= budget else "stop"
+    return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
+            "model": pending.model, "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
+                                                 "message": {"role": "assistant", "content": resp.text}}],
+            "usage": {"prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
+                      "total_tokens": resp.prompt_tokens + resp.completion_tokens}}
+
+
+async def _sse(done: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes]:
+    """One completion as chat.completion.chunk events: role, content, finish (with usage), [DONE]."""
+    head = {"id": done["id"], "object": "chat.completion.chunk", "created": done["created"], "model": done["model"]}
+    choice = done["choices"][0]
+
+    def event(delta: dict[str, Any], finish: str | None = None, **more: Any) -> bytes:
+        chunk = {**head, "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}], **more}
+        return f"data: {json.dumps(chunk)}\n\n".encode()
+
+    yield event({"role": "assistant", "content": ""})
+    if choice["message"]["content"]:
+        yield event({"content": choice["message"]["content"]})
+    yield event({}, choice["finish_reason"], usage=done["usage"])  # usage on every answer, streamed or not
+    if include_usage:  # OpenAI's own form: a last chunk with no choices
+        yield f"data: {json.dumps({**head, 'choices': [], 'usage': done['usage']})}\n\n".encode()
+    yield b"data: [DONE]\n\n"
+
+
+def create_app(models: Mapping[str, Servable], *, api_key: str | None = None, fail_first: tuple[int, ...] = (),
+               max_batch: int = 32, batch_wait_s: float = 0.01) -> Any:
+    """The ASGI app; ``app.state.service`` holds the batcher and counters. ``fail_first``: HTTP statuses
+    returned, in order, to the first chat requests (e.g. (429, 500)), to exercise clients' retries."""
+    require("starlette", "serve")
+    from starlette.applications import Starlette
+    from starlette.exceptions import HTTPException
+    from starlette.requests import Request as HttpRequest
+    from starlette.responses import JSONResponse, StreamingResponse
+    from starlette.routing import Route
+
+    service = _Service(models, api_key, tuple(fail_first), max_batch, batch_wait_s)
+
+    def refuse(err: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+        if err.status == 401:
+            headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
+        return JSONResponse(err.body(), status_code=err.status, headers=headers)
+
+    async def list_models(request: HttpRequest) -> JSONResponse:
+        try:
+            service.authorize(request.headers)
+        except ApiError as err:
+            return refuse(err)
+        return JSONResponse(service.models_body())
+
+    async def chat(request: HttpRequest) -> Any:
+        try:
+            service.authorize(request.headers)
+            service.counters["requests"] += 1
+            if service.failures:  # the event loop is one thread: no lock needed
+                status = service.failures.pop(0)
+                service.counters["failed_on_purpose"] += 1
+                return refuse(ApiError(status, f"injected {status}"), {"Retry-After": "0"})
+            raw = await request.body()
+            try:
+                body = json.loads(raw)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise ApiError(400, f"the body is not valid JSON ({exc})"[:200]) from None
+            # decoding images is CPU work: off the event loop, which keeps serving other requests
+            pending = await asyncio.to_thread(parse_request, body, service.models, service.contexts)
+        except ApiError as err:
+            return refuse(err)
+        resp = await asyncio.wrap_future(service.batcher.submit(pending))
+        if resp.error:
+            return refuse(ApiError(500, resp.error))
+        done = _completion(pending, resp)
+        if body.get("stream") is True:
+            options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
+            return StreamingResponse(_sse(done, bool(options.get("include_usage"))), media_type="text/event-stream",
+                                     headers={"Cache-Control": "no-cache"})
+        return JSONResponse(done)
+
+    async def health(request: HttpRequest) -> JSONResponse:
+        return JSONResponse({"status": "ok"})
+
+    async def http_error(request: HttpRequest, exc: Exception) -> JSONResponse:
+        status = getattr(exc, "status_code", 500)
+        return refuse(ApiError(status, f"{request.method} {request.url.path}: {getattr(exc, 'detail', exc)}",
+                               code="not_found" if status == 404 else None))
+
+    routes = [Route(p, chat, methods=["POST"]) for p in ("/v1/chat/completions", "/chat/completions")]
+    routes += [Route(p, list_models, methods=["GET"]) for p in ("/v1/models", "/models")]
+    routes.append(Route("/health", health, methods=["GET"]))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: http_error})
+    app.state.service = service
+    return app
+
+
+class Server:
+    """The app on uvicorn, on a socket bound at construction (so ``server_address`` is known at once,
+    port 0 included, and clients that connect before the loop starts wait in the backlog)."""
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        uvicorn = require("uvicorn", "serve")
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.socket(family, socket.SOCK_STREAM)
+        self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.socket.bind((host.strip("[]"), port))
+        # a burst of concurrent clients must not overflow the backlog: a dropped SYN costs ~1 s
+        self.socket.listen(1024)
+        self.server_address = self.socket.getsockname()[:2]
+        self.app, self.service = app, app.state.service
+        self.counters, self.batcher = self.service.counters, self.service.batcher
+        # log_config None: a server started inside a test or notebook leaves their logging alone
+        config = uvicorn.Config(app, log_config=None, log_level="warning", access_log=False, lifespan="off",
+                                timeout_keep_alive=75, timeout_graceful_shutdown=5, server_header=False)
+        self.uvicorn = uvicorn.Server(config)
+
+    def serve_forever(self) -> None:
+        """Until :meth:`shutdown` (or Ctrl-C / SIGTERM when run in the main thread)."""
+        self.uvicorn.run(sockets=[self.socket])
+
+    def shutdown(self) -> None:
+        self.uvicorn.should_exit = True
+
+    def server_close(self) -> None:
+        self.socket.close()
+        self.batcher.stop()
 
 
 def make_server(models: Mapping[str, Servable], host: str = "127.0.0.1", port: int = 0,
                 fail_first: tuple[int, ...] = (), max_batch: int = 32, batch_wait_s: float = 0.01,
-                ) -> ThreadingHTTPServer:
-    """Serve each backend under its model name; each takes a per-call ``gen`` (``HFBackend`` does).
-    ``fail_first``: HTTP statuses returned, in order, to the first requests (e.g. (429, 500)), to
-    exercise clients' retries."""
-    lock = threading.Lock()
-    failures = list(fail_first)
-    counters = {"requests": 0, "failed_on_purpose": 0}
-    batcher = Batcher(models, max_batch, batch_wait_s)
-
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"  # keep-alive: a client's connections are reused, not re-opened per request
-        # headers and body go out as two writes; with Nagle on, the body waits for the client's
-        # delayed ACK (~40 ms a request) once connections are kept alive
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:  # quiet
-            pass
-
-        def _send(self, status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for k, v in (headers or {}).items():
-                self.send_header(k, v)
-            self.end_headers()
-            self.wfile.write(data)
-
-        def do_GET(self) -> None:
-            if self.path.rstrip("/") in ("/v1/models", "/models"):
-                self._send(200, {"object": "list", "data": [{"id": name, "object": "model"} for name in models]})
-            else:
-                self._send(404, {"error": {"message": "not found"}})
-
-        def do_POST(self) -> None:
-            # read the body before any reply: on a kept-alive connection an unread body would be
-            # taken for the next request
-            try:
-                raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-            except ValueError:
-                self.close_connection = True
-                self._send(400, {"error": {"message": "bad Content-Length"}})
-                return
-            if self.path.rstrip("/") not in ("/v1/chat/completions", "/chat/completions"):
-                self._send(404, {"error": {"message": "not found"}})
-                return
-            with lock:
-                counters["requests"] += 1
-                status = failures.pop(0) if failures else None
-                if status is not None:
-                    counters["failed_on_purpose"] += 1
-            if status is not None:
-                self._send(status, {"error": {"message": f"injected {status}"}}, {"Retry-After": "0"})
-                return
-            try:
-                body = json.loads(raw)
-                pending = _Pending(body["model"], Request(from_openai_messages(body["messages"])),
-                                   _number(body, "max_tokens", int), _number(body, "temperature", float),
-                                   template_kwargs(body))
-            except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                self._send(400, {"error": {"message": f"bad request: {exc}"}})
-                return
-            if pending.model not in models:
-                self._send(404, {"error": {"message": f"unknown model {pending.model!r}; served: {sorted(models)}"}})
-                return
-            resp = batcher.submit(pending)
-            if resp.error:
-                self._send(500, {"error": {"message": resp.error}})
-                return
-            self._send(200, {"object": "chat.completion", "model": pending.model, "choices": [
-                {"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": resp.text}}],
-                "usage": {"prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
-                          "total_tokens": resp.prompt_tokens + resp.completion_tokens}})
-
-    server = _Server((host, port), Handler)
-    server.counters = counters  # type: ignore[attr-defined]
-    server.batcher = batcher  # type: ignore[attr-defined]
-    return server
+                api_key: str | None = None) -> Server:
+    """Serve each backend under its model name; each takes a per-call ``gen`` (``HFBackend`` does)."""
+    check_exposure(host, api_key)
+    app = create_app(models, api_key=api_key, fail_first=fail_first, max_batch=max_batch, batch_wait_s=batch_wait_s)
+    return Server(app, host, port)
 
 
-def serve_in_thread(server: ThreadingHTTPServer) -> Callable[[], None]:
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+def serve_in_thread(server: Server) -> Callable[[], None]:
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="mmstar-serve")
     thread.start()
 
     def stop() -> None:
         server.shutdown()
+        thread.join(timeout=30)
         server.server_close()
-        server.batcher.stop()  # type: ignore[attr-defined]
 
     return stop
+

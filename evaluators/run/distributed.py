@@ -8,13 +8,12 @@ Barriers use torch.distributed with the gloo backend, which works on CPU-only ma
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
-from mmstar.atomic import atomic_write_text
-from mmstar.runs import done_indices, prediction_path, read_jsonl_predictions, repair_tail
+from mmstar.records import PredictionRecord, read_records, write_records
+from mmstar.runs import done_indices, prediction_path, repair_tail
 from mmstar.sample import Benchmark
 
 
@@ -66,15 +65,15 @@ def merge_shards(run_dir: Path, mode: str, bench: Benchmark) -> int:
     shards = sorted(run_dir.glob(f"{mode}.rank*-of-*.jsonl"))
     if not shards:
         return 0
-    by_index: dict[int, dict[str, Any]] = {}
+    by_index: dict[int, PredictionRecord] = {}
     for path in [main, *shards]:
         if path.exists():
             repair_tail(path)
-            for rec in read_jsonl_predictions(path, warn=False):
-                by_index.setdefault(rec["index"], rec)
+            for rec in read_records(path, warn=False):
+                by_index.setdefault(rec.index, rec)
     order = {s.index: k for k, s in enumerate(bench)}
-    records = sorted(by_index.values(), key=lambda r: order.get(r["index"], len(order)))
-    atomic_write_text(main, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+    records = sorted(by_index.values(), key=lambda r: order.get(r.index, len(order)))
+    write_records(main, records)
     for path in shards:
         path.unlink()
     return len(records)

@@ -15,7 +15,6 @@ no answer to read, and the thinking is not an answer.
 
 from __future__ import annotations
 
-import json
 import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -24,9 +23,9 @@ from typing import Any
 
 from mmstar.evaluators.backends.base import Backend, GenerationConfig, Request
 
-from mmstar.atomic import atomic_write_text
 from mmstar.errors import MmstarError
 from mmstar.matching import extract_answer
+from mmstar.records import PredictionRecord
 from mmstar.scoring import record_options
 from mmstar.thinking import split_reasoning
 
@@ -78,13 +77,13 @@ def parse_judge_reply(text: str, options: Mapping[str, str]) -> str | None:
     return extract_answer(text, options).choice
 
 
-def select(records: Sequence[Mapping[str, Any]], config: JudgeConfig) -> tuple[list[int], set[int]]:
+def select(records: Sequence[PredictionRecord], config: JudgeConfig) -> tuple[list[int], set[int]]:
     """Positions of the records to send, and which of them are audit picks (parsed replies)."""
     eligible, parsed = [], []
     for i, rec in enumerate(records):
-        if rec.get("error") or not record_options(rec) or "judge_choice" in rec:  # judged already: kept
+        if rec.error or not record_options(rec) or rec.judge_seen:  # judged already: kept
             continue
-        extraction = extract_answer(str(rec.get("prediction") or ""), record_options(rec))
+        extraction = extract_answer(rec.prediction, record_options(rec))
         if extraction.rule in _SKIP_RULES:
             continue
         if extraction.choice is None or config.judge_all:
@@ -96,32 +95,26 @@ def select(records: Sequence[Mapping[str, Any]], config: JudgeConfig) -> tuple[l
 
 
 def make_judge_backend(config: JudgeConfig) -> Backend:
-    """The judge model through any backend; text only (a VLM judge is driven without images)."""
-    gen = GenerationConfig(max_new_tokens=config.max_new_tokens)
-    if config.backend == "openai":
-        if not config.base_url:
-            raise MmstarError("--judge-backend openai needs --judge-base-url (e.g. http://127.0.0.1:8000/v1)")
-        from mmstar.evaluators.backends.openai_api import OpenAIBackend
+    """The judge model through any registered backend; text only (a VLM judge is driven without images)."""
+    from mmstar.evaluators.backends import registry as backends
 
-        return OpenAIBackend(config.model, config.base_url, gen, api_key_env=config.api_key_env, max_retries=2,
-                             backoff=0.5)
-    if config.backend not in ("hf", "vllm"):
-        raise MmstarError(f"unknown --judge-backend {config.backend!r}; use hf, vllm or openai")
+    spec = backends.get(config.backend)
+    gen = GenerationConfig(max_new_tokens=config.max_new_tokens)
+    # a judge request that fails stops the judging, so it retries less and sooner than a run does
+    defaults = {"api_key_env": config.api_key_env, "device": config.device, "dtype": config.dtype,
+                "max_retries": 2, "backoff": 0.5}
+    given = {"base_url": config.base_url, **{k: v for k, v in defaults.items() if spec.takes(k)}}
+    options = backends.resolve_options(config.backend, given, flag_prefix="--judge-")
+    if not spec.local:  # a served judge: the server knows its own model names
+        return backends.create(config.backend, config.model, "llm", gen, options)
     if not Path(config.model).exists() and "/" not in config.model:
         raise MmstarError(f"unknown judge model {config.model!r}: give a local folder or a hub id like org/name")
     from mmstar.evaluators.models.modelcheck import model_kind
 
-    kind = model_kind(config.model)
-    if config.backend == "vllm":
-        from mmstar.evaluators.backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(config.model, kind, gen)
-    from mmstar.evaluators.backends.hf import HFBackend
-
-    return HFBackend(config.model, kind, gen, device=config.device, dtype=config.dtype)
+    return backends.create(config.backend, config.model, model_kind(config.model), gen, options)
 
 
-def run_judge(records: list[dict[str, Any]], backend: Backend, config: JudgeConfig,
+def run_judge(records: list[PredictionRecord], backend: Backend, config: JudgeConfig,
               batch_size: int = 16) -> dict[str, int]:
     """Ask the judge about the selected records; fills ``judge``/``judge_choice`` in place.
 
@@ -133,42 +126,38 @@ def run_judge(records: list[dict[str, Any]], backend: Backend, config: JudgeConf
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         requests = [Request([{"role": "user", "content": [
-            {"type": "text", "text": judge_prompt(record_options(records[i]) or {}, str(records[i]["prediction"]))}]}],
-            key=records[i].get("index")) for i in chunk]
+            {"type": "text", "text": judge_prompt(record_options(records[i]) or {}, records[i].prediction)}]}],
+            key=records[i].index) for i in chunk]
         for i, resp in zip(chunk, backend.generate(requests)):
             if resp.error:
                 raise MmstarError(f"judge {config.model} ({config.backend}) failed on sample "
-                                  f"{records[i].get('index')}: {resp.error.splitlines()[0][:200]}")
+                                  f"{records[i].index}: {resp.error.splitlines()[0][:200]}")
             choice = parse_judge_reply(resp.text, record_options(records[i]) or {})
-            records[i].update(judge=resp.text, judge_choice=choice)
-            if i in audit:
-                records[i]["judge_audit"] = True
+            records[i].set_judge(resp.text, choice, audit=i in audit)
             stats["no_option" if choice is None else "decided"] += 1
     return stats
 
 
-def clear_judge(records: list[dict[str, Any]]) -> None:
+def clear_judge(records: list[PredictionRecord]) -> None:
     """Drop an earlier judge's fields (a new judge identity re-judges from scratch)."""
     for rec in records:
-        for key in ("judge", "judge_choice", "judge_audit"):
-            rec.pop(key, None)
+        rec.clear_judge()
 
 
 def judge_run_dir(run_dir: Path, config: JudgeConfig, backend: Backend | None = None) -> dict[str, Any]:
     """Judge every mode file of a run directory, rewrite the files atomically, record the judge in
     the manifest and refresh ``scores.json``. Returns per-mode stats."""
-    from mmstar.runs import MODES, mode_records, prediction_path, read_manifest, write_manifest, write_scores
+    from mmstar.records import write_records
+    from mmstar.runs import open_run, prediction_path, write_manifest, write_scores
 
+    run = open_run(run_dir)
     owned = backend is None
     per_mode: dict[str, Any] = {}
-    judged: dict[str, list[dict[str, Any]]] = {}
-    old = (read_manifest(run_dir) or {}).get("judge") or {}
+    judged: dict[str, list[PredictionRecord]] = {}
+    old = run.manifest.judge or {}
     same_judge = {k: v for k, v in old.items() if k != "modes"} == config.identity()
     try:
-        for mode in MODES:
-            records = mode_records(run_dir, mode)
-            if records is None:
-                continue
+        for mode, records in run.records.items():
             if not same_judge:
                 clear_judge(records)
             if backend is None and select(records, config)[0]:
@@ -181,11 +170,9 @@ def judge_run_dir(run_dir: Path, config: JudgeConfig, backend: Backend | None = 
             backend.close()
     # written only once every mode is judged: a judge that fails half-way leaves the run as it was
     for mode, records in judged.items():
-        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        atomic_write_text(prediction_path(run_dir, mode), text)
-    manifest = read_manifest(run_dir) or {}
-    manifest["judge"] = {**config.identity(), "modes": per_mode}
-    write_manifest(run_dir, manifest)
+        write_records(prediction_path(run_dir, mode), records)
+    run.manifest.judge = {**config.identity(), "modes": per_mode}
+    write_manifest(run_dir, run.manifest)
     write_scores(run_dir)
     return per_mode
 
@@ -194,7 +181,9 @@ def add_judge_args(parser: Any) -> None:
     """The judge flags shared by ``mmstar eval``, ``mmstar score`` and ``mmstar import``."""
     g = parser.add_argument_group("LLM judge (optional; never overrides the extractor)")
     g.add_argument("--judge", metavar="MODEL", help="judge model: a local folder, hub id, or a server's model name")
-    g.add_argument("--judge-backend", choices=("hf", "vllm", "openai"), default="hf")
+    from mmstar.evaluators.backends.registry import names
+
+    g.add_argument("--judge-backend", choices=names(), default="hf")
     g.add_argument("--judge-base-url", help="openai judge backend: the API root, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="openai judge backend: env var with the key")
     g.add_argument("--judge-all", action="store_true", help="send every reply, not only the unparsed ones")

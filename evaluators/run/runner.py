@@ -10,18 +10,22 @@ import importlib.metadata as md
 import shutil
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.backends import registry as backends
 from mmstar.evaluators.backends.autobatch import DEFAULT_CAP, BatchSizer, BatchTooLarge
 from mmstar.evaluators.backends.base import Backend, GenerationConfig, Request, Response
+from mmstar.evaluators.backends.registry import BackendFactory
 
 from mmstar.errors import MmstarError
 from mmstar.prompts import PromptConfig, build_messages
+from mmstar.records import Manifest, PredictionRecord
 from mmstar.runs import (
     MODES,
     append_predictions,
@@ -34,9 +38,8 @@ from mmstar.runs import (
     write_scores,
 )
 from mmstar.sample import Benchmark, Sample
-from mmstar.scoring import assess
+from mmstar.scoring import graded
 
-BackendFactory = Callable[[str, str], Backend]  # (model id, "vlm" | "llm") -> backend
 DEFAULT_BATCH = 8  # on CPU, and for backends that cannot report a batch that does not fit
 
 
@@ -86,11 +89,12 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
-def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict[str, Any]:
+def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> Manifest:
     identity = config.identity(bench.fingerprint())
     old = read_manifest(run_dir)
     if old is not None and not config.overwrite:
-        old.setdefault("dtype", _recorded_dtype(old, identity["dtype"]))
+        if not old.has("dtype"):  # a run from before dtype joined the identity
+            old.dtype = _recorded_dtype(old, identity["dtype"])
         changed = [k for k, v in identity.items() if old.get(k) != v]
         if changed:
             detail = "; ".join(f"{k}: {old.get(k)!r} -> {identity[k]!r}" for k in changed)[:300]
@@ -99,51 +103,33 @@ def prepare_run_dir(run_dir: Path, config: EvalConfig, bench: Benchmark) -> dict
     if config.overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    manifest = old if old is not None and not config.overwrite else {
+    manifest = old if old is not None and not config.overwrite else Manifest.new({
         **identity, "model_label": config.model_label or config.model, "benchmark": bench.name,
-        "dataset": bench.origin, "n_samples": len(bench), "created": _now(), "modes": {}}
-    manifest["versions"] = _versions()
-    manifest["batch_size"] = config.batch_size
+        "dataset": bench.origin, "n_samples": len(bench), "created": _now(), "modes": {}})
     from mmstar.evaluators.models.backbone import backbone_label
 
-    manifest.update(backbone_label(config.backbone))  # "extracted": S_t is not the original LLM's
+    # backbone_label: "extracted" (S_t is not the original LLM's) and where it was cut from
+    manifest.update(versions=_versions(), batch_size=config.batch_size, **backbone_label(config.backbone))
     write_manifest(run_dir, manifest)
     return manifest
 
 
-def _recorded_dtype(manifest: dict[str, Any], current: str | None) -> str | None:
+def _recorded_dtype(manifest: Manifest, current: str | None) -> str | None:
     """The dtype of a run written before dtype joined the identity: what its backends recorded, or,
     when they recorded nothing (no model ever loaded), the current one."""
-    seen = {b.get("dtype") for b in (manifest.get("backends") or {}).values() if isinstance(b, dict)} - {None}
+    seen = {b.get("dtype") for b in (manifest.backends or {}).values() if isinstance(b, dict)} - {None}
     if not seen:
         return current
     return seen.pop() if len(seen) == 1 else "mixed"
 
 
-def concrete_dtype(backend: str, device: str = "auto", dtype: str = "auto") -> str | None:
-    """The dtype a run will compute in, "auto" resolved the way the hf and vllm backends resolve it;
-    None for the openai backend (the server decides)."""
-    if backend == "openai":
-        return None
-    from mmstar.evaluators.backends.hf import resolve_device_dtype
-
-    return str(resolve_device_dtype(device, dtype)[1]).removeprefix("torch.")
-
-
-def prediction_record(sample: Sample, mode: str, resp: Response) -> dict[str, Any]:
-    rec: dict[str, Any] = {
-        "index": sample.index, "mode": mode, "prediction": resp.text, "choice": None, "answer": sample.answer,
-        "hit": False, "hit_official": False, "category": sample.category, "l2_category": sample.l2_category,
-        "source": sample.source, "question": sample.question, "options": sample.options, "error": resp.error,
-        "prompt_tokens": resp.prompt_tokens, "completion_tokens": resp.completion_tokens,
-    }
-    hit_official, hit_robust, extraction = assess(rec)
-    rec.update(choice=extraction.choice, hit=hit_robust, hit_official=hit_official, extract_rule=extraction.rule)
-    if extraction.reasoning is not None:  # the thinking text, kept apart; never matched
-        rec["reasoning"] = extraction.reasoning
-    if "logprobs" in resp.extra:
-        rec["logprobs"] = resp.extra["logprobs"]
-    return rec
+def prediction_record(sample: Sample, mode: str, resp: Response) -> PredictionRecord:
+    rec = PredictionRecord(
+        index=sample.index, mode=mode, prediction=resp.text, answer=sample.answer, category=sample.category,
+        l2_category=sample.l2_category, source=sample.source, question=sample.question, options=sample.options,
+        error=resp.error, prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens,
+        logprobs=resp.extra.get("logprobs"))
+    return graded(rec)  # the extractor's verdict (and any thinking text) go on the line
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -184,21 +170,33 @@ def _run_batches(pending: list[Sample], mode: str, config: EvalConfig, backend: 
     """Run ``pending`` in batches of ``sizer.size``; yields the size after each batch. While the size
     is settled, the next batch is prepared (decoded, tokenised) while this one generates."""
     pipelined = config.scoring == "generate" and hasattr(backend, "prepare")
+    # a backend with preparing worker processes takes the batches itself, one in flight per worker
+    submit = getattr(backend, "submit_prepare", None) if pipelined else None
+    depth = max(1, int(getattr(backend, "prefetch_depth", 1))) if pipelined else 1
     with ThreadPoolExecutor(max_workers=1) as pool:
         def prepare(lo: int, n: int) -> tuple[tuple[int, int], list[Sample], list[Request], list[int], Any]:
             batch = pending[lo:lo + n]
             requests, slots = _requests(batch, mode, config)
-            future = pool.submit(backend.prepare, requests) if pipelined and requests else None
+            future = None
+            if pipelined and requests:
+                future = submit(requests) if submit is not None else None
+                if future is None:  # no workers: a thread of this process, the path before workers
+                    future = pool.submit(backend.prepare, requests)
             return (lo, n), batch, requests, slots, future
 
-        pos, upcoming = 0, None
+        pos, upcoming = 0, deque()  # batches in preparation, the one to run next first
         while pos < len(pending):
-            if upcoming is None or upcoming[0] != (pos, sizer.size):  # nothing prefetched, or a stale size
-                upcoming = prepare(pos, sizer.size)
-            _key, batch, requests, slots, future = upcoming
+            if not upcoming or upcoming[0][0] != (pos, sizer.size):  # nothing prefetched, or a stale size
+                upcoming.clear()
+                upcoming.append(prepare(pos, sizer.size))
             probing = not sizer.settled
+            while not probing and len(upcoming) <= depth:  # keep `depth` batches ahead of this one
+                (lo, _n), last = upcoming[-1][0], upcoming[-1][1]
+                if lo + len(last) >= len(pending):
+                    break
+                upcoming.append(prepare(lo + len(last), sizer.size))
+            _key, batch, requests, slots, future = upcoming.popleft()
             nxt = pos + len(batch)
-            upcoming = prepare(nxt, sizer.size) if nxt < len(pending) and not probing else None
             try:
                 results = _call(backend, config, batch, requests, slots, future, split_on_oom=not probing)
             except BatchTooLarge as exc:
@@ -217,6 +215,12 @@ def _run_batches(pending: list[Sample], mode: str, config: EvalConfig, backend: 
             write(batch, responses)
             pos = nxt
             yield sizer.size
+
+
+def _worker_cpu(backend: Backend) -> float:
+    """CPU seconds of a backend's worker processes (hf ``--workers``), which process_time misses."""
+    seconds = getattr(backend, "worker_cpu_seconds", None)
+    return float(seconds()) if callable(seconds) else 0.0
 
 
 def _call(backend: Backend, config: EvalConfig, batch: list[Sample], requests: list[Request], slots: list[int],
@@ -254,7 +258,7 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
         return stats
     backend = get_backend()  # a rank with nothing left never loads the model
     bar = _progress(len(pending), f"{mode:>2}", config.progress and rank == 0)
-    start, cpu_start = time.perf_counter(), time.process_time()
+    start, cpu_start = time.perf_counter(), time.process_time() + _worker_cpu(backend)
     # batches of similar length waste less compute on padding, and the longest come first, so the
     # automatic batch size is probed on the hardest batches; outputs do not depend on batching
     pending = sorted(pending, key=_prompt_chars, reverse=True)
@@ -278,8 +282,8 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
     if config.batch_size == "auto":
         stats["batch_probe"] = [list(t) for t in sizer.trace]
     stats["seconds"] = round(time.perf_counter() - start, 3)
-    # CPU time of this process (all its threads): on a shared machine it moves far less than wall time
-    stats["cpu_seconds"] = round(time.process_time() - cpu_start, 3)
+    # CPU time of this process (all its threads) and its workers: on a shared machine it moves far less than wall time
+    stats["cpu_seconds"] = round(time.process_time() + _worker_cpu(backend) - cpu_start, 3)
     if bar is not None:
         bar.close()
     return stats
@@ -305,36 +309,42 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
         manifest = prepare_run_dir(run_dir, config, bench)
     dp.barrier()
     if rank != 0:
-        manifest = read_manifest(run_dir) or {}
-        manifest.setdefault("modes", {})
+        manifest = read_manifest(run_dir) or Manifest.new({})
     bench = bench.limit(config.limit)
     loaded: dict[str, Backend] = {}
+    spec = backends.get(config.backend)
 
     def backend_for(model_id: str, kind: str) -> Callable[[], Backend]:
         def get() -> Backend:
             if kind not in loaded:
-                for other in list(loaded):  # one model in memory at a time
+                for other in list(loaded) if spec.local else ():  # one model in memory at a time
                     loaded.pop(other).close()
                 loaded[kind] = factory(model_id, kind)
-                manifest.setdefault("backends", {})[kind] = loaded[kind].describe()
+                manifest.backends = {**(manifest.backends or {}), kind: loaded[kind].describe()}
             return loaded[kind]
         return get
 
     try:
+        streamed, stream_started = {}, _now()
+        if spec.streams and size == 1 and config.scoring == "generate":
+            from .stream import run_streamed  # a server or API: every mode's requests as one continuous pool
+
+            streamed = run_streamed(run_dir, bench, config, lambda mode: backend_for(*_model_kind(config, mode))())
+            manifest.backends = {**(manifest.backends or {}), **{k: b.describe() for k, b in loaded.items()}}
         for mode in config.modes:
-            model_id, kind = (config.backbone, "llm") if mode == "t" else (config.model, "vlm")
-            started = _now()
-            stats = run_mode(run_dir, bench, mode, config, backend_for(model_id, kind),
-                             recorded_batch=_recorded_batch(manifest, mode, config),
-                             on_settle=_record_batch(run_dir, manifest, mode) if rank == 0 else None)
+            model_id, kind = _model_kind(config, mode)
+            started = stream_started if mode in streamed else _now()
+            stats = streamed[mode] if mode in streamed else run_mode(
+                run_dir, bench, mode, config, backend_for(model_id, kind),
+                recorded_batch=_recorded_batch(manifest, mode, config),
+                on_settle=_record_batch(run_dir, manifest, mode) if rank == 0 else None)
             dp.barrier()  # every rank has finished its shard of this mode
             if rank == 0:
                 if size > 1:
                     stats["merged_from_ranks"] = size
                     dp.merge_shards(run_dir, mode, bench)
-                entry = manifest["modes"].setdefault(mode, {})
-                entry.setdefault("started", started)
-                entry.update({"finished": _now(), **stats})
+                entry = manifest.mode(mode)
+                entry.update(started=entry.started or started, finished=_now(), **stats)
                 write_manifest(run_dir, manifest)
     finally:
         for backend in loaded.values():
@@ -343,7 +353,7 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
         dp.barrier()
         dp.shutdown()
         return run_dir, {}
-    manifest["finished"] = _now()
+    manifest.finished = _now()
     write_manifest(run_dir, manifest)
     scores = write_scores(run_dir)
     if size > 1:
@@ -352,30 +362,32 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
     return run_dir, scores
 
 
-def _recorded_batch(manifest: dict[str, Any], mode: str, config: EvalConfig) -> int | None:
+def _model_kind(config: EvalConfig, mode: str) -> tuple[str, str]:
+    """The model a mode runs and its kind: the backbone for t, the LVLM for v and wv."""
+    return (config.backbone, "llm") if mode == "t" else (config.model, "vlm")  # type: ignore[return-value]
+
+
+def _recorded_batch(manifest: Manifest, mode: str, config: EvalConfig) -> int | None:
     """The batch size an earlier ``auto`` run of this mode settled on, reused on resume."""
     if config.batch_size != "auto":
         return None
-    found = manifest.get("modes", {}).get(mode, {}).get("batch_size_auto")
-    return int(found) if found else None
+    entry = manifest.modes.get(mode)
+    return entry.batch_size_auto if entry is not None and entry.batch_size_auto else None
 
 
-def _record_batch(run_dir: Path, manifest: dict[str, Any], mode: str) -> Callable[[int], None]:
+def _record_batch(run_dir: Path, manifest: Manifest, mode: str) -> Callable[[int], None]:
     def record(size: int) -> None:  # written at once: a run killed later still resumes at this size
-        manifest["modes"].setdefault(mode, {})["batch_size_auto"] = size
+        manifest.mode(mode).batch_size_auto = size
         write_manifest(run_dir, manifest)
     return record
 
 
-def resolve_batch_size(text: str | int | None, backend: str = "hf", device: str = "auto") -> int | str:
-    """``--batch-size``: a positive integer or "auto"; unset means auto for the HF backend on CUDA
-    and 8 elsewhere (a CPU gains little from large batches, and only HF reports a batch too large)."""
+def resolve_batch_size(text: str | int | None, backend: str = "hf",
+                       options: Mapping[str, Any] | None = None) -> int | str:
+    """``--batch-size``: a positive integer or "auto"; unset means auto for a backend that reports a
+    batch too large when it runs on CUDA, and 8 elsewhere (a CPU gains little from large batches)."""
     if text is None:
-        if backend != "hf":
-            return DEFAULT_BATCH
-        from mmstar.evaluators.backends.hf import resolve_device_dtype
-
-        return "auto" if resolve_device_dtype(device, "auto")[0].startswith("cuda") else DEFAULT_BATCH
+        return "auto" if backends.on_accelerator(backend, options or {}) else DEFAULT_BATCH
     if str(text).strip().lower() == "auto":
         return "auto"
     try:
@@ -385,40 +397,6 @@ def resolve_batch_size(text: str | int | None, backend: str = "hf", device: str 
     if n < 1:
         raise MmstarError(f"--batch-size must be a positive integer or auto, not {text!r}")
     return n
-
-
-def hf_factory(device: str = "auto", dtype: str = "auto", device_map: str | None = None,
-               trust_remote_code: bool = False, allow_pickle: bool = False,
-               gen: GenerationConfig | None = None, prefix_cache: bool = True) -> BackendFactory:
-    def make(model_id: str, kind: str) -> Backend:
-        from mmstar.evaluators.backends.hf import HFBackend
-
-        return HFBackend(model_id, kind, gen, device=device, dtype=dtype, device_map=device_map,
-                         trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, prefix_cache=prefix_cache)
-    return make
-
-
-def vllm_factory(gen: GenerationConfig | None = None, tensor_parallel_size: int = 1, max_model_len: int | None = None,
-                 gpu_memory_utilization: float = 0.9, images_per_prompt: int = 1, dtype: str = "auto",
-                 trust_remote_code: bool = False, prefix_cache: bool = True) -> BackendFactory:
-    def make(model_id: str, kind: str) -> Backend:
-        from mmstar.evaluators.backends.vllm_backend import VLLMBackend
-
-        return VLLMBackend(model_id, kind, gen, tensor_parallel_size=tensor_parallel_size,
-                           max_model_len=max_model_len, gpu_memory_utilization=gpu_memory_utilization,
-                           images_per_prompt=images_per_prompt, dtype=dtype, trust_remote_code=trust_remote_code,
-                           prefix_cache=prefix_cache)
-    return make
-
-
-def openai_factory(base_url: str, api_key_env: str = "OPENAI_API_KEY", concurrency: int = 8,
-                   gen: GenerationConfig | None = None, max_retries: int = 6, backoff: float = 1.0) -> BackendFactory:
-    def make(model_id: str, kind: str) -> Backend:
-        from mmstar.evaluators.backends.openai_api import OpenAIBackend
-
-        return OpenAIBackend(model_id, base_url, gen, api_key_env=api_key_env, concurrency=concurrency,
-                             max_retries=max_retries, backoff=backoff)
-    return make
 
 
 def parse_modes(text: str) -> tuple[str, ...]:

@@ -31,13 +31,12 @@ from mmstar.evaluators.models.registry import ModelEntry
 from mmstar.errors import DataError, MmstarError
 from mmstar.sample import Benchmark
 
+from .judge import JudgeConfig
+from .pipeline import RunOptions, load_data, plan, resolve_entry
 from .runner import EvalConfig, run_eval, summary_line
 
-# options a config file may set: the `mmstar eval` flags, by their argparse names
-OPTION_KEYS = ("modes", "backend", "batch_size", "limit", "prompt", "shots", "max_new_tokens", "device", "dtype",
-               "device_map", "trust_remote_code", "allow_pickle", "overwrite", "base_url", "api_key_env",
-               "concurrency", "tensor_parallel_size", "max_model_len", "gpu_memory_utilization",
-               "images_per_prompt", "no_progress")
+# options a config file may set: the pipeline's RunOptions and every backend's options, by name
+OPTION_KEYS = RunOptions.names()
 
 
 @dataclass(frozen=True)
@@ -128,6 +127,10 @@ def load_sweep_config(path: Path) -> SweepSpec:
     out = data.get("out")
     if out is not None and not isinstance(out, str):
         raise DataError(path, "'out' must be a folder path")
+    try:  # the values' types and ranges, checked now, in one line naming the file
+        RunOptions.from_mapping(options)
+    except MmstarError as exc:
+        raise DataError(path, f"options: {exc}") from None
     return SweepSpec(tuple(_model_spec(path, m, i) for i, m in enumerate(models)), tuple(benches), out,
                      tuple(options.items()))
 
@@ -262,3 +265,22 @@ def report(results: Sequence[PairResult], out: Path, echo: Callable[[str], None]
             echo(f"  {r.model} / {r.benchmark}: {'skipped after the failure above' if r.skipped else r.error}")
         return 1
     return 0
+
+
+def evaluate_sweep(models: Sequence[tuple[str, str | None]], data: Sequence[str | Path | Benchmark],
+                   options: RunOptions, out: Path, judge: JudgeConfig | None = None,
+                   echo: Any = print) -> list[Any]:
+    """Every model x every benchmark, one run directory each; a model that fails is recorded and the
+    sweep goes on. Every alias, family and benchmark is checked before any model loads."""
+    from .judge import judge_run_dir
+
+    entries = [resolve_entry(name, backbone, options.backend) for name, backbone in models]
+    plans = {id(e): plan(e, options) for e in entries}  # every option is checked before any load
+    benches = [load_data(d) for d in data]
+    results = run_sweep(entries, benches, out, lambda e: plans[id(e)].config, lambda e: plans[id(e)].factory,
+                        echo=echo)
+    if judge is not None:  # after every model is gone: the judge loads into the freed memory
+        for r in results:
+            if r.run_dir is not None and r.error is None:
+                judge_run_dir(r.run_dir, judge)
+    return results

@@ -1,0 +1,133 @@
+"""The backend registry: the one place that names backends. Backend names are tested here only.
+
+Everything else asks a spec what a backend can do; a new backend is one module plus one
+``register`` call, and it then runs through ``mmstar.evaluate`` and ``mmstar eval`` unchanged."""
+
+import re
+import sys
+import textwrap
+from dataclasses import replace
+
+import pytest
+from conftest import REPO
+from mmstar.evaluators.backends import registry
+
+from mmstar.errors import MmstarError
+
+
+def test_the_registered_backends_and_what_they_can_do():
+    assert registry.names() == ("hf", "vllm", "openai")
+    hf, vllm, openai = (registry.get(n) for n in ("hf", "vllm", "openai"))
+    assert hf.local and hf.auto_batch and hf.loglik and hf.servable and hf.dtype_rule == "device"
+    assert vllm.local and not vllm.auto_batch and not vllm.loglik and vllm.dtype_rule == "engine"
+    assert not openai.local and openai.dtype_rule == "server" and openai.option("base_url").required_hint
+    assert registry.names(lambda s: s.servable) == ("hf",)
+    with pytest.raises(MmstarError, match="unknown backend 'tgi'; choose from hf, vllm, openai"):
+        registry.get("tgi")
+
+
+def test_no_backend_name_is_tested_outside_the_registry():
+    """`backend == "..."` branches are what the registry replaced; none may come back."""
+    # `backend`, `args.backend`, `config.backend` compared with a literal (not e.g. `image_backend`)
+    pattern = re.compile(r"""(?<![\w.])(?:\w+\.)?backend\s*(==|!=|\bin\b|\bnot in\b)\s*[("'\[]""")
+    offenders = []
+    for folder in ("mmstar", "app", "evaluators", "metrics", "curation", "viewer", "review_app", "scripts",
+                   "benchmarks"):
+        for path in (REPO / folder).rglob("*.py"):
+            if path.name == "registry.py" and path.parent.name == "backends":
+                continue
+            for i, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if pattern.search(line):
+                    offenders.append(f"{path.relative_to(REPO)}:{i}: {line.strip()}")
+    assert not offenders, "\n".join(offenders)
+
+
+def test_options_resolve_defaults_presets_and_refuse_what_the_backend_does_not_take():
+    opts = registry.resolve_options("hf", {"device": "cpu", "dtype": None}, entry_defaults={"device_map": "auto"})
+    expected = {"device": "cpu", "dtype": "auto", "device_map": "auto", "trust_remote_code": False,
+                "allow_pickle": False, "prefix_cache": True}
+    assert {k: opts[k] for k in expected} == expected
+    assert set(opts) == {o.name for o in registry.get("hf").options}  # every option, defaults filled in
+    assert registry.resolve_options("vllm", {}, entry_defaults={"device_map": "auto"})["tensor_parallel_size"] == 1
+    with pytest.raises(MmstarError) as err:
+        registry.resolve_options("openai", {"base_url": "http://x/v1", "tensor_parallel_size": 2})
+    assert "--tensor-parallel-size is for vllm backend" in str(err.value) and "--concurrency" in str(err.value)
+    with pytest.raises(MmstarError, match=r"--backend openai needs --base-url \(e.g. "):
+        registry.resolve_options("openai", {})
+    with pytest.raises(MmstarError, match="--judge-backend openai needs --judge-base-url"):
+        registry.resolve_options("openai", {}, flag_prefix="--judge-")
+
+
+def test_the_cli_flags_come_from_the_registry():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    registry.add_backend_arguments(parser)
+    args = parser.parse_args(["--backend", "vllm", "--tensor-parallel-size", "4", "--no-prefix-cache"])
+    given = registry.given_options(args)
+    assert given["tensor_parallel_size"] == 4 and given["prefix_cache"] is False and given["device"] is None
+    assert registry.resolve_options(args.backend, given)["tensor_parallel_size"] == 4
+    assert "max_retries" not in vars(args)  # an API-only option is no flag
+
+
+def test_concrete_dtype_follows_each_backends_rule():
+    pytest.importorskip("torch")
+    assert registry.concrete_dtype("hf", {"device": "cpu", "dtype": "auto"}) == "float32"
+    assert registry.concrete_dtype("hf", {"device": "cpu", "dtype": "bfloat16"}) == "bfloat16"
+    assert registry.concrete_dtype("openai", {"base_url": "http://x/v1"}) is None
+
+
+ECHO_BACKEND = '''
+"""A backend that answers every request with the first option letter it finds after "A:"."""
+from mmstar.evaluators.backends.base import Response
+
+
+class EchoBackend:
+    def __init__(self, model_id, kind, gen, *, letter="A"):
+        self.model_id, self.kind, self.gen, self.letter = model_id, kind, gen, letter
+
+    def generate(self, requests):
+        return [Response(text=self.letter, prompt_tokens=1, completion_tokens=1) for _ in requests]
+
+    def rank_letters(self, requests, letters):
+        raise NotImplementedError
+
+    def describe(self):
+        return {"backend": "echo", "model": self.model_id, "letter": self.letter}
+
+    def close(self):
+        pass
+'''
+
+
+@pytest.fixture
+def echo_backend(tmp_path, monkeypatch):
+    """A new backend: one module, one registration (what docs/architecture.md shows)."""
+    (tmp_path / "echo_backend.py").write_text(textwrap.dedent(ECHO_BACKEND))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    spec = registry.BackendSpec("echo", "echo_backend:EchoBackend", "answers one letter",
+                                (registry.Option("letter", "A", "the letter to answer"),),
+                                extra="dev", requires="echo_backend", local=False, dtype_rule="server")
+    monkeypatch.setitem(registry.BACKENDS, "echo", spec)
+    yield spec
+    sys.modules.pop("echo_backend", None)
+
+
+def test_a_new_backend_runs_through_the_api_and_the_cli(echo_backend, demo_parquet, tmp_path):
+    from mmstar.app.cli import main
+
+    import mmstar
+
+    result = mmstar.evaluate("echo-model", data=demo_parquet, modes=["wv", "t"], backbone="echo-lm",
+                             out=tmp_path / "api", backend="echo", letter="B", progress=False)
+    answers = result.records
+    assert set(answers["prediction"]) == {"B"} and len(answers) == 2 * 36
+    assert result.scores["S_wv"] == pytest.approx(100 * (answers[answers["mode"] == "wv"]["answer"] == "B").mean())
+    assert main(["eval", "--model", "echo-model", "--backbone", "echo-lm", "--data", str(demo_parquet),
+                 "--modes", "wv", "--backend", "echo", "--letter", "C", "--out", str(tmp_path / "cli"),
+                 "--no-progress"]) == 0
+    (line,) = {p.read_text().splitlines()[0] for p in (tmp_path / "cli").glob("*/*/wv.jsonl")}
+    assert '"prediction": "C"' in line
+    with pytest.raises(MmstarError, match="--letter"):
+        mmstar.evaluate("echo-model", data=demo_parquet, modes=["wv"], backend="hf", letter="B")
+    assert replace(echo_backend, name="x").name == "x"  # specs are plain frozen data
