@@ -29,7 +29,8 @@ def run_filter(pool: Path, model: str, out: Path, scoring: str, batch: int) -> f
             "--scoring", scoring, "--batch-size", str(batch), "--max-new-tokens", "32", "--max-hits", "0"]
     start = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(args) == 0
+        if main(args) != 0:
+            raise SystemExit(f"mmstar {args[0]} failed; see above")
     return time.perf_counter() - start
 
 

@@ -30,7 +30,7 @@ def select_balanced(samples: list[Sample], lvlm_hits: Mapping[int, int], n_model
                     seed: int = 0) -> tuple[list[Sample], dict[str, dict[str, int]]]:
     """Returns the selection (each sample's ``meta`` gains ``difficulty`` and ``lvlm_hits``) and a
     summary capability -> axis -> count."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311  a seeded, reproducible selection, not a secret
     by_axis: dict[str, list[Sample]] = defaultdict(list)
     for s in samples:
         by_axis[s.l2_category].append(s)

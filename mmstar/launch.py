@@ -18,7 +18,7 @@ def exec_streamlit(app: Path, options: Sequence[str], env: Mapping[str, str]) ->
     sys.stdout.flush()
     sys.stderr.flush()
     if hasattr(os, "execve"):
-        os.execve(sys.executable, cmd, dict(env))
+        os.execve(sys.executable, cmd, dict(env))  # noqa: S606  our own interpreter, a fixed argv, no shell
     import subprocess  # pragma: no cover - platforms without exec
 
-    return subprocess.call(cmd, env=dict(env))
+    return subprocess.call(cmd, env=dict(env))  # noqa: S603  our own interpreter, a fixed argv, no shell

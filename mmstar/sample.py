@@ -67,7 +67,8 @@ class ImageRef:
                 return self._path.read_bytes()
             except OSError as exc:
                 raise DataError(self.origin or self._path, f"cannot read image {self._path}: {exc.strerror}") from None
-        assert self._loader is not None
+        if self._loader is None:  # __init__ takes exactly one source; kept under python -O too
+            raise RuntimeError("ImageRef holds no image source")
         return self._loader()
 
     def pil(self):

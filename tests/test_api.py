@@ -37,7 +37,7 @@ def readme_run(tmp_path_factory):
     old = os.getcwd()
     os.chdir(cwd)
     try:
-        exec(compile(code, "README.md (Python API)", "exec"), namespace)
+        exec(compile(code, "README.md (Python API)", "exec"), namespace)  # noqa: S102  the README's own code
     finally:
         os.chdir(old)
     return cwd, namespace

@@ -131,3 +131,28 @@ def test_a_new_backend_runs_through_the_api_and_the_cli(echo_backend, demo_parqu
     with pytest.raises(MmstarError, match="--letter"):
         mmstar.evaluate("echo-model", data=demo_parquet, modes=["wv"], backend="hf", letter="B")
     assert replace(echo_backend, name="x").name == "x"  # specs are plain frozen data
+
+
+def test_options_that_change_the_request_join_the_runs_identity(tmp_path):
+    """A resume with another provider switch or reasoning effort must not mix into the old files."""
+    from conftest import make_samples
+    from mmstar.evaluators.models.registry import resolve_model
+    from mmstar.evaluators.run.pipeline import RunOptions, plan
+    from mmstar.evaluators.run.runner import prepare_run_dir
+
+    from mmstar.sample import Benchmark
+
+    entry = resolve_model("served-model", any_name=True)
+    base = {"base_url": "http://127.0.0.1:9/v1"}
+
+    def config(**extra):
+        return plan(entry, RunOptions(backend="openai", modes=("wv",), backend_options={**base, **extra})).config
+
+    assert "request" not in config().identity("fp")  # nothing set: the identity earlier runs had
+    assert "request" not in config(concurrency=32).identity("fp")  # speed is not identity
+    assert config(reasoning_effort="low").identity("fp")["request"] == {"reasoning_effort": "low"}
+    bench = Benchmark("b", make_samples(3))
+    prepare_run_dir(tmp_path / "run", config(extra_body={"top_k": 1}), bench)
+    prepare_run_dir(tmp_path / "run", config(extra_body={"top_k": 1}), bench)  # the same: resumes
+    with pytest.raises(MmstarError, match=r"holds a different run .*request"):
+        prepare_run_dir(tmp_path / "run", config(extra_body={"top_k": 5}), bench)

@@ -42,12 +42,16 @@ def test_editable_install_maps_every_subpackage(tmp_path):
 @pytest.mark.slow
 def test_built_wheel_imports_every_subpackage_from_outside_the_repo(tmp_path):
     build = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
+        [sys.executable, "-m", "pip", "wheel", "-v", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
          str(REPO)], capture_output=True, text=True)
     assert build.returncode == 0, build.stderr[-2000:]
+    # no packaging warning: data folders are packages with their data, the license an SPDX string
+    for warning in ("is absent from the `packages` configuration", "deprecated"):
+        assert warning not in build.stdout + build.stderr, warning
     (wheel,) = (tmp_path / "dist").glob("mmstar-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "mmstar/evaluators/__init__.py" in names and "mmstar/metrics/accuracy.py" in names
+    assert "mmstar/data/demo/test.parquet" in names and "mmstar/evaluators/run/pipeline.py" in names
     top_level = {"app", "metrics", "evaluators", "curation", "review_app", "viewer", "tests"}
     assert not [n for n in names if n.split("/")[0] in top_level]
     target = tmp_path / "site"

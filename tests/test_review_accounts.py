@@ -20,7 +20,7 @@ from mmstar.review_app.store import Store, agreement, final_status, utcnow
 
 from mmstar.errors import MmstarError
 
-NEW_PASSWORD = "correct horse battery"  # noqa: S105, RUF100  a test account's password, on a throwaway store
+NEW_PASSWORD = "correct horse battery"  # noqa: S105  a test account's password, on a throwaway store
 
 
 def _events(store: Store) -> list[tuple[str, str | None]]:
@@ -40,7 +40,7 @@ def check_accounts_and_password_storage(db: str) -> None:
     for name, pw in (("alice", pw_a), ("carol", pw_c)):
         row = rows[name]
         assert pw not in json.dumps(row, default=str)
-        assert row["password_params"] == "scrypt:n=16384,r=8,p=1,dklen=32"  # noqa: S105, RUF100  hash parameters
+        assert row["password_params"] == "scrypt:n=16384,r=8,p=1,dklen=32"  # noqa: S105  hash parameters
         expected = hashlib.scrypt(pw.encode(), salt=base64.b64decode(row["password_salt"]), n=16384, r=8, p=1,
                                   dklen=32)
         assert base64.b64decode(row["password_hash"]) == expected
@@ -178,7 +178,7 @@ def test_decisions_attributed_and_audited_sqlite(tmp_path):
 
 def test_loopback_addresses():
     assert all(is_loopback(a) for a in ("127.0.0.1", "127.8.9.1", "::1", "[::1]", "localhost", "LOCALHOST"))
-    beyond = ("0.0.0.0", "::", "192.168.1.5", "review.example.org", "", None)  # noqa: S104, RUF100  what is refused
+    beyond = ("0.0.0.0", "::", "192.168.1.5", "review.example.org", "", None)
     assert not any(is_loopback(a) for a in beyond)
 
 

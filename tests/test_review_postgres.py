@@ -41,9 +41,9 @@ def pg_url():
         as_user = ["runuser", "-u", "postgres", "--"]
     port = _free_port()
     # S603: fixed argument lists for the PostgreSQL binaries, no shell
-    subprocess.run([*as_user, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "mmstar"],  # noqa: S603, RUF100
+    subprocess.run([*as_user, f"{bindir}/initdb", "-D", str(data), "-A", "trust", "-U", "mmstar"],
                    check=True, capture_output=True)
-    subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",  # noqa: S603, RUF100
+    subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-l", str(root / "log"), "-w", "-o",
                     f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
     url = f"postgresql+psycopg://mmstar@127.0.0.1:{port}/postgres"
     deadline = time.monotonic() + 30
@@ -58,7 +58,7 @@ def pg_url():
                 raise
             time.sleep(0.3)
     yield url
-    subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],  # noqa: S603, RUF100
+    subprocess.run([*as_user, f"{bindir}/pg_ctl", "-D", str(data), "-m", "immediate", "stop"],
                    capture_output=True)
     shutil.rmtree(root, ignore_errors=True)
 

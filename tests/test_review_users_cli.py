@@ -66,7 +66,7 @@ def test_binding_beyond_loopback_needs_accounts(tmp_path):
 
     cands = str(write_benchmark(generate(per_axis=1, seed=0), tmp_path / "c.parquet"))
     db = str(tmp_path / "b.db")
-    for address in ("0.0.0.0", "192.168.1.20", "::"):  # noqa: S104, RUF100  the bindings that must be refused
+    for address in ("0.0.0.0", "192.168.1.20", "::"):
         assert_clean_error(run_cli("review", cands, "--db", db, "--reviewer", "alice", "--address", address),
                            f"refusing --address {address}: this store has no accounts")
     assert_clean_error(run_cli("review", cands, "--db", db), "this store has no accounts: pass --reviewer NAME")

@@ -62,7 +62,8 @@ class BatchSizer:
             self._bisect()
 
     def _bisect(self) -> None:
-        assert self.too_big is not None
+        if self.too_big is None:  # an invariant of the probe, kept under python -O too
+            raise RuntimeError("batch sizer: no failed size recorded")
         if self.too_big - self.fits <= max(1, self.fits // 4):
             self._settle()
         else:

@@ -110,7 +110,7 @@ class HFBackend:
 
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
                  dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = "auto",
+                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = 0,
                  image_backend: str = "auto") -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")

@@ -107,7 +107,8 @@ class AdaptiveLimit:
         return time.monotonic()
 
     async def release(self) -> None:
-        assert self._cond is not None
+        if self._cond is None:  # started by __enter__; kept under python -O too
+            raise RuntimeError("the pool's limiter is not running")
         async with self._cond:
             self.in_flight -= 1
             self._cond.notify_all()  # the limit may have grown by more than one slot
@@ -262,7 +263,7 @@ class Endpoint:
 
     def _backoff(self, attempt: int) -> float:
         # exponential with jitter, so the retries of one burst do not all land at once
-        return min(MAX_WAIT_S, self.config.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+        return min(MAX_WAIT_S, self.config.backoff * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)  # noqa: S311  jitter, not a secret
 
     def stats(self) -> dict[str, Any]:
         """For the manifest: how hard the run could push the server, and what pushed back."""

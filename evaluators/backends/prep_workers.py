@@ -74,7 +74,7 @@ def plan_workers(kind: str, device: str, *, requested: int | None, weight_bytes:
     thread then decodes and tokenises, the GPU resizes and normalises), else a quarter of the cores
     prepare. On CPU a small model runs whole batches in ``cores`` workers of one thread each; a
     larger one generates in the parent on the cores that a quarter of them, preparing, leave.
-    ``omp_threads``: an OMP_NUM_THREADS the user set, which is kept as their choice."""
+    ``omp_threads``: an OMP_NUM_THREADS the user set; the parent's thread count is then theirs."""
     cores = cpu_budget() if cores is None else max(1, cores)
     on_cuda = device.startswith("cuda")
     generate = not on_cuda and not sharded and weight_bytes <= SMALL_MODEL_BYTES
@@ -87,12 +87,13 @@ def plan_workers(kind: str, device: str, *, requested: int | None, weight_bytes:
     else:
         workers = cores if generate else max(1, cores // 4)
     generate = generate and workers > 0
-    fixed = int(omp_threads) if omp_threads and omp_threads.strip().isdigit() else None
-    if generate:
-        worker_threads, torch_threads = fixed or max(1, cores // workers), None
+    # a forked worker runs torch on one thread, always: GNU OpenMP cannot start a thread team in a
+    # child forked after the parent used one (the worker hangs at its first parallel op; seen here)
+    worker_threads = 1
+    if generate or workers == 0 or omp_threads:
+        torch_threads = None  # the parent generates nothing, or the count is not ours to change
     else:
-        worker_threads = 1
-        torch_threads = None if workers == 0 or fixed else max(1, cores - workers)
+        torch_threads = max(1, cores - workers)
     image_device = device if on_cuda and device_capable and workers == 0 else None
     return WorkerPlan(workers, generate, worker_threads, torch_threads, image_device, cores)
 

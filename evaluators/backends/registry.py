@@ -40,6 +40,9 @@ class Option:
     choices: tuple[Any, ...] | None = None
     required_hint: str | None = None  # set: the option is required; the hint is an example value
     cli: bool = True  # False: the Python API and sweeps take it, the command line does not
+    # True: it changes what the model is asked or how it answers, so it joins the run's identity
+    # (a resume with another value must not mix into the old files)
+    identity: bool = False
 
     @property
     def flag(self) -> str:
@@ -125,10 +128,12 @@ register(BackendSpec(
     "hf", "mmstar.evaluators.backends.hf:HFBackend", "Hugging Face transformers, in this process",
     (DEVICE, DTYPE, Option("device_map", None, "e.g. auto: spread a model larger than one GPU over several"),
      TRUST, Option("allow_pickle", False, "accept .bin (pickle) weights, not just safetensors", type=None), PREFIX,
-     Option("workers", "auto", "hf backend: processes that prepare LVLM batches (decode, image processing, "
-            "tokenising) while the model generates; torch gets the cores they leave. 0: a thread of this process, "
-            "torch threads untouched (the path before workers). auto: a quarter of the cores, at least 1 (0 on "
-            "CUDA when the image processor runs on the device)", type=worker_count),
+     # default 0 for now: with worker processes generating on CPU, --batch-size auto's probe gets no
+     # out-of-memory report from the parent (tests/test_autobatch.py); auto and N are opt-in until it does
+     Option("workers", 0, "hf backend: processes that prepare LVLM batches (decode, image processing, "
+            "tokenising) while the model generates; torch gets the cores they leave. 0 (default): a thread of "
+            "this process, torch threads untouched. auto: a quarter of the cores, at least 1 (0 on CUDA when "
+            "the image processor runs on the device)", type=worker_count),
      Option("image_backend", "auto", "hf backend: image processor implementation: auto (transformers' choice: "
             "torchvision where installed), torchvision, pil (the slow reference path)",
             choices=("auto", "torchvision", "pil"))),
@@ -155,12 +160,12 @@ register(BackendSpec(
      Option("tpm", None, "openai backend: tokens-per-minute ceiling (prompt + completion), as the provider "
             "states it", type=float),
      Option("extra_body", None, "openai backend: JSON object merged into every request, for provider switches, "
-            "e.g. '{\"top_k\": 1}' (a null value removes that key)", type=json_object),
+            "e.g. '{\"top_k\": 1}' (a null value removes that key)", type=json_object, identity=True),
      Option("max_completion_tokens", False, "openai backend: send the budget as max_completion_tokens (OpenAI's "
-            "newer models) instead of max_tokens", type=None),
+            "newer models) instead of max_tokens", type=None, identity=True),
      Option("reasoning_effort", None, "openai backend: reasoning models' effort (OpenAI o-series, gpt-5); sends "
             "max_completion_tokens and no temperature (they refuse any but their default)",
-            choices=REASONING_EFFORTS),
+            choices=REASONING_EFFORTS, identity=True),
      Option("max_retries", 6, "openai backend: retries of a failed request", type=int, cli=False),
      Option("backoff", 1.0, "openai backend: first retry delay in seconds (doubles)", type=float, cli=False),
      Option("timeout", 120.0, "openai backend: seconds per request", type=float, cli=False)),
@@ -214,6 +219,14 @@ def resolve_options(name: str, given: Mapping[str, Any], *, flag_prefix: str = "
             raise MmstarError(f"{flag_prefix}backend {name} needs {_flag(o.name, flag_prefix)} "
                               f"(e.g. {o.required_hint})")
     return out
+
+
+def identity_options(name: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of a run that join its identity: those marked ``identity`` and set away from
+    their default (so a run that never set one keeps the identity it always had)."""
+    spec = get(name)
+    return {o.name: options[o.name] for o in spec.options
+            if o.identity and o.name in options and options[o.name] != o.default}
 
 
 def _flag(name: str, prefix: str) -> str:

@@ -150,7 +150,8 @@ def plan(entry: ModelEntry, options: RunOptions, gen: GenerationConfig | None = 
         batch_size=resolve_batch_size(options.batch_size, options.backend, backend_options),
         backend=options.backend, model_label=entry.alias, limit=options.limit, overwrite=options.overwrite,
         progress=options.progress, protocol=options.protocol,
-        dtype=backends.concrete_dtype(options.backend, backend_options))
+        dtype=backends.concrete_dtype(options.backend, backend_options),
+        request=backends.identity_options(options.backend, backend_options))
     return EvalPlan(entry, config, backends.factory(options.backend, gen, backend_options), backend_options)
 
 

@@ -62,6 +62,9 @@ class EvalConfig:
     # the concrete precision ("float32", "bfloat16", ...; never "auto"), None where the backend does
     # not say (a remote API): fp32 vs bf16 moves scores, so a resume must not mix them
     dtype: str | None = None
+    # backend options that change what the model is asked (provider switches, a reasoning effort),
+    # only those set away from their default: absent means default, so earlier identities hold
+    request: dict[str, Any] = field(default_factory=dict)
 
     def identity(self, fingerprint: str) -> dict[str, Any]:
         """What must not change between a run and its resumption."""
@@ -72,6 +75,8 @@ class EvalConfig:
             identity["scoring"] = self.scoring
         if self.protocol != "official":  # absent means official: earlier manifests stay comparable
             identity["protocol"] = self.protocol
+        if self.request:
+            identity["request"] = dict(self.request)
         return identity
 
 
