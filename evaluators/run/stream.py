@@ -23,7 +23,7 @@ from mmstar.evaluators.backends.pool import stream
 from mmstar.runs import append_predictions, done_indices, prediction_path, prune_errors
 from mmstar.sample import Benchmark, Sample
 
-from .runner import EvalConfig, _progress, _requests, prediction_record
+from .steps import EvalConfig, _progress, _requests, prediction_record
 
 DEFAULT_WINDOW = 16
 
