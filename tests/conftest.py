@@ -66,6 +66,27 @@ def run_cli(*args: str, cwd: Path | None = None, env: dict | None = None, timeou
     )
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on now (a test server binds it next)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def streamlit_healthy(port: int) -> bool:
+    """Whether the Streamlit server on ``port`` answers its health check."""
+    from http.client import HTTPConnection
+
+    conn = HTTPConnection("127.0.0.1", port, timeout=2)
+    try:
+        conn.request("GET", "/_stcore/health")
+        return conn.getresponse().status == 200
+    finally:
+        conn.close()
+
+
 def assert_clean_error(proc, *fragments: str) -> None:
     """Non-zero exit, one line on stderr, no traceback, naming what is wrong."""
     assert proc.returncode != 0, proc.stdout

@@ -2,33 +2,17 @@
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from http.client import HTTPConnection
 
 import pytest
+from conftest import free_port, streamlit_healthy
 
 pytestmark = pytest.mark.browser
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SCRIPT_Q = "<script>window.pwned=1</script><b>bold</b> What colour?\nOptions: A: red, B: green, C: blue, D: yellow"
-
-
-def _healthy(port: int) -> bool:
-    conn = HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/_stcore/health")
-        return conn.getresponse().status == 200
-    finally:
-        conn.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -42,7 +26,7 @@ def app(tmp_path):
     bench = generate(per_axis=1, seed=0)
     bench._samples[0] = bench[0].with_(question=SCRIPT_Q)
     cands = write_benchmark(bench, tmp_path / "cands.parquet")
-    db, port = tmp_path / "review.db", _free_port()
+    db, port = tmp_path / "review.db", free_port()
     cmd = [sys.executable, "-m", "mmstar", "review", str(cands), "--db", str(db), "--reviewer", "alice", "--port",
            str(port)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
@@ -50,7 +34,7 @@ def app(tmp_path):
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if _healthy(port):
+            if streamlit_healthy(port):
                 break
         except OSError:
             time.sleep(0.3)

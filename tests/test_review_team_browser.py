@@ -6,13 +6,12 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from http.client import HTTPConnection
 
 import pytest
+from conftest import free_port, streamlit_healthy
 
 pytestmark = pytest.mark.browser
 
@@ -49,21 +48,6 @@ TAMPER = """
 """
 
 
-def _healthy(port: int) -> bool:
-    conn = HTTPConnection("127.0.0.1", port, timeout=2)
-    try:
-        conn.request("GET", "/_stcore/health")
-        return conn.getresponse().status == 200
-    finally:
-        conn.close()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def team_app(tmp_path):
     if CHROMIUM is None:
@@ -83,7 +67,7 @@ def team_app(tmp_path):
     accounts = Accounts(Store(str(db)))
     passwords = {name: accounts.add(name, role, actor="cli:test") for name, role in
                  (("alice", "reviewer"), ("bobby", "reviewer"), ("carol", "lead"), ("dave", "reviewer"))}
-    port = _free_port()
+    port = free_port()
     # the team set-up: accounts exist, so the app may listen on every interface
     everywhere = "0.0.0.0"
     cmd = [sys.executable, "-m", "mmstar", "review", str(cands), "--db", str(db), "--port", str(port), "--address",
@@ -93,7 +77,7 @@ def team_app(tmp_path):
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         try:
-            if _healthy(port):
+            if streamlit_healthy(port):
                 break
         except OSError:
             if proc.poll() is not None:
