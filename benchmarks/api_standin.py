@@ -54,7 +54,8 @@ class StandIn:
     def reset(self) -> None:
         self.stats: dict[str, Any] = {"requests": 0, "served": 0, "latency_sum": 0.0, "faults": Counter(),
                                       "refused": Counter(), "in_flight": 0, "peak_in_flight": 0,
-                                      "connections": 0}
+                                      "connections": 0, "by_model": Counter(), "in_flight_by_model": Counter(),
+                                      "peak_models": 0, "peak_in_flight_mixed": 0}
 
     def plan(self, body: dict[str, Any]) -> tuple[float, str, int]:
         """The latency (s), the answer letter and the refusal slot (-1: none) of a request."""
@@ -84,12 +85,21 @@ class StandIn:
                 return 0, None, {}
             return int(fault), {"error": {"message": f"injected {fault}", "type": "server_error"}}, {"Retry-After": "0"}
         latency, letter, refuse = self.plan(body)
+        model, busy = str(body.get("model")), s["in_flight_by_model"]
         s["in_flight"] += 1
+        busy[model] += 1
         s["peak_in_flight"] = max(s["peak_in_flight"], s["in_flight"])
+        # several models served at once (a sweep's shared pool), and how many requests were out then
+        models = sum(1 for n in busy.values() if n > 0)
+        s["peak_models"] = max(s["peak_models"], models)
+        if models > 1:
+            s["peak_in_flight_mixed"] = max(s["peak_in_flight_mixed"], s["in_flight"])
         try:
             await asyncio.sleep(latency)
         finally:
             s["in_flight"] -= 1
+            busy[model] -= 1
+        s["by_model"][model] += 1
         s["served"] += 1
         s["latency_sum"] += latency
         usage = {"prompt_tokens": max(1, len(json.dumps(messages)) // 4), "completion_tokens": 1}
@@ -112,8 +122,8 @@ class StandIn:
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 raw = await reader.readexactly(int(headers.get("content-length") or 0))
                 if path.endswith("/stats"):
-                    status, body, extra = 200, {**self.stats, "faults": dict(self.stats["faults"]),
-                                                "refused": dict(self.stats["refused"])}, {}
+                    status, body, extra = 200, {**self.stats, **{k: dict(v) for k, v in self.stats.items()
+                                                                 if isinstance(v, Counter)}}, {}
                 elif path.endswith("/reset"):
                     self.reset()
                     status, body, extra = 200, {"ok": True}, {}

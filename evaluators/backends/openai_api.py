@@ -139,6 +139,12 @@ class OpenAIBackend:
         """Requests the run loop keeps submitted: twice the ceiling, so payloads are ready when slots free."""
         return 2 * self.concurrency
 
+    @property
+    def pool_key(self) -> pool.EndpointConfig:
+        """The server this backend sends to, with its key and limits: backends with equal keys share one
+        client and one concurrency limit, and a sweep gives their runs one request window."""
+        return self._endpoint_config
+
     def endpoint(self) -> pool.Endpoint:
         with self._lock:
             if self._endpoint is None:

@@ -335,6 +335,129 @@ class Submits(Protocol):
 _FED = object()
 
 
+class _Source:
+    """One consumer's jobs in a :class:`Feed`, and the queue its completions come back on."""
+
+    def __init__(self, jobs: Iterator[tuple[Any, Submits, Request]]) -> None:
+        self.jobs = jobs
+        self.done: queue.Queue[Any] = queue.Queue()
+        self.stop = threading.Event()  # the consumer left: submit nothing more for it
+        self.sent = 0
+
+
+class Feed:
+    """One window shared by several job streams: at most ``window`` jobs submitted and unfinished,
+    whichever stream they come from. A feeder thread takes one job from each stream in turn (so the
+    streams advance together) the moment a slot frees, and hands each completion to its own stream.
+
+    One run's modes share a private feed (:func:`stream`); a sweep gives every run on the same server
+    one feed, so the models of the sweep keep the server as busy as one run does, each run still
+    writing its own records as they arrive. Jobs are built lazily by the feeder (payloads, images)."""
+
+    def __init__(self, window: int) -> None:
+        self.window = max(1, int(window))
+        self._slots = threading.Semaphore(self.window)
+        self._sources: list[_Source] = []
+        self._turn = 0
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread: threading.Thread | None = None
+
+    def stream(self, jobs: Iterable[tuple[T, Submits, Request]]) -> Iterator[list[tuple[T, Response]]]:
+        """Submit ``jobs`` through the shared window; yield, each time, every job of theirs that
+        finished since the last yield (at least one), as ``(tag, response)``."""
+        source = _Source(iter(jobs))
+        with self._cond:
+            if self._closed:
+                raise RuntimeError("the request feed is closed")
+            self._sources.append(source)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._feed, daemon=True, name="mmstar-api-feeder")
+                self._thread.start()
+            self._cond.notify_all()
+        try:
+            yield from _completions(source)
+        finally:
+            source.stop.set()  # the feeder drops it at its next turn
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=5)
+
+    def _next_source(self) -> _Source | None:
+        """The next stream in turn (round robin), waiting while there is none; None once closed."""
+        with self._cond:
+            while not self._sources and not self._closed:
+                self._cond.wait()
+            if self._closed:
+                return None
+            self._turn %= len(self._sources)
+            source = self._sources[self._turn]
+            self._turn += 1
+            return source
+
+    def _drop(self, source: _Source, last: Any) -> None:
+        with self._cond:
+            if source in self._sources:
+                self._sources.remove(source)
+        source.done.put(last)
+
+    def _feed(self) -> None:
+        while True:
+            while not self._slots.acquire(timeout=0.2):  # a slot first: then the job is built and sent at once
+                if self._closed:
+                    return
+            source = self._next_source()
+            if source is None:
+                return
+            if source.stop.is_set():
+                self._slots.release()
+                self._drop(source, (_FED, source.sent))
+                continue
+            try:
+                tag, backend, request = next(source.jobs)
+                future = backend.submit(request)
+            except StopIteration:
+                self._slots.release()
+                self._drop(source, (_FED, source.sent))
+                continue
+            except BaseException as exc:  # a bug in building a request: that stream's consumer raises it
+                self._slots.release()
+                self._drop(source, exc)
+                continue
+            source.sent += 1
+            future.add_done_callback(lambda f, tag=tag, source=source: self._finished(source, tag, f))
+
+    def _finished(self, source: _Source, tag: Any, future: concurrent.futures.Future[Response]) -> None:
+        self._slots.release()
+        source.done.put((tag, future))
+
+
+def _completions(source: _Source) -> Iterator[list[tuple[Any, Response]]]:
+    received, expected = 0, None
+    while expected is None or received < expected:
+        batch: list[tuple[Any, Response]] = []
+        item = source.done.get()
+        while True:
+            if isinstance(item, BaseException):
+                raise item
+            tag, future = item
+            if tag is _FED:
+                expected = future
+            else:
+                batch.append((tag, _outcome(future)))
+                received += 1
+            try:
+                item = source.done.get_nowait()
+            except queue.Empty:
+                break
+        if batch:
+            yield batch
+
+
 def stream(jobs: Iterable[tuple[T, Submits, Request]], window: int) -> Iterator[list[tuple[T, Response]]]:
     """Submit every job, at most ``window`` unfinished at a time; yield, each time, every job that
     finished since the last yield (at least one), as ``(tag, response)``.
@@ -342,55 +465,11 @@ def stream(jobs: Iterable[tuple[T, Submits, Request]], window: int) -> Iterator[
     A feeder thread submits (building payloads, e.g. encoding images, off the caller's thread), and a
     finished job frees its slot at once: the caller writing a record to disk never starves the pool.
     """
-    done: queue.Queue[Any] = queue.Queue()
-    slots = threading.Semaphore(max(1, window))
-    stop = threading.Event()
-
-    def finished(tag: T, future: concurrent.futures.Future[Response]) -> None:
-        slots.release()
-        done.put((tag, future))
-
-    def feed() -> None:
-        n = 0
-        try:
-            for tag, backend, request in jobs:
-                while not slots.acquire(timeout=0.2):
-                    if stop.is_set():
-                        return
-                if stop.is_set():
-                    return
-                backend.submit(request).add_done_callback(lambda f, tag=tag: finished(tag, f))
-                n += 1
-        except BaseException as exc:  # a bug in building a request: the caller raises it
-            done.put(exc)
-        finally:
-            done.put((_FED, n))
-
-    feeder = threading.Thread(target=feed, daemon=True, name="mmstar-api-feeder")
-    feeder.start()
-    received, expected = 0, None
+    feed = Feed(window)
     try:
-        while expected is None or received < expected:
-            batch: list[tuple[T, Response]] = []
-            item = done.get()
-            while True:
-                if isinstance(item, BaseException):
-                    raise item
-                tag, future = item
-                if tag is _FED:
-                    expected = future
-                else:
-                    batch.append((tag, _outcome(future)))
-                    received += 1
-                try:
-                    item = done.get_nowait()
-                except queue.Empty:
-                    break
-            if batch:
-                yield batch
+        yield from feed.stream(jobs)
     finally:
-        stop.set()
-        feeder.join(timeout=5)
+        feed.close()
 
 
 def _outcome(future: concurrent.futures.Future[Response]) -> Response:

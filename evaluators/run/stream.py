@@ -13,12 +13,12 @@ from __future__ import annotations
 import sys
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
 from mmstar.evaluators.backends.base import Backend, Request, Response
-from mmstar.evaluators.backends.pool import stream
+from mmstar.evaluators.backends.pool import Feed, stream
 
 from mmstar.runs import append_predictions, done_indices, prediction_path, prune_errors
 from mmstar.sample import Benchmark, Sample
@@ -59,11 +59,16 @@ def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
             stats[mode]["ran"] += len(unanswerable)
             tally[mode]["error:no_image"] += len(unanswerable)
     bar = _progress(sum(map(len, requests.values())), "+".join(active), config.progress)
-    # each backend's window (the LVLM and the backbone may be on two servers, each with its own pool)
-    window = sum(getattr(b, "window", DEFAULT_WINDOW) for b in {id(b): b for b in backends.values()}.values())
+    jobs = _interleaved(requests, backends)
+    feed = shared_feed(backends.values())
+    if feed is None:  # this run alone: each backend's window (the LVLM and the backbone may be on two servers)
+        window = sum(getattr(b, "window", DEFAULT_WINDOW) for b in {id(b): b for b in backends.values()}.values())
+        completions = stream(jobs, window)
+    else:  # a sweep: this run's requests share one window with the other runs on the same server(s)
+        completions = feed.stream(jobs)
     start, cpu_start = time.perf_counter(), time.process_time()
     last = dict.fromkeys(active, start)
-    for finished in stream(_interleaved(requests, backends), window):
+    for finished in completions:
         by_mode: dict[str, list[Any]] = defaultdict(list)
         for (mode, sample), resp in finished:
             by_mode[mode].append(prediction_record(sample, mode, resp))
@@ -87,13 +92,22 @@ def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
             "requests": t["requests"], "retries": t["retries"], "prompt_tokens": t["prompt_tokens"],
             "completion_tokens": t["completion_tokens"],
             "concurrency_reached": pools[mode].get("concurrency_reached")})
+        if feed is not None:  # the seconds above are shared with the other runs of the sweep on this window
+            stats[mode]["shared_window"] = feed.window
         errors = {k.removeprefix("error:"): n for k, n in sorted(t.items()) if k.startswith("error:")}
         if errors:
             stats[mode]["errors"] = errors
     line = error_line(tally)
-    if line:
-        print(line, file=sys.stderr, flush=True)
+    if line:  # in a sweep, runs end side by side: the line says whose it is
+        print(line if feed is None else f"{run_dir}: {line}", file=sys.stderr, flush=True)
     return stats
+
+
+def shared_feed(backends: Iterable[Backend]) -> Feed | None:
+    """The sweep's shared window, when it gave one to every backend of this run (see sweep.py)."""
+    feeds = {id(f): f for f in (getattr(b, "feed", None) for b in backends)}
+    feed = next(iter(feeds.values()), None)
+    return feed if len(feeds) == 1 and isinstance(feed, Feed) else None
 
 
 def _interleaved(requests: dict[str, list[tuple[Sample, Request]]],

@@ -1,10 +1,12 @@
 """Sweeps: several models x several benchmarks, each pair into its own run directory.
 
-``mmstar eval --model a,b,c --data x,y`` or ``mmstar eval --config sweep.yaml``. Pairs run one
-model at a time: its LVLM over every benchmark (v, wv), then its backbone (t), each loaded once;
-GPU memory is given back between models, a model that fails is reported at the end and the sweep goes on with the next
-one, and the Table-4 layout is printed and written to ``OUT/leaderboard.csv``. Every pair resumes
-as a single run does, so re-running a killed sweep finishes it without duplicating a prediction.
+``mmstar eval --model a,b,c --data x,y`` or ``mmstar eval --config sweep.yaml``. Models loaded in
+this process run one at a time: its LVLM over every benchmark (v, wv), then its backbone (t), each
+loaded once; GPU memory is given back between models. Models behind a server (``--backend openai``)
+run all at once, the runs on one server through one shared request window (``sweep_pool.py``). A
+model that fails is reported at the end and the sweep goes on with the others, and the Table-4 layout
+is printed and written to ``OUT/leaderboard.csv``. Every pair resumes as a single run does, so
+re-running a killed sweep finishes it without duplicating a prediction.
 
 A config file (YAML, or JSON) lists models x benchmarks x options::
 
@@ -240,11 +242,24 @@ def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: 
               make_factory: Callable[[ModelEntry], Callable[[str, str], Any]],
               echo: Callable[[str], None] = print) -> list[PairResult]:
     """Run every (model, benchmark) pair; a model that fails is recorded and the sweep moves on.
-    Each model's LVLM runs all benchmarks, then its backbone does: each is loaded once."""
-    results: list[PairResult] = []
+    Models loaded here: one after another, each model's LVLM over all benchmarks, then its backbone,
+    each loaded once. Models on servers: all at once, the runs on one server sharing one request
+    window (``sweep_pool.py``)."""
+    from .sweep_pool import run_pooled, streams
+
+    on_servers = [e for e in entries if streams(make_config(e))]
+    results: dict[int, list[PairResult]] = {}
+    for entry, bench, run_dir, scores, error in run_pooled(on_servers, benches, out, make_config, make_factory,
+                                                          _first_line) if on_servers else ():
+        results.setdefault(id(entry), []).append(PairResult(entry.alias, bench.name, run_dir, error))
+        if error is not None:
+            echo(f"FAILED {entry.alias} on {bench.name}: {error}")
+        elif scores:
+            echo(f"{entry.alias} / {bench.name} -> {run_dir}: {summary_line(scores)}")
     for entry in entries:
-        results += _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
-    return results
+        if id(entry) not in results:
+            results[id(entry)] = _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
+    return [r for entry in entries for r in results[id(entry)]]
 
 
 def report(results: Sequence[PairResult], out: Path, echo: Callable[[str], None] = print) -> int:
