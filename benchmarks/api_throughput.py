@@ -11,8 +11,12 @@ latencies. The run is the demo benchmark (360 samples) in modes v and wv: 720 re
   as large as the concurrency.
 - after: ``--backend openai`` as it is: one continuous pool for both modes, one keep-alive client.
 
+Sweep section: two models served by the stand-in (``standin-vlm-a``, ``standin-vlm-b``) x the demo, v and
+wv (1,440 requests). Before: the models one after another, each run with its own pool (the sweep's
+per-model path, ``sweep._run_model``). After: ``run_sweep``, both runs through one shared window.
+
 Not a test: run by hand, it prints the figures measured in this run and their ratios.
-    python benchmarks/api_throughput.py [--concurrency 16] [--slow-share 0.05] [--slow-ms 1500]
+    python benchmarks/api_throughput.py [--concurrency 16] [--slow-share 0.05] [--slow-ms 1500] [--only run|sweep]
 """
 
 from __future__ import annotations
@@ -129,12 +133,71 @@ def run(label: str, url: str, bench: Any, out: Path, concurrency: int, batch: in
             "peak": served["peak_in_flight"], "connections": served["connections"], "preds": preds, "errors": errors}
 
 
+SWEEP_MODELS = ("standin-vlm-a", "standin-vlm-b")
+
+
+def sweep(label: str, url: str, bench: Any, out: Path, concurrency: int, shared: bool) -> dict[str, Any]:
+    """Two served models x the benchmark, v + wv: one model after another (``shared`` False), or the
+    sweep's shared window (True)."""
+    from mmstar.evaluators.backends import registry
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.models.registry import resolve_model
+    from mmstar.evaluators.run import sweep as sw
+    from mmstar.evaluators.run.runner import EvalConfig
+
+    gen = GenerationConfig(max_new_tokens=32)
+    entries = [resolve_model(m, None, any_name=True) for m in SWEEP_MODELS]
+
+    def config(entry: Any) -> EvalConfig:
+        return EvalConfig(model=entry.lvlm, backbone=None, modes=("v", "wv"), backend="openai", gen=gen,
+                          model_label=entry.alias, progress=False)
+
+    def factory(entry: Any) -> Any:
+        return registry.factory("openai", gen, {"base_url": url, "concurrency": concurrency})
+
+    root = out / label.replace(" ", "-")
+    httpx.post(url.replace("/v1", "/reset"))
+    start, cpu = time.perf_counter(), time.process_time()
+    if shared:
+        results = sw.run_sweep(entries, [bench], root, config, factory, echo=lambda _line: None)
+    else:
+        results = [r for e in entries for r in sw._run_model(e, [bench], root, config(e), factory(e), lambda _l: None)]
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
+    served = httpx.get(url.replace("/v1", "/stats")).json()
+    preds: dict[tuple[str, str, int], str] = {}
+    errors = 0
+    for r in results:
+        if r.run_dir is None:
+            raise SystemExit(f"{r.model} failed: {r.error}")
+        for m in ("v", "wv"):
+            for rec in map(json.loads, (r.run_dir / f"{m}.jsonl").read_text().splitlines()):
+                preds[(r.model, m, rec["index"])] = rec["prediction"]
+                errors += bool(rec["error"])
+    return {"label": label, "wall": wall, "cpu": cpu, "bound": served["latency_sum"] / concurrency,
+            "served": served["served"], "peak": served["peak_in_flight"], "mixed": served["peak_in_flight_mixed"],
+            "connections": served["connections"], "preds": preds, "errors": errors}
+
+
+def print_sweep(rows: list[dict[str, Any]], n: int, c: int) -> None:
+    print(f"sweep: {len(SWEEP_MODELS)} models x {n} samples x modes v, wv on the same stand-in, concurrency {c}")
+    print(f"  {'path':<22} {'requests':>8} {'in-run s':>9} {'bound s':>8} {'x bound':>8} {'peak':>5} "
+          f"{'peak 2 models':>13} {'conns':>6} {'client CPU s':>12}")
+    for r in rows:
+        print(f"  {r['label']:<22} {r['served']:>8} {r['wall']:>9.2f} {r['bound']:>8.2f} "
+              f"{r['wall'] / r['bound']:>8.2f} {r['peak']:>5} {r['mixed']:>13} {r['connections']:>6} {r['cpu']:>12.2f}")
+    old, new = rows
+    same = sum(old["preds"][k] == new["preds"].get(k) for k in old["preds"])
+    print(f"  shared window vs one model after another: {old['wall'] / new['wall']:.2f}x faster; predictions "
+          f"identical {same}/{len(old['preds'])}; errors {old['errors'] + new['errors']}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--slow-share", type=float, default=0.05)
     p.add_argument("--slow-ms", type=float, default=1500)
     p.add_argument("--data", default=str(REPO / "data" / "demo" / "test.parquet"))
+    p.add_argument("--only", choices=("run", "sweep"), help="one section (default: both)")
     args = p.parse_args()
     from mmstar.evaluators.backends import registry
 
@@ -146,15 +209,28 @@ def main() -> None:
     bench = load_benchmark(args.data)
     c = args.concurrency
     proc, url = _standin().start("--slow-share", str(args.slow_share), "--slow-ms", str(args.slow_ms))
+    rows: list[dict[str, Any]] = []
+    sweep_rows: list[dict[str, Any]] = []
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            rows = [run("before, batch 8", url, bench, Path(tmp), c, 8),
-                    run(f"before, batch {c}", url, bench, Path(tmp), c, c),
-                    run("after, pool", url, bench, Path(tmp), c, None)]
+            if args.only != "sweep":
+                rows = [run("before, batch 8", url, bench, Path(tmp), c, 8),
+                        run(f"before, batch {c}", url, bench, Path(tmp), c, c),
+                        run("after, pool", url, bench, Path(tmp), c, None)]
+            if args.only != "run":
+                sweep_rows = [sweep("before, model by model", url, bench, Path(tmp), c, shared=False),
+                              sweep("after, shared window", url, bench, Path(tmp), c, shared=True)]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
-    print(f"--backend openai, {len(bench)} samples x modes v, wv against a heavy-tailed stand-in "
+    if rows:
+        print_runs(rows, args, len(bench), c)
+    if sweep_rows:
+        print_sweep(sweep_rows, len(bench), c)
+
+
+def print_runs(rows: list[dict[str, Any]], args: argparse.Namespace, n: int, c: int) -> None:
+    print(f"--backend openai, {n} samples x modes v, wv against a heavy-tailed stand-in "
           f"({100 * (1 - args.slow_share):.0f}% 30-60 ms, {100 * args.slow_share:.0f}% {args.slow_ms:.0f} ms), "
           f"concurrency {c}")
     print(f"  {'path':<18} {'requests':>8} {'in-run s':>9} {'bound s':>8} {'x bound':>8} {'peak':>5} "
