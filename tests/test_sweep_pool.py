@@ -1,0 +1,117 @@
+"""A sweep of models behind one server (--backend openai) through one shared request window, against the
+heavy-tailed stand-in (benchmarks/api_standin.py, its own process): the server's in-flight count reaches
+the concurrency while both models are served, on one client; every record answered once into each
+model's own run directory; a failing model is reported and the others finish; a sweep SIGKILLed twice
+mid-way and re-run ends with every record exactly once and the same answers as single runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from test_api_pool import DEMO, TAIL, _records, _stats, standin  # noqa: F401  (standin: the fixture)
+
+httpx = pytest.importorskip("httpx")
+
+MODELS = [("model-a", "lm-a"), ("model-b", "lm-b")]
+
+
+def _sweep(url, out, models=MODELS, modes="v,wv,t", limit=40, concurrency=8):
+    from mmstar.evaluators.run.pipeline import RunOptions
+    from mmstar.evaluators.run.sweep import evaluate_sweep
+
+    options = RunOptions.from_mapping({"modes": modes, "limit": limit, "backend": "openai", "base_url": url,
+                                       "concurrency": concurrency, "progress": False})
+    lines: list[str] = []
+    return evaluate_sweep(models, [DEMO], options, out, echo=lines.append), lines
+
+
+def test_two_served_models_share_one_window_and_one_client(standin, tmp_path):  # noqa: F811
+    url = standin(*TAIL)
+    before = _stats(url)["connections"]
+    results, lines = _sweep(url, tmp_path, modes="v,wv")  # no backbones: "models in flight" are a and b
+    served = _stats(url)
+    assert [r.error for r in results] == [None, None]
+    # both models were in flight at once, and the window was full while they were
+    assert served["peak_in_flight"] == 8 and served["peak_in_flight_mixed"] == 8 and served["peak_models"] == 2
+    # one keep-alive client for the whole sweep: two runs with a pool each would open 8 connections each
+    assert served["connections"] - before <= 8 + 1
+    assert served["by_model"] == {"model-a": 80, "model-b": 80}
+    for r, (model, _lm) in zip(results, MODELS):
+        assert r.run_dir == tmp_path / model / "test"
+        for mode in ("v", "wv"):
+            recs = _records(r.run_dir, mode)
+            assert sorted(x["index"] for x in recs) == list(range(40)), (model, mode)
+            assert not any(x["error"] for x in recs) and all(x["prediction"] in "ABCD" for x in recs)
+        manifest = json.loads((r.run_dir / "manifest.json").read_text())
+        assert manifest["model"] == model and manifest["modes"]["v"]["shared_window"] == 16
+        assert json.loads((r.run_dir / "scores.json").read_text())["S_v"] is not None
+    assert sum("model-a / test ->" in ln or "model-b / test ->" in ln for ln in lines) == 2
+
+
+def test_a_failing_model_is_reported_and_the_others_finish(standin, tmp_path):  # noqa: F811
+    from mmstar.evaluators.run.sweep import report
+
+    url = standin("--fast-ms-low", "5", "--fast-ms-high", "10", "--slow-share", "0")
+    # model-c's folder holds another run (another prompt): run_eval refuses to mix into it
+    taken = tmp_path / "model-c" / "test"
+    taken.mkdir(parents=True)
+    (taken / "manifest.json").write_text(json.dumps({"model": "someone-else", "benchmark": "test"}))
+    models = [("model-a", "lm-a"), ("model-c", "lm-c"), ("model-b", "lm-b")]
+    results, lines = _sweep(url, tmp_path, models=models, limit=10)
+    assert [r.model for r in results] == ["model-a", "model-c", "model-b"]
+    assert results[0].error is None and results[2].error is None
+    assert "holds a different run" in results[1].error and results[1].run_dir is None
+    assert any(ln.startswith("FAILED model-c on test") for ln in lines)
+    assert _stats(url)["by_model"] == {"model-a": 20, "model-b": 20, "lm-a": 10, "lm-b": 10}
+    for model in ("model-a", "model-b"):
+        assert all(len(_records(tmp_path / model / "test", m)) == 10 for m in ("v", "wv", "t"))
+    printed: list[str] = []
+    assert report(results, tmp_path, echo=printed.append) == 1
+    assert any("1 model(s) failed" in ln for ln in printed) and any("model-c / test:" in ln for ln in printed)
+
+
+def _lines(runs, models, modes):
+    return sum((runs / m / "test" / f"{mode}.jsonl").read_bytes().count(b"\n")
+               for m in models for mode in modes if (runs / m / "test" / f"{mode}.jsonl").exists())
+
+
+@pytest.mark.slow  # two SIGKILLed sweeps, a resume and two reference runs: ~30-60 s on 2 shared cores
+def test_sweep_killed_mid_way_resumes_with_nothing_lost_or_duplicated(standin, tmp_path):  # noqa: F811
+    url = standin("--fast-ms-low", "20", "--fast-ms-high", "40", "--slow-share", "0.05", "--slow-ms", "300")
+    modes, n, names = ("v", "wv", "t"), 120, [m for m, _ in MODELS]
+    runs = tmp_path / "runs"
+    cmd = [sys.executable, "-m", "mmstar", "eval", "--model", "model-a,model-b", "--backbone", "lm-a,lm-b",
+           "--modes", ",".join(modes), "--data", str(DEMO), "--limit", str(n), "--backend", "openai",
+           "--base-url", url, "--concurrency", "8", "--out", str(runs), "--no-progress"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    total = n * len(modes) * len(names)
+    for kill_at in (80, 400):  # twice mid-sweep, wherever the writes are
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 120
+        while _lines(runs, names, modes) < kill_at and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        written = _lines(runs, names, modes)
+        assert kill_at <= written < total
+        # killed mid-way, both models had answers on disk: they ran side by side, not one after the other
+        assert all(_lines(runs, [m], modes) > 0 for m in names)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "leaderboard" in done.stdout
+    for model, lm in MODELS:
+        run_dir = runs / model / "test"
+        reference = _sweep(url, tmp_path / "reference", models=[(model, lm)], limit=n)[0][0].run_dir
+        manifest = json.loads((run_dir / "manifest.json").read_text())
+        for mode in modes:
+            recs = _records(run_dir, mode)
+            assert sorted(r["index"] for r in recs) == list(range(n)), (model, mode)  # each exactly once
+            assert not any(r["error"] for r in recs)
+            want = {r["index"]: r["prediction"] for r in _records(reference, mode)}
+            assert {r["index"]: r["prediction"] for r in recs} == want, (model, mode)
+            assert manifest["modes"][mode]["done_before"] > 0  # the last session resumed, it did not start over
