@@ -135,6 +135,7 @@ def _lines(run_dir, modes):
     return total
 
 
+@pytest.mark.slow  # two killed runs, a resume and a reference run: ~20 s on 2 shared cores
 def test_sigkill_mid_run_and_resume_loses_and_duplicates_nothing(standin, tmp_path):
     url = standin("--fast-ms-low", "20", "--fast-ms-high", "40", "--slow-share", "0.05", "--slow-ms", "300")
     modes, n = ("v", "wv", "t"), 150
