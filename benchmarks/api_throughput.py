@@ -16,7 +16,8 @@ wv (1,440 requests). Before: the models one after another, each run with its own
 per-model path, ``sweep._run_model``). After: ``run_sweep``, both runs through one shared window.
 
 Not a test: run by hand, it prints the figures measured in this run and their ratios.
-    python benchmarks/api_throughput.py [--concurrency 16] [--slow-share 0.05] [--slow-ms 1500] [--only run|sweep]
+    python benchmarks/api_throughput.py [--concurrency 16] [--slow-share 0.05] [--slow-ms 1500]
+        [--only run|sweep] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import importlib.util
 import json
 import os
 import random
+import statistics
 import tempfile
 import time
 from collections.abc import Sequence
@@ -178,17 +180,33 @@ def sweep(label: str, url: str, bench: Any, out: Path, concurrency: int, shared:
             "connections": served["connections"], "preds": preds, "errors": errors}
 
 
+def sweep_repeats(url: str, bench: Any, out: Path, c: int, repeats: int) -> list[dict[str, Any]]:
+    """Both sweep paths ``repeats`` times, in alternating order (a loaded machine drifts: neither path
+    always goes first)."""
+    sweep("warm-up", url, bench.limit(8), out / "warm-up", c, shared=True)  # first-use imports, untimed
+    rows = []
+    for i in range(repeats):
+        for shared in (False, True) if i % 2 == 0 else (True, False):
+            label = "after, shared window" if shared else "before, model by model"
+            rows.append({**sweep(label, url, bench, out / str(i), c, shared), "repeat": i + 1})
+    return rows
+
+
 def print_sweep(rows: list[dict[str, Any]], n: int, c: int) -> None:
     print(f"sweep: {len(SWEEP_MODELS)} models x {n} samples x modes v, wv on the same stand-in, concurrency {c}")
-    print(f"  {'path':<22} {'requests':>8} {'in-run s':>9} {'bound s':>8} {'x bound':>8} {'peak':>5} "
+    print(f"  {'path':<22} {'run':>3} {'requests':>8} {'in-run s':>9} {'bound s':>8} {'x bound':>8} {'peak':>5} "
           f"{'peak 2 models':>13} {'conns':>6} {'client CPU s':>12}")
     for r in rows:
-        print(f"  {r['label']:<22} {r['served']:>8} {r['wall']:>9.2f} {r['bound']:>8.2f} "
+        print(f"  {r['label']:<22} {r['repeat']:>3} {r['served']:>8} {r['wall']:>9.2f} {r['bound']:>8.2f} "
               f"{r['wall'] / r['bound']:>8.2f} {r['peak']:>5} {r['mixed']:>13} {r['connections']:>6} {r['cpu']:>12.2f}")
-    old, new = rows
-    same = sum(old["preds"][k] == new["preds"].get(k) for k in old["preds"])
-    print(f"  shared window vs one model after another: {old['wall'] / new['wall']:.2f}x faster; predictions "
-          f"identical {same}/{len(old['preds'])}; errors {old['errors'] + new['errors']}")
+    before = [r for r in rows if r["label"] == "before, model by model"]
+    after = [r for r in rows if r["label"] == "after, shared window"]
+    same = sum(before[0]["preds"][k] == after[0]["preds"].get(k) for k in before[0]["preds"])
+    ratio = statistics.median(b["wall"] / a["wall"] for b, a in zip(before, after))
+    print(f"  median x bound: model by model {statistics.median(r['wall'] / r['bound'] for r in before):.2f}, "
+          f"shared window {statistics.median(r['wall'] / r['bound'] for r in after):.2f}; shared window vs one "
+          f"model after another: {ratio:.2f}x faster (median of {len(before)} pairs); "
+          f"predictions identical {same}/{len(before[0]['preds'])}; errors {sum(r['errors'] for r in rows)}")
 
 
 def main() -> None:
@@ -198,6 +216,7 @@ def main() -> None:
     p.add_argument("--slow-ms", type=float, default=1500)
     p.add_argument("--data", default=str(REPO / "data" / "demo" / "test.parquet"))
     p.add_argument("--only", choices=("run", "sweep"), help="one section (default: both)")
+    p.add_argument("--repeats", type=int, default=3, help="sweep section: runs of each path, alternating")
     args = p.parse_args()
     from mmstar.evaluators.backends import registry
 
@@ -218,8 +237,7 @@ def main() -> None:
                         run(f"before, batch {c}", url, bench, Path(tmp), c, c),
                         run("after, pool", url, bench, Path(tmp), c, None)]
             if args.only != "run":
-                sweep_rows = [sweep("before, model by model", url, bench, Path(tmp), c, shared=False),
-                              sweep("after, shared window", url, bench, Path(tmp), c, shared=True)]
+                sweep_rows = sweep_repeats(url, bench, Path(tmp) / "sweep", c, args.repeats)
     finally:
         proc.terminate()
         proc.wait(timeout=10)
