@@ -115,3 +115,39 @@ def test_sweep_killed_mid_way_resumes_with_nothing_lost_or_duplicated(standin, t
             want = {r["index"]: r["prediction"] for r in _records(reference, mode)}
             assert {r["index"]: r["prediction"] for r in recs} == want, (model, mode)
             assert manifest["modes"][mode]["done_before"] > 0  # the last session resumed, it did not start over
+
+
+def test_one_feed_two_streams_a_broken_one_fails_alone(standin):  # noqa: F811
+    """The shared window itself: two runs' job streams through one Feed against the stand-in; the one
+    whose request building breaks raises in its own consumer, the other is answered in full."""
+    from mmstar.evaluators.backends.base import Request
+    from mmstar.evaluators.backends.openai_api import OpenAIBackend
+    from mmstar.evaluators.backends.pool import Feed
+
+    url = standin("--fast-ms-low", "20", "--fast-ms-high", "30", "--slow-share", "0")
+    a, b = (OpenAIBackend(m, base_url=url, concurrency=4) for m in ("model-a", "model-b"))
+    feed = Feed(a.window)
+
+    def jobs(backend, n, broken_at=None):
+        for i in range(n):
+            if i == broken_at:
+                raise ValueError("a request that cannot be built")
+            yield i, backend, Request([{"role": "user", "content": f"question {i}"}])
+
+    try:
+        good = feed.stream(jobs(a, 60))
+        bad = feed.stream(jobs(b, 30, broken_at=10))
+        answered = dict(next(good))  # the first stream is under way; the second joins it in the window
+        with pytest.raises(ValueError, match="cannot be built"):
+            for _batch in bad:
+                pass
+        for batch in good:
+            answered.update(batch)
+    finally:
+        feed.close()
+        a.close()
+        b.close()
+    assert sorted(answered) == list(range(60)) and all(r.text in "ABCD" and not r.error for r in answered.values())
+    served = _stats(url)
+    assert served["by_model"]["model-a"] == 60 and served["by_model"]["model-b"] <= 10
+    assert served["peak_in_flight"] == 4 and served["peak_models"] == 2  # one limit, both streams in it
