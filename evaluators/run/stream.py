@@ -58,9 +58,10 @@ def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
             append_predictions(paths[mode], unanswerable)
             stats[mode]["ran"] += len(unanswerable)
             tally[mode]["error:no_image"] += len(unanswerable)
-    bar = _progress(sum(map(len, requests.values())), "+".join(active), config.progress)
     jobs = _interleaved(requests, backends)
     feed = shared_feed(backends.values())
+    label = "+".join(active) if feed is None else f"{run_dir.parent.name}/{run_dir.name} {'+'.join(active)}"
+    bar = _progress(sum(map(len, requests.values())), label, config.progress)  # a sweep's bars say whose
     if feed is None:  # this run alone: each backend's window (the LVLM and the backbone may be on two servers)
         window = sum(getattr(b, "window", DEFAULT_WINDOW) for b in {id(b): b for b in backends.values()}.values())
         completions = stream(jobs, window)

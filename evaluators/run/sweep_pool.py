@@ -32,8 +32,7 @@ from mmstar.runs import slugify
 from mmstar.sample import Benchmark
 
 from .runner import EvalConfig, run_eval
-
-DEFAULT_WINDOW = 16
+from .stream import DEFAULT_WINDOW
 
 
 def streams(config: EvalConfig) -> bool:
