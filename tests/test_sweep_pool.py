@@ -151,3 +151,29 @@ def test_one_feed_two_streams_a_broken_one_fails_alone(standin):  # noqa: F811
     served = _stats(url)
     assert served["by_model"]["model-a"] == 60 and served["by_model"]["model-b"] <= 10
     assert served["peak_in_flight"] == 4 and served["peak_models"] == 2  # one limit, both streams in it
+
+
+def test_models_on_two_servers_get_a_window_each(standin, tmp_path):  # noqa: F811
+    from mmstar.evaluators.backends import registry
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.models.registry import resolve_model
+    from mmstar.evaluators.run.runner import EvalConfig
+    from mmstar.evaluators.run.sweep import run_sweep
+
+    from mmstar.loaders import load_benchmark
+
+    urls = {"model-a": standin(*TAIL), "model-b": standin(*TAIL)}
+    gen = GenerationConfig(max_new_tokens=8)
+    entries = [resolve_model(m, None, any_name=True) for m in urls]
+    results = run_sweep(
+        entries, [load_benchmark(str(DEMO))], tmp_path,
+        lambda e: EvalConfig(model=e.lvlm, backbone=None, modes=("v", "wv"), backend="openai", gen=gen,
+                             model_label=e.alias, limit=20, progress=False),
+        lambda e: registry.factory("openai", gen, {"base_url": urls[e.alias], "concurrency": 4}), echo=print)
+    assert [r.error for r in results] == [None, None]
+    for r in results:
+        served = _stats(urls[r.model])
+        assert served["by_model"] == {r.model: 40} and served["peak_in_flight"] == 4
+        manifest = json.loads((r.run_dir / "manifest.json").read_text())
+        assert manifest["modes"]["v"]["shared_window"] == 8  # its own server's window (2 x 4), not one for both
+        assert all(len(_records(r.run_dir, m)) == 20 for m in ("v", "wv"))
