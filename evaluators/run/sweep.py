@@ -247,19 +247,21 @@ def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: 
     window (``sweep_pool.py``)."""
     from .sweep_pool import run_pooled, streams
 
-    on_servers = [e for e in entries if streams(make_config(e))]
+    on_servers = [i for i, e in enumerate(entries) if streams(make_config(e))]
     results: dict[int, list[PairResult]] = {}
-    for entry, bench, run_dir, scores, error in run_pooled(on_servers, benches, out, make_config, make_factory,
-                                                          _first_line) if on_servers else ():
-        results.setdefault(id(entry), []).append(PairResult(entry.alias, bench.name, run_dir, error))
+    pooled = run_pooled([entries[i] for i in on_servers], benches, out, make_config, make_factory,
+                        _first_line) if on_servers else []
+    for k, (entry, bench, run_dir, scores, error) in enumerate(pooled):  # in sweep order: model-major
+        results.setdefault(on_servers[k // len(benches)], []).append(PairResult(entry.alias, bench.name, run_dir,
+                                                                                error))
         if error is not None:
             echo(f"FAILED {entry.alias} on {bench.name}: {error}")
         elif scores:
             echo(f"{entry.alias} / {bench.name} -> {run_dir}: {summary_line(scores)}")
-    for entry in entries:
-        if id(entry) not in results:
-            results[id(entry)] = _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
-    return [r for entry in entries for r in results[id(entry)]]
+    for i, entry in enumerate(entries):
+        if i not in results:
+            results[i] = _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
+    return [r for i in range(len(entries)) for r in results[i]]
 
 
 def report(results: Sequence[PairResult], out: Path, echo: Callable[[str], None] = print) -> int:
