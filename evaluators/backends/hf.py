@@ -110,7 +110,7 @@ class HFBackend:
 
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
                  dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = 0,
+                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = "auto",
                  image_backend: str = "auto") -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
@@ -139,10 +139,9 @@ class HFBackend:
         tf = self.transformers
         try:
             if kind == "vlm":
-                # "auto" passes nothing: the processor transformers picks, as before this option existed
-                choice = {} if image_backend == "auto" else {"backend": image_backend}
-                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code,
-                                                                  **choice)
+                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                if image_backend != "auto":
+                    self._choose_image_backend(model_id, image_backend)
                 self.tokenizer = self.processor.tokenizer
                 self.model = self._vlm_class(model_id).from_pretrained(model_id, **kwargs)
             else:
@@ -234,6 +233,15 @@ class HFBackend:
             prepared.encoded = None
         prepared.conversations = []
         return prepared
+
+    def _choose_image_backend(self, model_id: str, backend: str) -> None:
+        """The image processor alone in the chosen implementation: passing ``backend`` to the whole
+        processor would reach its video processor too, which has no PIL implementation (Qwen2-VL,
+        InternVL, ...). A family with one implementation only keeps it (``describe()`` says which)."""
+        if getattr(self.processor, "image_processor", None) is None:
+            return
+        self.processor.image_processor = self.transformers.AutoImageProcessor.from_pretrained(
+            model_id, trust_remote_code=self.trust_remote_code, backend=backend)
 
     def _vlm_class(self, model_id: str) -> Any:
         """AutoModelForImageTextToText, or the class families.py names for a family the auto
