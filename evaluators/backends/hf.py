@@ -87,6 +87,7 @@ class Prepared:
     encoded: Any = None
     gen: GenerationConfig | None = None  # this batch's own settings (a server request's); None: the backend's
     responses: list[Response] | None = None  # already generated (by a worker process)
+    too_large: str = ""  # a worker's generation did not fit (BatchTooLarge's message); the parent decides
 
 
 def _has_image(conversation: list[dict[str, Any]]) -> bool:
@@ -229,8 +230,13 @@ class HFBackend:
         again only if the batch has to be encoded again), and no tensors once the responses exist."""
         prepared = self.prepare(requests, gen)
         if self.plan.generate:
-            prepared.responses = self.generate_prepared(prepared)
-            prepared.encoded = None
+            # never split here: whether a batch that does not fit is halved or reported (the
+            # --batch-size auto probe) is the parent's call, in generate_prepared
+            try:
+                prepared.responses = self.generate_prepared(prepared, split_on_oom=False)
+                prepared.encoded = None
+            except BatchTooLarge as exc:
+                prepared.too_large = str(exc)
         prepared.conversations = []
         return prepared
 
@@ -347,6 +353,8 @@ class HFBackend:
         of halving the batch, so the caller learns the size does not fit."""
         if prepared.responses is not None:
             return prepared.responses
+        if prepared.too_large and not split_on_oom:  # a worker's batch did not fit: the probe learns it
+            raise BatchTooLarge(prepared.too_large)
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
             outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom, prepared.gen)
