@@ -66,11 +66,13 @@ class _Limited:
     ``limit`` rows: the memory check is this callable, the model and the runner are real."""
 
     def __init__(self, limit: int):
+        import os
         import tempfile
 
         # the batches may run in worker processes (hf --workers): each call appends a line to a file
         self.limit = limit
-        self._log = tempfile.NamedTemporaryFile("w", suffix=".sizes", delete=False).name  # noqa: SIM115
+        fd, self._log = tempfile.mkstemp(suffix=".sizes")
+        os.close(fd)
 
     @property
     def sizes(self) -> list[int]:

@@ -126,6 +126,7 @@ def _run_here(pair, data: Path, out: Path, batch: int, *extra: str) -> dict:
     return json.loads(manifest.read_text())
 
 
+@pytest.mark.slow  # the code before workers runs three evals (~30 s)
 @pytest.mark.parametrize("batch", [1, 16, 32])
 def test_predictions_equal_the_code_before_workers(batch, pair, data, before, tmp_path, capsys):
     """The CPU default (workers that prepare and generate) and --workers 0, against BEFORE."""
@@ -139,6 +140,7 @@ def test_predictions_equal_the_code_before_workers(batch, pair, data, before, tm
         assert _predictions(tmp_path / "w0") == before[batch]
 
 
+@pytest.mark.slow
 def test_workers_that_only_prepare_predict_the_same(pair, data, before, tmp_path, monkeypatch, capsys):
     """A model too large to run in every worker: the workers prepare, the parent generates."""
     monkeypatch.setattr(prep_workers, "SMALL_MODEL_BYTES", 0)
@@ -150,6 +152,16 @@ def test_workers_that_only_prepare_predict_the_same(pair, data, before, tmp_path
     assert _predictions(tmp_path / "prep") == before[16]
     assert torch.get_num_threads() == threads  # put back when the backend closed
     assert manifest["modes"]["v"]["cpu_seconds"] > 0
+
+
+def test_default_workers_predict_what_workers_0_predicts(pair, data, tmp_path, capsys):
+    """The default tier's check of the same thing, without the old tree: the CPU default (workers
+    that prepare and generate) against --workers 0 (the path main ran before this default)."""
+    manifest = _run_here(pair, data, tmp_path / "auto", 16)
+    assert manifest["backends"]["vlm"]["workers"] == (cpu_budget() if cpu_budget() >= 2 else 0)
+    _run_here(pair, data, tmp_path / "w0", 16, "--workers", "0")
+    assert _predictions(tmp_path / "auto") == _predictions(tmp_path / "w0")
+    assert len(_predictions(tmp_path / "w0")) == LIMIT
 
 
 # ---------------------------------------------------------------- the budget
@@ -252,6 +264,7 @@ def _children_of(pid: int) -> set[int]:
     return out
 
 
+@pytest.mark.slow  # ~40 s: two runs in fresh processes and a whole one
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SIGKILL, /proc and PR_SET_PDEATHSIG")
 def test_a_killed_run_leaves_no_worker_and_resumes_exactly(pair, data, tmp_path):
     cmd = [sys.executable, "-m", "mmstar", *_eval_args(pair, data, tmp_path / "runs", 2, "--workers", "2")]
@@ -292,15 +305,15 @@ def test_a_worker_that_dies_hands_its_batch_back(pair, data):
     from mmstar.loaders import load_benchmark
     from mmstar.prompts import PromptConfig, build_messages
 
-    samples = list(load_benchmark(data))[:32]
+    samples = list(load_benchmark(data))[:16]
     requests = [Request(build_messages(s, "v", PromptConfig()), key=s.index) for s in samples]
     backend = HFBackend(str(pair.vlm), "vlm", device="cpu", workers=2)
     try:
         expected = [r.text for r in backend.generate(requests)]
-        first = backend.submit_prepare(requests[:8]).result(timeout=120)
+        first = backend.submit_prepare(requests[:4]).result(timeout=120)
         for pid in backend._pool.pids:
             os.kill(pid, signal.SIGKILL)
-        rest = [backend.submit_prepare(requests[i:i + 8]) for i in range(8, 32, 8)]
+        rest = [backend.submit_prepare(requests[i:i + 4]) for i in range(4, 16, 4)]
         got = [r.text for p in [first, *(f.result(timeout=120) for f in rest)] for r in backend.generate_prepared(p)]
         assert got == expected
         assert backend._pool.alive == 0
