@@ -242,7 +242,8 @@ def report(images: str, results: dict, arms: list[str], sizes: list[int], n: int
     print(f"\n[images {images}] load average (1 min, this benchmark's own processes included) after each arm: "
           f"min {min(loads):.2f}, median {med(loads):.2f}, max {max(loads):.2f}")
     print(f"  {'arm':<27} {'batch':>5} {'in-run s':>8} {'/s':>6} {'in-run CPU':>10} {'CPU s':>6} {'whole s':>8} "
-          f"{'CPU':>5} {'fixed s':>7} {'fixed CPU s':>11} {'in-run x':>8} {'whole x':>7} {'load':>5}  predictions = plain")
+          f"{'CPU':>5} {'fixed s':>7} {'fixed CPU s':>11} {'in-run x':>8} {'whole x':>7} {'load':>5}  "
+          "predictions = plain")
     out = {}
     for b in sizes:
         base = results[("plain", b)] if ("plain", b) in results else None
