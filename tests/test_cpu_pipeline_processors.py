@@ -92,3 +92,28 @@ def test_fast_and_slow_processors_are_as_recorded(family, requests, tmp_path):
     finally:
         fast.close()
         slow.close()
+
+
+@pytest.mark.parametrize("family, image_backend, on_device", [
+    ("llava", "auto", True),  # CLIP, bicubic: torchvision runs it on the GPU as on the CPU
+    ("llava", "pil", False),  # the PIL processor has no device
+    ("idefics3", "auto", False),  # LANCZOS: torchvision has none on CUDA (BICUBIC there), so the CPU keeps it
+])
+def test_the_cuda_choice_of_where_images_are_processed(family, image_backend, on_device, tmp_path):
+    """Where a CUDA run processes images, decided on a real processor without a GPU: the plan for
+    ``cuda:0`` computed from the loaded CPU backend (``plan_workers`` reads no device)."""
+    from mmstar.evaluators.backends.hf import HFBackend
+    from mmstar.evaluators.backends.prep_workers import cpu_budget
+
+    pair = build_tiny_pair(family, tmp_path)
+    backend = HFBackend(str(pair.vlm), "vlm", device="cpu", image_backend=image_backend)
+    try:
+        backend.device = "cuda:0"
+        backend._setup_preparation(None, sharded=False)
+        described = backend.describe()
+        assert described["image_device"] == ("cuda:0" if on_device else "cpu")
+        assert not backend.plan.generate  # on CUDA the parent generates
+        # on the device the prefetch thread decodes and tokenises; otherwise a quarter of the cores prepare
+        assert backend.plan.workers == (0 if on_device or cpu_budget() < 2 else max(1, cpu_budget() // 4))
+    finally:
+        backend.close()
