@@ -336,3 +336,25 @@ def test_an_error_in_a_worker_is_the_batchs_error_and_unpicklable_work_runs_here
         assert pool.alive == 1
     finally:
         pool.close()
+
+
+_ENTRY = """
+import atexit, sys, threading, time
+from mmstar.app import cli
+atexit.register(lambda: print("exit handler ran", flush=True))
+threading.Thread(target=lambda: (time.sleep(0.3), print("thread finished"))).start()
+sys.argv = ["mmstar", *sys.argv[1:]]
+print("before", end="")  # unflushed: the command's exit must still write it
+cli.entry()
+"""
+
+
+def test_the_command_exits_fast_but_as_a_normal_exit_would():
+    """``mmstar`` skips the interpreter's teardown (seconds with torch loaded) but keeps what a
+    normal exit does: main's exit code, buffered output written, threads joined, exit handlers run."""
+    proc = subprocess.run([sys.executable, "-c", _ENTRY, "eval", "--data", "x.parquet"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "give --model" in proc.stderr
+    assert proc.stdout.splitlines() == ["beforethread finished", "exit handler ran"]
+    ok = subprocess.run([sys.executable, "-m", "mmstar", "models"], capture_output=True, text=True, timeout=60)
+    assert ok.returncode == 0 and "llava" in ok.stdout
