@@ -142,11 +142,14 @@ def sp(self, *a, **k):
     if not any(w == "first batch handed to a worker" for _, w in marks): mark("first batch handed to a worker")
     return sub(self, *a, **k)
 H.HFBackend.submit_prepare = sp
-import contextlib, io
+import atexit, contextlib, io, json
+def done():  # an exit handler: cli.entry runs it, then leaves without the interpreter's teardown
+    mark("command returns")
+    sys.__stdout__.write(json.dumps(marks) + "\n")
+atexit.register(done)
+sys.argv = ["mmstar", *sys.argv[1:]]
 with contextlib.redirect_stdout(io.StringIO()):
-    assert cli.main(sys.argv[1:]) == 0
-mark("command returns")
-import json; print(json.dumps(marks))
+    cli.entry()
 """
 
 
