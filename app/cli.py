@@ -167,3 +167,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"mmstar: error: {exc}", file=sys.stderr)
         return 2
+
+
+def entry() -> None:
+    """The ``mmstar`` command (console script and ``python -m mmstar``): :func:`main`, then out of
+    the process without the interpreter's teardown. With torch and transformers loaded that
+    teardown (freeing thousands of modules and their objects) took 1.5-6 s on a loaded 2-core
+    machine after every file was written (benchmarks/cpu_pipeline.py, README Performance). Exit
+    handlers still run and threads are joined, as at a normal exit; only the teardown is skipped."""
+    import atexit
+    import threading
+
+    code = main()
+    for thread in threading.enumerate():  # what a normal exit waits for
+        if thread is not threading.main_thread() and not thread.daemon:
+            thread.join()
+    atexit._run_exitfuncs()  # logging, multiprocessing, tqdm: their exit work happens as before
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (mmstar ... | head): nothing left to say
+            pass
+    os._exit(code)

@@ -73,7 +73,7 @@ def step_build(out: Path, shape: str, device: str) -> dict:
             "seconds": round(time.perf_counter() - start, 2)}
 
 
-def step_eval(out: Path, data: Path, device: str, batch: str, ab: bool) -> dict:
+def step_eval(out: Path, data: Path, device: str, batch: str, ab: bool, workers: str = "auto") -> dict:
     """``mmstar eval`` on the built pair; the peak accelerator memory of this process. ``ab``: mode t
     alone without shared-prefix reuse, into its own folder (the A/B baseline)."""
     import torch
@@ -82,7 +82,7 @@ def step_eval(out: Path, data: Path, device: str, batch: str, ab: bool) -> dict:
     modes, runs, extra = ("t", "runs-noprefix", ["--no-prefix-cache"]) if ab else ("v,wv,t", "runs", [])
     args = ["eval", "--model", str(out / "llava"), "--backbone", str(out / "llama"), "--data", str(data),
             "--modes", modes, "--out", str(out / runs), "--no-progress", "--device", device, "--dtype",
-            str(_dtype(device)).removeprefix("torch."), "--batch-size", batch, *extra]
+            str(_dtype(device)).removeprefix("torch."), "--batch-size", batch, "--workers", workers, *extra]
     start = time.perf_counter()
     rc = main(args)
     peak = torch.cuda.max_memory_allocated() if device.startswith("cuda") else None
@@ -254,8 +254,8 @@ def drive(args: argparse.Namespace) -> int:
     results["build"] = run_step("build", common, args.build_timeout)
     save()
     if "error" not in results["build"]:
-        results["eval"] = run_step("eval", [*common, "--data", str(data), "--batch-size", args.batch_size],
-                                   args.eval_timeout)
+        results["eval"] = run_step("eval", [*common, "--data", str(data), "--batch-size", args.batch_size,
+                                            "--workers", args.workers], args.eval_timeout)
         save()
         results["peer"] = run_step("peer", [*common, "--data", str(data), "--peer-samples", str(args.peer_samples),
                                             "--peer-timeout", str(args.peer_timeout)],
@@ -281,6 +281,9 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=1512)
     ap.add_argument("--peer-samples", type=int, default=48, help="batch-1 loop: at most this many samples")
     ap.add_argument("--batch-size", default="auto")
+    # auto on CUDA: no workers, the image processor's tensor work on the GPU (a prefetch thread decodes
+    # and tokenises); N: N processes prepare on the CPU. Which is faster on a GPU box is unmeasured
+    ap.add_argument("--workers", default="auto", help="mmstar eval --workers (auto, or a count)")
     ap.add_argument("--allow-cpu", action="store_true", help="run on the CPU (with --small: a dry run)")
     ap.add_argument("--ab-prefix", action="store_true",
                     help="also run mode t with --no-prefix-cache (the baseline for shared-prefix reuse; ~1 min more)")
@@ -300,7 +303,7 @@ def main() -> int:
         if args.step == "build":
             result = step_build(out, args.shape, args.device)
         elif args.step == "eval":
-            result = step_eval(out, Path(args.data), args.device, args.batch_size, args.ab_prefix)
+            result = step_eval(out, Path(args.data), args.device, args.batch_size, args.ab_prefix, args.workers)
         else:
             # what is left of the step's timeout after loading the model (~15-30 s for 14 GB)
             result = step_peer(out, Path(args.data), args.device, args.peer_samples,

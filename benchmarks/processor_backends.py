@@ -7,7 +7,11 @@ transformers 5 has used) and by ``image_backend="pil"``; the script prints the l
 difference of every floating tensor the two encodings share, whether the token ids are equal, and
 how many greedy predictions agree. Not a test: run by hand.
 
-    python benchmarks/processor_backends.py [--families all|llava,qwen2-vl] [--samples 16] [--json out.json]
+    python benchmarks/processor_backends.py [--families all|llava,qwen2-vl] [--samples 16] [--image-size 640x480]
+                                            [--json out.json]
+
+The demo images are 64x64, which several tiny processors take without resizing; ``--image-size``
+re-encodes them (PNG, lossless) at a size every processor must resize, as real MMStar images are.
 """
 
 from __future__ import annotations
@@ -65,11 +69,24 @@ def compare(model_dir: str, requests: list, max_new: int) -> dict:
     return out
 
 
+def resized(image, size: str):
+    """The image scaled to ``size`` (WxH), as lossless PNG bytes: every processor then resizes it."""
+    import io
+
+    from mmstar.sample import ImageRef
+
+    width, height = (int(x) for x in size.lower().split("x"))
+    buf = io.BytesIO()
+    image.pil().resize((width, height)).save(buf, "PNG")
+    return ImageRef(data=buf.getvalue())
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--families", default="all")
     ap.add_argument("--samples", type=int, default=16)
     ap.add_argument("--max-new-tokens", type=int, default=8)
+    ap.add_argument("--image-size", default="", help="WxH: re-encode the demo images at this size (PNG)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
@@ -82,6 +99,8 @@ def main() -> None:
     from mmstar.prompts import PromptConfig, build_messages
 
     samples = list(generate(per_axis=max(1, args.samples // 18 + 1), seed=0))[:args.samples]
+    if args.image_size:
+        samples = [s.with_(image=resized(s.image, args.image_size)) for s in samples]
     requests = [Request(build_messages(s, "v", PromptConfig()), key=s.index) for s in samples]
     families = FAMILIES if args.families == "all" else tuple(args.families.split(","))
     tmp = Path(tempfile.mkdtemp(prefix="mmstar-procs-"))

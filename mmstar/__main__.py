@@ -1,3 +1,3 @@
-from mmstar.app.cli import main
+from mmstar.app.cli import entry
 
-raise SystemExit(main())
+entry()

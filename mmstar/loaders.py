@@ -251,7 +251,9 @@ def _read_parquet(path: Path) -> RawTable:
     import pyarrow.parquet as pq
 
     try:
-        table = pq.read_table(path)
+        # one file: ParquetFile, not read_table, whose dataset layer imports pandas (~0.5-1 s of a
+        # run's start-up, measured in benchmarks/cpu_pipeline.py --timeline); a folder of parts: read_table
+        table = pq.read_table(path) if path.is_dir() else pq.ParquetFile(path).read()
     except (pa.ArrowInvalid, OSError) as exc:
         raise DataError(path, f"not a readable parquet file ({exc})") from None
     _require_columns(table.column_names, path, ("index", "question", "answer"))

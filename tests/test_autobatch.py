@@ -57,23 +57,47 @@ def test_one_sample_too_large_does_not_pin_the_size_to_one():
     assert sizer.size == 2
 
 
+class Killed(Exception):
+    """Raised inside a worker process: the class must be importable to come back to the parent."""
+
+
 class _Limited:
     """A factory whose HF backends raise a real torch.cuda.OutOfMemoryError for batches above
     ``limit`` rows: the memory check is this callable, the model and the runner are real."""
 
     def __init__(self, limit: int):
-        self.limit, self.sizes = limit, []
+        import os
+        import tempfile
+
+        # the batches may run in worker processes (hf --workers): each call appends a line to a file
+        self.limit = limit
+        fd, self._log = tempfile.mkstemp(suffix=".sizes")
+        os.close(fd)
+
+    @property
+    def sizes(self) -> list[int]:
+        with open(self._log) as f:
+            return [int(line) for line in f if line.strip()]
+
+    def clear(self) -> None:
+        open(self._log, "w").close()
+
+    def record(self, n: int) -> None:
+        with open(self._log, "a") as f:  # one short write per call: whole lines from every process
+            f.write(f"{n}\n")
 
     def __call__(self, model_id: str, kind: str):
         import torch
         from mmstar.evaluators.backends.base import GenerationConfig
         from mmstar.evaluators.backends.hf import HFBackend
 
-        backend = HFBackend(model_id, kind, GenerationConfig(max_new_tokens=6), device="cpu")
+        # two worker processes that prepare and generate (the CPU default for a small model): the
+        # probe's out-of-memory report has to come back from them
+        backend = HFBackend(model_id, kind, GenerationConfig(max_new_tokens=6), device="cpu", workers=2)
         real = backend._generate_batch
 
         def fits(convs, *rest):
-            self.sizes.append(len(convs))
+            self.record(len(convs))
             if len(convs) > self.limit:
                 raise torch.cuda.OutOfMemoryError(f"CUDA out of memory: {len(convs)} rows (limit {self.limit})")
             return real(convs, *rest)
@@ -107,12 +131,13 @@ def test_auto_matches_fixed_records_the_size_and_reuses_it_on_resume(tiny_pairs,
     auto = _run(pair, demo_parquet, tmp_path / "auto", "auto", limited, limit=30)
     manifest = json.loads((auto / "manifest.json").read_text())
     assert manifest["batch_size"] == "auto"
+    assert manifest["backends"]["vlm"]["worker_role"] == "prepare+generate"  # wv ran in the workers
     for mode in ("wv", "t"):
         entry = manifest["modes"][mode]
         assert entry["batch_size_auto"] == entry["batch_size"] and 8 <= entry["batch_size"] <= 11
         assert any(not ok for _, ok in entry["batch_probe"])  # it did hit the limit
     # the rest of the benchmark: the recorded size is used, nothing above it is tried again
-    limited.sizes.clear()
+    limited.clear()
     auto = _run(pair, demo_parquet, tmp_path / "auto", "auto", limited)
     manifest = json.loads((auto / "manifest.json").read_text())
     assert max(limited.sizes) <= max(manifest["modes"][m]["batch_size_auto"] for m in ("wv", "t"))
@@ -125,9 +150,6 @@ def test_a_killed_probe_resumes_without_losing_predictions(tiny_pairs, demo_parq
     """The runner is stopped (a real exception out of the model) after two batches; the resumed
     auto run finishes the mode and matches a fixed-batch run."""
     pair = tiny_pairs["llava"]
-
-    class Killed(Exception):
-        pass
 
     class KillAfter(_Limited):
         def __call__(self, model_id, kind):

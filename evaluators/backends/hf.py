@@ -87,6 +87,7 @@ class Prepared:
     encoded: Any = None
     gen: GenerationConfig | None = None  # this batch's own settings (a server request's); None: the backend's
     responses: list[Response] | None = None  # already generated (by a worker process)
+    too_large: str = ""  # a worker's generation did not fit (BatchTooLarge's message); the parent decides
 
 
 def _has_image(conversation: list[dict[str, Any]]) -> bool:
@@ -110,7 +111,7 @@ class HFBackend:
 
     def __init__(self, model_id: str, kind: str, gen: GenerationConfig | None = None, *, device: str = "auto",
                  dtype: str = "auto", device_map: str | None = None, trust_remote_code: bool = False,
-                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = 0,
+                 allow_pickle: bool = False, prefix_cache: bool = True, workers: int | str | None = "auto",
                  image_backend: str = "auto") -> None:
         if kind not in ("vlm", "llm"):
             raise ValueError(f"kind must be 'vlm' or 'llm', not {kind!r}")
@@ -139,10 +140,9 @@ class HFBackend:
         tf = self.transformers
         try:
             if kind == "vlm":
-                # "auto" passes nothing: the processor transformers picks, as before this option existed
-                choice = {} if image_backend == "auto" else {"backend": image_backend}
-                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code,
-                                                                  **choice)
+                self.processor = tf.AutoProcessor.from_pretrained(model_id, trust_remote_code=trust_remote_code)
+                if image_backend != "auto":
+                    self._choose_image_backend(model_id, image_backend)
                 self.tokenizer = self.processor.tokenizer
                 self.model = self._vlm_class(model_id).from_pretrained(model_id, **kwargs)
             else:
@@ -230,10 +230,24 @@ class HFBackend:
         again only if the batch has to be encoded again), and no tensors once the responses exist."""
         prepared = self.prepare(requests, gen)
         if self.plan.generate:
-            prepared.responses = self.generate_prepared(prepared)
-            prepared.encoded = None
+            # never split here: whether a batch that does not fit is halved or reported (the
+            # --batch-size auto probe) is the parent's call, in generate_prepared
+            try:
+                prepared.responses = self.generate_prepared(prepared, split_on_oom=False)
+                prepared.encoded = None
+            except BatchTooLarge as exc:
+                prepared.too_large = str(exc)
         prepared.conversations = []
         return prepared
+
+    def _choose_image_backend(self, model_id: str, backend: str) -> None:
+        """The image processor alone in the chosen implementation: passing ``backend`` to the whole
+        processor would reach its video processor too, which has no PIL implementation (Qwen2-VL,
+        InternVL, ...). A family with one implementation only keeps it (``describe()`` says which)."""
+        if getattr(self.processor, "image_processor", None) is None:
+            return
+        self.processor.image_processor = self.transformers.AutoImageProcessor.from_pretrained(
+            model_id, trust_remote_code=self.trust_remote_code, backend=backend)
 
     def _vlm_class(self, model_id: str) -> Any:
         """AutoModelForImageTextToText, or the class families.py names for a family the auto
@@ -339,6 +353,8 @@ class HFBackend:
         of halving the batch, so the caller learns the size does not fit."""
         if prepared.responses is not None:
             return prepared.responses
+        if prepared.too_large and not split_on_oom:  # a worker's batch did not fit: the probe learns it
+            raise BatchTooLarge(prepared.too_large)
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
             outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom, prepared.gen)

@@ -38,9 +38,10 @@ from typing import Any
 PrepareFn = Callable[..., Any]  # (requests, gen) -> the picklable result of one batch
 
 # On CPU a model this small spends its generate loop in Python, one core's worth: more torch threads
-# do not help (2 cores: 2 threads 0.84 s, 1 thread 0.95-1.00 s for 200 samples), but a second process
-# generating other batches does (0.51 s; README, Performance). Forked workers share the weights
-# copy-on-write, so each costs only its own activations.
+# barely help, and on a busy machine they spin waiting for each other (benchmarks/cpu_pipeline.py,
+# 200 samples: the plain loop with two OpenMP threads took 13-75 s in-run under load, with one 1.5-4.7 s),
+# while a second process generating other batches does help once a second core is free (README,
+# Performance). Forked workers share the weights copy-on-write, so each costs only its own activations.
 SMALL_MODEL_BYTES = 2 * 1024**3
 
 

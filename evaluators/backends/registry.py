@@ -128,12 +128,14 @@ register(BackendSpec(
     "hf", "mmstar.evaluators.backends.hf:HFBackend", "Hugging Face transformers, in this process",
     (DEVICE, DTYPE, Option("device_map", None, "e.g. auto: spread a model larger than one GPU over several"),
      TRUST, Option("allow_pickle", False, "accept .bin (pickle) weights, not just safetensors", type=None), PREFIX,
-     # default 0 for now: with worker processes generating on CPU, --batch-size auto's probe gets no
-     # out-of-memory report from the parent (tests/test_autobatch.py); auto and N are opt-in until it does
-     Option("workers", 0, "hf backend: processes that prepare LVLM batches (decode, image processing, "
-            "tokenising) while the model generates; torch gets the cores they leave. 0 (default): a thread of "
-            "this process, torch threads untouched. auto: a quarter of the cores, at least 1 (0 on CUDA when "
-            "the image processor runs on the device)", type=worker_count),
+     # auto by default: a worker that generates reports a batch that does not fit back unsplit, so
+     # --batch-size auto probes through workers too (tests/test_autobatch.py)
+     Option("workers", "auto", "hf backend: processes for LVLM batches, within the cores this process may use. "
+            "auto: on CPU with a model under 2 GiB one per core, each preparing and generating whole batches on "
+            "one torch thread; otherwise a quarter of the cores prepare (decode, image processing, tokenising) "
+            "while torch generates on the rest (none on CUDA when the image processor runs on the device). "
+            "0: a thread of this process prepares, torch threads untouched (the path before workers)",
+            type=worker_count),
      Option("image_backend", "auto", "hf backend: image processor implementation: auto (transformers' choice: "
             "torchvision where installed), torchvision, pil (the slow reference path)",
             choices=("auto", "torchvision", "pil"))),

@@ -54,6 +54,12 @@ class FamilyFacts:
     # reproduces the released original LLM rather than a changed one
     lm_frozen: bool = False
     needs: tuple[str, ...] = ()  # extra pip packages the processor needs (e.g. torchvision)
+    # transformers' image processors for the family: how far the torchvision implementation (the one
+    # transformers picks, and the HF backend's default) lies from the PIL one (``--image-backend pil``),
+    # in 8-bit levels of the resized image: 1 = the two resizes round some pixels apart; 0 = equal;
+    # None = torchvision only. Measured on the tiny checkpoints with 640x480 images (so every processor
+    # resizes), benchmarks/processor_backends.py; greedy predictions agreed on every family either way
+    pil_level_diff: int | None = 1
     min_transformers: str = "5.0"
     # an upstream fault that stops the family from running in the installed transformers (the exact
     # error); the tiny family test expects it, so a release that fixes it shows up as a test to update
@@ -107,6 +113,7 @@ _FACTS = [
                       "3-D RoPE positions are equal; logits equal on a tiny checkpoint)"),
     FamilyFacts("mllama", ("mllama",), "MllamaForConditionalGeneration", "MllamaProcessor",
                 backbone_drop_layers="cross_attention_layers", backbone_embedding_rows="vocab_size", lm_frozen=True,
+                pil_level_diff=0,
                 backbone_config_drop=("cross_attention_layers",),
                 notes="the text model interleaves gated cross-attention layers with the Llama-3.1 layers; without "
                       "them and the 8 extra embedding rows it is a LlamaForCausalLM with the VLM's text-only logits. "
@@ -117,6 +124,7 @@ _FACTS = [
                 backbone_class="MistralForCausalLM"),
     FamilyFacts("phi4-multimodal", ("phi4_multimodal",), "Phi4MultimodalForCausalLM", "Phi4MultimodalProcessor",
                 language_model_attr="model", backbone_class="Phi3ForCausalLM", needs=_TV, lm_frozen=True,
+                pil_level_diff=None,
                 backbone_drop_modules=("embed_tokens_extend",), backbone_config_drop=("vision_config", "audio_config"),
                 notes="one causal LM with vision/speech LoRA adapters, not an image-text-to-text class (the "
                       "HF backend loads model_class). Without its image/audio embedders (embed_tokens_extend) the "
@@ -125,7 +133,7 @@ _FACTS = [
                       "use it for t); a checkpoint whose weights carry merged LoRA names fails the name check in "
                       "one line"),
     FamilyFacts("molmo2", ("molmo2",), "Molmo2ForConditionalGeneration", "Molmo2Processor",
-                backbone_class="Qwen3ForCausalLM", needs=_TV, backbone_embedding_rows="vocab_size",
+                backbone_class="Qwen3ForCausalLM", needs=_TV, backbone_embedding_rows="vocab_size", pil_level_diff=None,
                 backbone_config_drop=("additional_vocab_size", "qk_norm_type", "norm_after", "rope_scaling_layers"),
                 backbone_requires={"qk_norm_type": "qwen3", "norm_after": False},
                 notes="text model molmo2_text has no causal-LM class in transformers; with Qwen3-style qk norm "
@@ -158,11 +166,11 @@ _FACTS = [
                       "(text-only 3-D RoPE positions are equal; logits equal on a tiny checkpoint). Its processor "
                       "is glm4v's, whose video processor needs torchvision"),
     FamilyFacts("lfm2-vl", ("lfm2_vl",), "Lfm2VlForConditionalGeneration", "Lfm2VlProcessor",
-                backbone_class="Lfm2ForCausalLM", needs=_TV,
+                backbone_class="Lfm2ForCausalLM", needs=_TV, pil_level_diff=None,
                 notes="LFM2-VL: SigLIP2 NaFlex tower, LFM2 text model (gated short convolutions + attention)"),
     FamilyFacts("cohere2-vision", ("cohere2_vision",), "Cohere2VisionForConditionalGeneration",
                 "Cohere2VisionProcessor", backbone_class="Cohere2ForCausalLM", backbone_config={"logit_scale": 1.0},
-                needs=_TV,
+                needs=_TV, pil_level_diff=None,
                 notes="Command A Vision; as Aya Vision, the VLM's head applies no logit_scale, so the extracted "
                       "Cohere2ForCausalLM sets it to 1 (measured on a tiny model)"),
     FamilyFacts("qwen3.5", ("qwen3_5",), "Qwen3_5ForConditionalGeneration", "Qwen3VLProcessor",
@@ -171,14 +179,15 @@ _FACTS = [
                       "linear attention + full attention) -> Qwen3_5ForCausalLM. The MoE variant (qwen3_5_moe) "
                       "has its own classes and is not in this table"),
     *[FamilyFacts(name, (model_type,), f"{cls}ForConditionalGeneration", f"{cls}Processor",
-                  backbone_class="Qwen3_5ForCausalLM", needs=_TV,
+                  backbone_class="Qwen3_5ForCausalLM", needs=_TV, pil_level_diff=levels,
                   notes=f"{label}: window-merger ViT on a Qwen3.5 text model (qwen3_5_text -> Qwen3_5ForCausalLM)")
-      for name, model_type, cls, label in (
-          ("minicpm-v4.6", "minicpmv4_6", "MiniCPMV4_6", "MiniCPM-V 4.6"),
-          ("minicpm-v4.7", "minicpmv4_7", "MiniCPMV4_7", "MiniCPM-V 4.7 (the 4.6 image/video processors)"),
-          ("minicpm-ocr", "minicpm_ocr", "MiniCPMOcr", "MiniCPM-OCR (4x visual-token merging)"))],
+      for name, model_type, cls, label, levels in (
+          ("minicpm-v4.6", "minicpmv4_6", "MiniCPMV4_6", "MiniCPM-V 4.6", 1),
+          ("minicpm-v4.7", "minicpmv4_7", "MiniCPMV4_7", "MiniCPM-V 4.7 (the 4.6 image/video processors)", 1),
+          ("minicpm-ocr", "minicpm_ocr", "MiniCPMOcr", "MiniCPM-OCR (4x visual-token merging)", None))],
     FamilyFacts("llama4", ("llama4",), "Llama4ForConditionalGeneration", "Llama4Processor",
                 language_model_attr="language_model.model", backbone_class="Llama4ForCausalLM", needs=_TV,
+                pil_level_diff=None,
                 known_failure="transformers 5.24: Llama4ForConditionalGeneration.forward reads outputs.image_outputs "
                               "from its language model's MoeCausalLMOutputWithPast, which has none (AttributeError, "
                               "modeling_llama4.py:1318), with or without an image",
