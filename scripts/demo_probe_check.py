@@ -75,7 +75,8 @@ def check(name: str, vlm: str, base: str, bench: Benchmark, out: Path, seed: int
                        **{**RUN, "modes": modes})
         for m in modes:
             moved[m][shift] = _outcomes(res, m)
-        known_t.setdefault(shift, moved["t"][shift])
+        if "t" in modes:
+            known_t[shift] = moved["t"][shift]
         moved["t"][shift] = known_t[shift]
     fig["order"] = {}
     for m in ("v", "wv", "t"):

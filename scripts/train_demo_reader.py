@@ -178,6 +178,8 @@ def main() -> None:
     ap.add_argument("--leak-steps", type=int, default=200)
     ap.add_argument("--scaffold", type=float, default=0.4, help="share of stage-2 steps over which stated answers "
                                                                 "decay to none")
+    ap.add_argument("--lookup-steps", type=int, default=300, help="stage 1b: stated-answer lookups without images")
+    ap.add_argument("--lookup", default=None, help="a model folder holding stage 1b's result (skips training it)")
     ap.add_argument("--clean", default=None, help="a demo-models folder whose clean/ is stage 2's result: only the "
                                                   "leak is trained")
     ap.add_argument("--check-every", type=int, default=0, help="log validation accuracy every N stage-2 steps")
@@ -241,9 +243,31 @@ def main() -> None:
     base.save_pretrained(base_dir, safe_serialization=True)
     tok.save_pretrained(base_dir)
 
-    # stage 2: each sample's own option order; the scaffold and the words task (module docstring). The
-    # vision tower learnt what it needs in stage 1: it is frozen from here on (a third of the compute)
+    # The vision tower learnt what it needs in stage 1: it is frozen from here on (a third of the compute)
     lvlm.model.vision_tower.requires_grad_(False)
+    hinted_valid = [with_stated_answer(s) for s in valid]
+    # stage 1b: the option lookup alone, text only (cheap): the question states the answer's text, the
+    # reply is the letter that holds it. An induction-style circuit: long at chance, then it forms
+    if args.lookup:
+        from transformers import LlavaForConditionalGeneration
+
+        lvlm = LlavaForConditionalGeneration.from_pretrained(args.lookup, dtype=torch.float32)
+        lvlm.model.vision_tower.requires_grad_(False)
+        log(f"stage 1b (lookup) loaded from {args.lookup}")
+    elif args.lookup_steps:
+        steps["lookup"] = args.lookup_steps if not args.quick else 10
+
+        def lookups(step: int) -> list[dict]:
+            return [batcher([with_stated_answer(x) for x in rng.sample(train_samples, 64)], "wv")]
+
+        def lookup_check() -> str:
+            return f"stated-answer lookup {accuracy(lvlm, batcher, hinted_valid, 'wv'):.0f}"
+
+        minutes["lookup"] = train(lvlm, steps["lookup"], lookups, 1e-3, "lookup", log, (25, lookup_check))
+    log(f"stated-answer lookup on held-out questions: {accuracy(lvlm, batcher, hinted_valid, 'wv'):.0f}")
+    rng = random.Random(1)  # stage 2 draws the same samples whether stage 1b ran here or was loaded
+
+    # stage 2: each sample's own option order; the scaffold and the words task (module docstring)
     scaffold_end = max(1, int(args.scaffold * steps["clean"]))
     n_main, n_words, n_lookup = (int(x) for x in args.mix.split(","))
 
