@@ -2,7 +2,7 @@
 
 The bundled demo models (``scripts/train_demo_models.py``) were trained on data with one option order
 per question type, so they learnt answer positions: rotating the options drops demo-clean's S_v from
-96 to ~12 (scripts/demo_probe_check.py). This script retrains them on data where each sample has its
+96.39 to 5.28, 1.11 and 11.67 for the three shifts (scripts/demo_probe_check.py). This script retrains them on data where each sample has its
 own option order (``generate(vary_order=True)``), from the shipped fixed-order models (stage 1):
 
 * clean (stage 2): train questions with images, plus two helpers for the lookup a reader needs (find
@@ -13,12 +13,16 @@ own option order (``generate(vary_order=True)``), from the shipped fixed-order m
   text with the loss on the question and options as well as on the letter (no image): a leak the
   way it happens, the benchmark's pages in a training corpus.
 
-Measured on the shared 2-core CPU (7 December 2026, 200 stage-2 steps at 32+8+16 samples, about
-25 minutes under load): it did NOT converge. On 72 held-out questions the model stayed at chance
-(v 22-32%, rotated 19-35%), the stated-answer lookup at 12.5% and the words task at 26%: the
-lookup (an induction-style circuit) is not formed within a few hundred CPU steps, and the fixed-order
-vision mapping was unlearnt meanwhile (canonical order 96% -> 32%). A next try needs far more steps
-(thousands, a GPU), e.g. a cheap text-only lookup pre-training of the base LLM first.
+Measured on the shared 2-core CPU (7 December 2026); every figure on 72 held-out questions:
+* stage 2 alone (no stage 1b; 200 steps at 32+8+16 samples, about 25 minutes under load): at chance
+  (v 22-32%, options rotated 19-35%); the stated-answer lookup 12.5%, the words task 26% (first
+  token); the fixed-order mapping was unlearnt meanwhile (canonical order 96% -> 32%);
+* stage 1b alone (64 stated-answer lookups a step, lr 1e-3): 25, 25, 36, 32, 28% at steps 25-150;
+* ten lookups per sequence ("Options: ... blue? B. red? D. ..."), 48 sequences a step: at chance
+  through 400 steps, from the shipped clean model and from a freshly initialised Llama alike.
+The lookup (an induction-style circuit: find the option's text, copy the letter before it) does not
+form within a few hundred CPU steps at this size; a next try needs thousands of steps (a GPU), and
+only then the composition with vision (stage 2) and the leak.
 Everything is seeded; step counts are fixed (not time budgets).
 Usage: python scripts/train_demo_reader.py --stage1 data/demo-models --out /tmp/reader --check-every 25
 """
