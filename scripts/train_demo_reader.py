@@ -2,7 +2,8 @@
 
 The bundled demo models (``scripts/train_demo_models.py``) were trained on data with one option order
 per question type, so they learnt answer positions: rotating the options drops demo-clean's S_v from
-96.39 to 5.28, 1.11 and 11.67 for the three shifts (scripts/demo_probe_check.py). This script retrains them on data where each sample has its
+96.39 to 5.28, 1.11 and 11.67 for the three shifts (scripts/demo_probe_check.py).
+This script retrains them on data where each sample has its
 own option order (``generate(vary_order=True)``), from the shipped fixed-order models (stage 1):
 
 * clean (stage 2): train questions with images, plus two helpers for the lookup a reader needs (find
@@ -19,7 +20,8 @@ Measured on the shared 2-core CPU (7 December 2026); every figure on 72 held-out
   token); the fixed-order mapping was unlearnt meanwhile (canonical order 96% -> 32%);
 * stage 1b alone (64 stated-answer lookups a step, lr 1e-3): 25, 25, 36, 32, 28% at steps 25-150;
 * ten lookups per sequence ("Options: ... blue? B. red? D. ..."), 48 sequences a step: at chance
-  through 400 steps, from the shipped clean model and from a freshly initialised Llama alike.
+  through 400 steps, from the shipped clean model and from a freshly initialised Llama alike (and
+  through 600 steps from a fresh Llama at lr 3e-3).
 The lookup (an induction-style circuit: find the option's text, copy the letter before it) does not
 form within a few hundred CPU steps at this size; a next try needs thousands of steps (a GPU), and
 only then the composition with vision (stage 2) and the leak.
