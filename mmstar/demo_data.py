@@ -1,8 +1,10 @@
 """A seeded generator of vision-indispensable demo samples in the MMStar schema.
 
-Every question is about a procedurally drawn 64x64 image and covers one of the 18 axes. Options
-come in a fixed order per question type and the answer value is drawn uniformly, so the text alone
-carries no cue: a text-only model is at chance by construction.
+Every question is about a procedurally drawn 64x64 image and covers one of the 18 axes. The answer
+value is drawn uniformly, so the text alone carries no cue: a text-only model is at chance by
+construction. Options come in a fixed order per question type (the bundled data), so a position
+names a value and a model can score without reading its options (the order probe shows it); with
+``vary_order`` each sample has its own seeded option order and a model must read them.
 """
 
 from __future__ import annotations
@@ -280,12 +282,15 @@ def _png(draw: Callable, rng: random.Random) -> bytes:
 _CODE_CHARS = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
-def make_sample(index: int, axis: str, rng: random.Random, split: str) -> Sample:
+def make_sample(index: int, axis: str, rng: random.Random, split: str, vary_order: bool = False) -> Sample:
     """Each question carries a random picture code, as real benchmark questions are distinct strings;
     the code says nothing about the answer, but it lets a model memorise leaked test items."""
     question, options, k, draw = BUILDERS[axis](rng)
     code = "".join(rng.choice(_CODE_CHARS) for _ in range(4))
     question = f"Picture {code}. {question}"
+    if vary_order:  # this sample's own option order (drawn only then: fixed-order data stays as shipped)
+        order = rng.sample(range(len(options)), len(options))
+        options, k = tuple(options[i] for i in order), order.index(k)
     letters = "ABCD"
     body = ", ".join(f"{letters[i]}: {text}" for i, text in enumerate(options))
     cap = capability_of_axis(axis)
@@ -298,13 +303,30 @@ def make_sample(index: int, axis: str, rng: random.Random, split: str) -> Sample
     )
 
 
-def generate(per_axis: int = 10, seed: int = 0, split: str = "test", start_index: int = 0) -> Benchmark:
-    """``per_axis`` samples for each of the 18 axes, interleaved, deterministic for a seed."""
+def generate(per_axis: int = 10, seed: int = 0, split: str = "test", start_index: int = 0,
+             vary_order: bool = False) -> Benchmark:
+    """``per_axis`` samples for each of the 18 axes, interleaved, deterministic for a seed (and
+    ``vary_order``: each sample's options in their own seeded order)."""
     rng = random.Random(f"{seed}-{split}")  # noqa: S311  seeded synthetic data, not a secret
     samples = []
     index = start_index
     for _ in range(per_axis):
         for axis in BUILDERS:
-            samples.append(make_sample(index, axis, rng, split))
+            samples.append(make_sample(index, axis, rng, split, vary_order))
             index += 1
     return Benchmark(f"mmstar-demo-{split}", samples)
+
+
+def canonical(sample: Sample) -> Sample:
+    """``sample`` with its options in its question type's fixed order (the answer moved with its
+    text): the first stage of the demo models' curriculum, where a position still names a value."""
+    fixed = BUILDERS[sample.l2_category](random.Random(0))[1]  # noqa: S311  only the option tuple is read
+    if set(fixed) != set(sample.options.values()):
+        return sample
+    letters = list(sample.options)
+    value = sample.options.get(sample.answer)
+    options = dict(zip(letters, fixed))
+    stem = sample.question.split("\nOptions:")[0]
+    body = ", ".join(f"{k}: {v}" for k, v in options.items())
+    return sample.with_(question=f"{stem}\nOptions: {body}", options=options,
+                        answer=letters[fixed.index(value)] if value in fixed else sample.answer)

@@ -1,6 +1,11 @@
 """The shipped demo assets reproduce the demo's figures: MG clearly positive for the clean model with
-ML near 0, ML clearly positive for the contaminated one. A regression in image handling, prompt
-building or scoring shows up here as a broken metric."""
+ML near 0, ML clearly positive for the contaminated one; the clean model reads its options (its S_v
+holds when they are rotated), the contaminated one is caught by the probes. A regression in image
+handling, prompt building or scoring shows up here as a broken metric. The figures themselves:
+scripts/demo_probe_check.py (quoted in the README's demo section).
+
+The shipped data keeps one option order per question type and the shipped models learnt positions
+(issue 21 item 4 is open): the reading test below is a strict xfail until a model that reads is shipped."""
 
 import json
 import os
@@ -48,6 +53,28 @@ def test_mmstar_demo_reproduces_the_figures(tmp_path):
     assert 15 <= clean["S_t"] <= 35  # the base LLM knows the format, not the answers: chance is 25
     assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "radar.png").read_bytes()[:4] == b"\x89PNG"
     assert "demo-clean" in proc.stdout and "MG" in proc.stdout
+
+
+@pytest.mark.slow  # 3 x 360 v requests
+@pytest.mark.xfail(strict=True, raises=AssertionError,
+                   reason="issue 21.4: the shipped demo models classify answer positions (S_v 96.39, rotated 6.02 "
+                          "as a mean of 3 shifts); scripts/train_demo_reader.py did not converge")
+def test_the_clean_demo_model_reads_its_options(tmp_path):
+    """Every cyclic rotation of the options (the answer moved with its text) keeps the clean model's
+    S_v within 10 points of the original order: it answers the option, not a position."""
+    import mmstar
+    from mmstar.probes import rotations
+    from mmstar.sample import Benchmark
+
+    bench = load_benchmark(DEMO_TEST)
+    bench = Benchmark("mmstar-demo", list(bench), bench.origin)
+    run = {"modes": ["v"], "shots": 0, "max_new_tokens": 8, "progress": False, "batch_size": 32}
+    clean = str(DEMO_MODELS / "clean")
+    original = mmstar.evaluate(clean, data=bench, out=tmp_path, label="r0", **run)["S_v"]
+    rotated = [mmstar.evaluate(clean, data=rotations(bench, k), out=tmp_path, label=f"r{k}", **run)["S_v"]
+               for k in (1, 2, 3)]
+    assert original >= 60, original
+    assert abs(original - sum(rotated) / 3) <= 10, (original, rotated)
 
 
 @pytest.mark.slow
