@@ -16,7 +16,7 @@ import streamlit as st
 from mmstar.viewer import charts
 from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
-from mmstar.viewer.samples import FLAGS, SampleFilter, diff, filter_samples, flags, hits, page, radar_axes
+from mmstar.viewer.samples import FLAGS, SampleFilter, diff, filter_samples, flags, hits, page, paired, radar_axes
 from mmstar.viewer.samples import sample_list as list_table
 
 from mmstar import taxonomy
@@ -221,6 +221,12 @@ def page_diff(view: ViewData, matcher: str) -> None:
     counts, table = diff(view.run(a).frame, view.run(b).frame, matcher, mode)
     for col, (name, n) in zip(st.columns(len(counts)), counts.items()):
         col.metric(name, n)
+    if counts["common samples"]:
+        p = paired(view.run(a).frame, view.run(b).frame, matcher, mode, view.seed)
+        st.text(f"A - B = {p['difference']:.2f} points, 95% paired bootstrap interval "
+                f"[{p['difference_low']:.2f}, {p['difference_high']:.2f}]"
+                f"{' (spans 0)' if p['spans_zero'] else ''}; McNemar exact p = {p['mcnemar_p']:.4g} "
+                f"({p['mcnemar_only_a']} only A right, {p['mcnemar_only_b']} only B right)")
     st.dataframe(table, hide_index=True, key="diff-table")
 
 

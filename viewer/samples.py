@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -110,6 +111,18 @@ def diff(a: pd.DataFrame, b: pd.DataFrame, matcher: str, mode: str = "v") -> tup
                           "A prediction": differ[f"{mode}_pred_a"], "A": ra[ra != rb].map(_MARKS),
                           "B prediction": differ[f"{mode}_pred_b"], "B": rb[ra != rb].map(_MARKS)})
     return counts, table
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, matcher: str, mode: str = "v", seed: int = 0) -> dict[str, Any]:
+    """A minus B on their common samples in ``mode``: the paired difference with its bootstrap interval
+    and McNemar's exact p (``mmstar.metrics.probes.compare``, as ``mmstar leaderboard --compare``)."""
+    from mmstar.metrics.probes import compare
+
+    def table(frame: pd.DataFrame) -> dict[int, bool]:
+        done = frame[frame[f"{mode}_pred"].notna()]
+        return dict(zip(done["index"].astype(int), done[f"{mode}_{matcher}"].astype(bool)))
+
+    return compare(table(a), table(b), seed)
 
 
 # ---------------------------------------------------------------- chart data
