@@ -32,7 +32,9 @@ SCORING_COLUMNS = ["S_v_official", "S_v_robust", "S_v_robust_judge", "judge_deci
 CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
               "wv_minus_t_high", "ML_spans_zero"]
 # "extracted": S_t ran the LVLM's own LM cut out by `mmstar backbone extract`, not the original LLM
-COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"] + SCORING_COLUMNS
+# format compliance per mode: % of replies the official matcher can read (a letter where it looks)
+FORMAT_COLUMNS = ["format_v", "format_wv", "format_t"]
+COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"] + SCORING_COLUMNS + FORMAT_COLUMNS
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -55,6 +57,7 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
         row[cap.code] = _r(cats.get(cap.name))
     row.update(_intervals(run, matcher, seed))
     row.update(scoring_columns(v, *(run.summary("v", m) if v else None for m in MATCHERS)))
+    row.update({f"format_{m}": _r((summaries[m] or {}).get("format_compliance")) for m in summaries})
     return row
 
 
@@ -127,7 +130,8 @@ def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                    MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
                    matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"], protocol=protocol,
                    S_t_kind="extracted" if any(r.get("S_t_kind") for r in group) else None,
-                   dtype=group[0]["dtype"] if len({r["dtype"] for r in group}) == 1 else "mixed")
+                   dtype=group[0]["dtype"] if len({r["dtype"] for r in group}) == 1 else "mixed",
+                   **{c: mean(c) for c in FORMAT_COLUMNS})
         out.append(avg)
     return out
 
@@ -137,9 +141,10 @@ def build_rows(runs: Sequence[Run], matcher: str = "official", seed: int = 0) ->
     return rows + average_rows(rows)
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, columns: Sequence[str] = COLUMNS) -> None:
+    """The rows in ``columns`` (all of COLUMNS by default; a subset writes an older layout)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=list(columns), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})

@@ -132,3 +132,63 @@ def test_the_viewer_diff_page_shows_the_same_paired_figures(pair, monkeypatch):
     at.radio(key="diff-mode").set_value("wv").run()
     assert any(t.value.startswith("A - B = 0.00 points") and "(spans 0)" in t.value and "p = 1 " in t.value
                for t in at.text)
+
+
+# ------------------------------------------------------------------ format compliance
+
+ABCD = "ABCD"
+
+
+@pytest.mark.parametrize("reply, readable", [
+    ("B", True), (" c.\n", True), ("(D) green", True), ("Option A", True), ("The answer is C.", True),
+    ("a cat", True),  # the official rule's known fault: any reply starting with "a" reads as A
+    ("E", False),  # not one of the options
+    ("I think it is B", False), ("**B**", False), ("", False), ("(", False), ("the answer is ", False),
+    ("Answer: B", True),  # read, as A: readable is not right
+    ("The correct option is B", False),
+])
+def test_official_readable(reply, readable):
+    from mmstar.matching import official_readable
+
+    assert official_readable(reply, ABCD) is readable
+
+
+def test_what_the_official_matcher_counts_as_a_hit_is_always_readable():
+    from pathlib import Path
+
+    from mmstar.matching import official_match, official_readable
+
+    cases = json.loads((Path(__file__).parent / "data" / "extraction_cases.json").read_text())
+    checked = 0
+    for case in cases:
+        letters = case["options"] or ABCD
+        for letter in letters:
+            if official_match(case["response"], letter):
+                assert official_readable(case["response"], letters), case
+                checked += 1
+    assert checked > 50
+
+
+def test_format_compliance_per_mode_in_scores_json_the_leaderboard_and_the_viewer(tmp_path):
+    from mmstar.metrics.leaderboard import FORMAT_COLUMNS, build_rows, write_csv
+    from mmstar.viewer import data
+
+    # v: every reply a letter; wv: 5 of 20 in prose (wrong and unreadable); t: 10 of 20 in prose
+    prose = "I would need to see the picture."
+    run_dir = write_run(tmp_path, "m", {"v": V_A, "wv": WV_A, "t": V_B},
+                        replies={"wv": dict.fromkeys(range(15, 20), prose), "t": dict.fromkeys(range(10), prose)})
+    scores = json.loads((run_dir / "scores.json").read_text())
+    assert [scores[m]["format_compliance"] for m in ("v", "wv", "t")] == [100.0, 75.0, 50.0]
+    rows = build_rows([open_run(run_dir)])
+    assert [rows[0][c] for c in FORMAT_COLUMNS] == [100.0, 75.0, 50.0]
+    write_csv(rows, tmp_path / "lb.csv")
+    got = next(csv.DictReader((tmp_path / "lb.csv").open()))
+    assert [got[c] for c in ("format_v", "format_wv", "format_t")] == ["100.0", "75.0", "50.0"]
+    row = data.load([run_dir]).leaderboard("official")[0]
+    assert [row[c] for c in FORMAT_COLUMNS] == [100.0, 75.0, 50.0]
+    # a failed request is no reply: left out of the share, not counted as unreadable
+    lines = (run_dir / "t.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    first.update(prediction="", error="timeout")
+    (run_dir / "t.jsonl").write_text("\n".join([json.dumps(first), *lines[1:]]) + "\n")
+    assert open_run(run_dir).summary("t")["format_compliance"] == pytest.approx(100 * 10 / 19)

@@ -82,6 +82,8 @@ def leaderboard_frame(rows: list[dict], with_judge: bool) -> pd.DataFrame:
     out["macro"], out["n"], out["unparsed v"] = df["macro"], df["n"], df["unparsed_v"]
     if with_judge:
         out["judged v"] = df["judged_v"]
+    for m in MODES:  # format compliance: % of replies the official matcher can read
+        out[f"format {m}"] = df.get(f"format_{m}")
     return out
 
 
@@ -89,10 +91,12 @@ def page_leaderboard(view: ViewData, matcher: str) -> None:
     st.header("Leaderboard")
     rows = view.leaderboard(matcher)
     st.caption("Click a column header to sort. Scores are recomputed from the prediction files; 95% seeded "
-               "bootstrap intervals (paired for MG and S_wv - S_t; ML = max(0, S_wv - S_t)).")
+               "bootstrap intervals (paired for MG and S_wv - S_t; ML = max(0, S_wv - S_t)). format v / wv / t: "
+               "the share of replies the official matcher can read (a letter where it looks).")
     st.dataframe(leaderboard_frame(rows, matcher == "judge"), hide_index=True, key="board",
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
-                                ("S_v", "S_wv", "S_t", "MG", "ML", "macro", *taxonomy.CODES)})
+                                ("S_v", "S_wv", "S_t", "MG", "ML", "macro", *taxonomy.CODES,
+                                 *(f"format {m}" for m in MODES))})
     for r in rows:
         if r.get("MG_spans_zero"):
             st.text(f"{r['model']} / {r['benchmark']}: MG interval {_fmt_ci(r['MG_low'], r['MG_high'])} spans 0")

@@ -57,7 +57,8 @@ def leaderboard_html(rows: Sequence[dict[str, Any]]) -> str:
     """The leaderboard as a table; each figure cell names its run and column (``data-run`` /
     ``data-col``) so a reader (or a test) can find it."""
     codes = [c for c in taxonomy.CODES if any(r.get(c) is not None for r in rows)]
-    head = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML (S_wv - S_t)", *codes, "macro", "n", "unparsed v"]
+    head = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML (S_wv - S_t)", *codes, "macro", "n", "unparsed v",
+            "format v", "format wv", "format t"]
     out = ["<table id=leaderboard><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         run = _e(r.get("run") or f"{r['model']} / {r['benchmark']}")
@@ -69,7 +70,8 @@ def leaderboard_html(rows: Sequence[dict[str, Any]]) -> str:
                    + cell("S_v", _ci(r.get("S_v_low"), r.get("S_v_high"))) + cell("S_wv") + cell("S_t")
                    + cell("MG", _ci(r.get("MG_low"), r.get("MG_high")))
                    + cell("ML", _ci(r.get("wv_minus_t_low"), r.get("wv_minus_t_high")))
-                   + "".join(cell(c) for c in codes) + cell("macro") + cell("n") + cell("unparsed_v") + "</tr>")
+                   + "".join(cell(c) for c in codes) + cell("macro") + cell("n") + cell("unparsed_v")
+                   + "".join(cell(f"format_{m}") for m in ("v", "wv", "t")) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -128,7 +130,8 @@ def build_html(view: ViewData, images: Images, matcher: str = "official", max_le
 <body>
 <h1>mmstar report</h1>
 <p class=note>{len(view.runs)} run(s); scores recomputed from the prediction files with the {_e(matcher)} matcher;
-95% bootstrap intervals in grey (ML's is that of S_wv - S_t). mmstar {_e(__version__)}, {_e(when)}.</p>
+95% bootstrap intervals in grey (ML's is that of S_wv - S_t); format: % of replies the official matcher can read.
+mmstar {_e(__version__)}, {_e(when)}.</p>
 {f'<h2>Problems</h2><ul class=problems>{problems}</ul>' if problems else ''}
 <h2>Leaderboard</h2>
 {leaderboard_html(rows)}
