@@ -100,7 +100,7 @@ def test_order_figures_tell_a_position_follower_from_a_reader():
     for choices, circular, flagged in ((reader, 100.0, 0), (slot, 0.0, n)):
         hits = {k: {i: choices[k][i] == shifted(answers[i], k) for i in range(n)} for k in range(4)}
         fig = order_figures(hits, choices)
-        assert fig["circular"] == circular and fig["follows_position"] == flagged and fig["rotations"] == 3
+        assert fig["circular"] == circular and fig["follows_position"] == flagged and fig["n"] == n
     # a slot-guesser scores 25% on the original order and on average, so its sensitivity is ~0 but its
     # CircularEval is 0: the flag, not the sensitivity, is what gives it away here
     hits = {k: {i: slot[k][i] == shifted(answers[i], k) for i in range(n)} for k in range(4)}
