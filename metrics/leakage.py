@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from mmstar.atomic import atomic_write_text
 from mmstar.runs import Run
 from mmstar.scoring import gain_and_leakage
 
-__all__ = ["average_gain_leakage", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
+__all__ = ["average_gain_leakage", "evidence", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,50 @@ def average_gain_leakage(per_bench: Sequence[BenchScores]) -> tuple[float | None
     return (sum(mgs) / len(mgs) if mgs else None, sum(mls) / len(mls) if mls else None)
 
 
+# the per-sample flags of the leakage probes (mmstar.probes.sample_flags) -> the probe's short name
+PROBE_FLAGS = {"follows_position": "order", "reproduces_masked": "slots", "same_answer_any_image": "swap"}
 LEAK_COLUMNS = ["model", "benchmark", "index", "source", "category", "l2_category", "question", "answer",
-                "wv_prediction", "t_prediction", "t_hit", "backbone_missed"]
+                "wv_prediction", "t_prediction", "t_hit", "backbone_missed", *PROBE_FLAGS, "evidence"]
+
+
+def evidence(backbone_missed: bool | None, flags: Mapping[str, bool]) -> str:
+    """What points at leakage on one sample, ``+``-joined: "ML" (right without the image, its LLM
+    backbone wrong text-only) and each probe whose flag is set ("order", "slots", "swap"). A sample
+    marked "ML+order" is flagged by ML and by a probe: two independent kinds of evidence."""
+    found = ["ML"] if backbone_missed else []
+    found += [probe for flag, probe in PROBE_FLAGS.items() if flags.get(flag)]
+    return "+".join(found)
+
+
+def probe_sample_flags(run: Run) -> dict[int, dict[str, bool]]:
+    """index -> the flags of the probes that ran on this run ({} when none ran)."""
+    if not run.probe_records:
+        return {}
+    from mmstar.probes import sample_flags
+
+    return sample_flags(run)
 
 
 def leakage_rows(run: Run, matcher: str = "official") -> list[dict[str, object]]:
     """Samples the LVLM answered without the image (``wv`` hit); ``backbone_missed`` marks those its
-    LLM backbone got wrong text-only (``t`` miss): the sample-level evidence behind ML."""
+    LLM backbone got wrong text-only (``t`` miss): the sample-level evidence behind ML. Each probe
+    that ran adds its flag (empty where the probe did not run), and ``evidence`` names what agrees."""
     wv_hits, t_hits = run.hits("wv", matcher), run.hits("t", matcher)
     t_pred = {r.index: r.prediction for r in run.records.get("t") or []}
+    probe_flags = probe_sample_flags(run)
     rows = []
     for rec in run.records.get("wv") or []:
         if not wv_hits.get(rec.index):
             continue
         t_hit = t_hits.get(rec.index)
+        flags = probe_flags.get(rec.index, {})
         rows.append({
             "model": run.model, "benchmark": run.benchmark, "index": rec.index, "source": rec.source,
             "category": rec.category, "l2_category": rec.l2_category, "question": rec.question, "answer": rec.answer,
             "wv_prediction": rec.prediction, "t_prediction": t_pred.get(rec.index, ""),
             "t_hit": "" if t_hit is None else t_hit, "backbone_missed": "" if t_hit is None else not t_hit,
+            **{flag: flags.get(flag, "") for flag in PROBE_FLAGS},
+            "evidence": evidence(t_hit is not None and not t_hit, flags),
         })
     return rows
 

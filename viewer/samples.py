@@ -13,6 +13,7 @@ from mmstar import taxonomy
 from mmstar.runs import MODES
 
 from .data import ViewData
+from .probes import FLAG_COLUMNS, evidence_column
 
 FLAGS = {
     "leaked": "right without the image (wv), its LLM wrong (t)",
@@ -62,9 +63,12 @@ def filter_samples(frame: pd.DataFrame, matcher: str, f: SampleFilter) -> pd.Dat
     if f.sources:
         keep &= frame["source"].isin(list(f.sources))
     if f.flag:
-        if f.flag not in FLAGS:
-            raise ValueError(f"unknown flag {f.flag!r}; choose from {', '.join(FLAGS)}")
-        keep &= flags(frame, matcher)[f.flag]
+        if f.flag in FLAG_COLUMNS:  # a leakage probe's flag: only samples the probe ran on and flagged
+            keep &= frame[f.flag].fillna(False).astype(bool)
+        elif f.flag in FLAGS:
+            keep &= flags(frame, matcher)[f.flag]
+        else:
+            raise ValueError(f"unknown flag {f.flag!r}; choose from {', '.join([*FLAGS, *FLAG_COLUMNS])}")
     if f.unparsed:
         keep &= frame[[f"{m}_unparsed" for m in MODES]].eq(True).any(axis=1)
     if f.search.strip():
@@ -84,8 +88,27 @@ def sample_list(frame: pd.DataFrame, matcher: str) -> pd.DataFrame:
                         "question": frame["question"].str.slice(0, 120), "answer": frame["answer"]})
     for m in MODES:
         out[m] = h[m].map(_MARKS).fillna("-")
-    out["flags"] = fl.apply(lambda r: ", ".join(k for k in FLAGS if r[k]), axis=1) if len(fl) else ""
+    ran = probes_ran(frame)
+    if ran:
+        fl = pd.concat([fl, frame[ran].fillna(False).astype(bool)], axis=1)
+    names = [*FLAGS, *ran]
+    out["flags"] = fl.apply(lambda r: ", ".join(k for k in names if r[k]), axis=1) if len(fl) else ""
+    if ran:  # what points at leakage: ML (the leaked flag) and each probe that flagged the sample
+        out["evidence"] = evidence_column(frame, fl["leaked"])
     return out
+
+
+def probes_ran(frame: pd.DataFrame) -> list[str]:
+    """The probe flag columns (FLAG_COLUMNS) with a value on some sample: the probes that ran."""
+    return [c for c in FLAG_COLUMNS if c in frame and frame[c].notna().any()]
+
+
+def sample_flags_of(frame: pd.DataFrame, matcher: str) -> list[str]:
+    """The flags set on each row's sample, FLAGS then the probes' (one string list per row)."""
+    fl = flags(frame, matcher)
+    ran = probes_ran(frame)
+    probe = frame[ran].fillna(False).astype(bool)
+    return [[k for k in FLAGS if fl[k].iloc[i]] + [c for c in ran if probe[c].iloc[i]] for i in range(len(frame))]
 
 
 def page(frame: pd.DataFrame, number: int, size: int) -> pd.DataFrame:

@@ -1,0 +1,210 @@
+"""The leakage probes where users look (issue 21.2): the leaked-sample list's probe flags and
+``evidence``, and in ``mmstar view`` the probe table and the probe flags and filters of the sample
+browser (Streamlit AppTest).
+
+The run is written as the runner writes one: v/wv/t lines, and each probe's lines made by the
+runner's own ``probe_record`` from the core's work items (``mmstar.probes.probe_items``) with scripted
+replies; ``write_scores`` then scores it all, probes block included. Per index i of 12 samples:
+v always right; wv right on even i; t right on i % 4 == 0 (so ML's evidence, wv right and t wrong, on
+2, 6, 10); order: on i % 3 == 0 the original letter in every rotation (answers the position), else
+the moved answer (reads its options); slots: the hidden text written out on 2 and 6 in wv; swap:
+the v answer again on even i, another letter on odd i."""
+
+import csv
+import json
+
+import pandas as pd
+import pytest
+from conftest import make_samples
+from mmstar.evaluators.backends.base import Response
+from mmstar.evaluators.run.probes import probe_record
+from mmstar.metrics.leakage import LEAK_COLUMNS, write_leakage_csv
+from mmstar.viewer import data, samples
+from mmstar.viewer.probes import FLAG_COLUMNS, TABLE_COLUMNS, probe_rows
+from mmstar.viewer.samples import SampleFilter
+
+from mmstar.probes import probe_file, probe_items
+from mmstar.records import append_records
+from mmstar.runs import open_run, write_manifest, write_scores
+from mmstar.sample import Benchmark
+from mmstar.writers import write_benchmark
+
+N = 12
+FOLLOWS = [0, 3, 6, 9]
+REPRODUCES = [2, 6]
+SAME_ANSWER = [0, 2, 4, 6, 8, 10]
+# the leaked list: wv right (even i); what points at leakage on each
+EVIDENCE = {0: "order+swap", 2: "ML+slots+swap", 4: "swap", 6: "ML+order+slots+swap", 8: "swap",
+            10: "ML+swap"}
+
+
+def _wrong(answer: str) -> str:
+    return "B" if answer != "B" else "C"
+
+
+def _plain(i: int, answer: str, mode: str) -> str:
+    right = {"v": True, "wv": i % 2 == 0, "t": i % 4 == 0}[mode]
+    return answer if right else _wrong(answer)
+
+
+def _probe_reply(item, original) -> str:
+    i = item.sample.index
+    if item.probe == "order":
+        return original[i].answer if i % 3 == 0 else item.sample.answer
+    if item.probe == "slots":
+        return item.fields["target"] if item.mode == "wv" and i in REPRODUCES else "I do not know."
+    return original[i].answer if i % 2 == 0 else _wrong(original[i].answer)  # swap
+
+
+def _two_word_options(sample):
+    """Option texts of two words (the slots probe hides only texts worth remembering)."""
+    texts = ["red square", "green circle", "blue triangle", "yellow star"][:len(sample.options)]
+    options = dict(zip(sample.options, texts))
+    body = ", ".join(f"{k}: {v}" for k, v in options.items())
+    return sample.with_(options=options, question=f"What shape is number {sample.index}?\nOptions: {body}")
+
+
+def write_probe_run(root, model="leaky", probes=True):
+    items = [_two_word_options(s) for s in make_samples(N)]
+    bench = Benchmark("mini", items)
+    bench_path = write_benchmark(bench, root / f"{model}-mini.parquet")
+    run_dir = root / "runs" / model / "mini"
+    run_dir.mkdir(parents=True)
+    for mode in ("v", "wv", "t"):
+        lines = [{"index": s.index, "mode": mode, "prediction": _plain(s.index, s.answer, mode), "answer": s.answer,
+                  "category": s.category, "l2_category": s.l2_category, "source": s.source, "question": s.question,
+                  "options": s.options, "error": None} for s in items]
+        (run_dir / f"{mode}.jsonl").write_text("".join(json.dumps(x) + "\n" for x in lines))
+    if probes:
+        original = {s.index: s for s in items}
+        for probe, modes in (("order", ("v", "wv", "t")), ("slots", ("wv", "t")), ("swap", ("v",))):
+            for mode in modes:
+                work = probe_items(bench, probe, mode, seed=0)
+                records = [probe_record(it, Response(text=_probe_reply(it, original))) for it in work]
+                append_records(run_dir / f"{probe_file(probe, mode)}.jsonl", records)
+    write_manifest(run_dir, {"model_label": model, "benchmark": "mini", "prompt": "official", "shots": 0,
+                             "dataset": str(bench_path), "n_samples": N,
+                             **({"probes": {"version": "mmstar-probes-v1", "seed": 0}} if probes else {})})
+    write_scores(run_dir)
+    return run_dir
+
+
+@pytest.fixture
+def probed(tmp_path):
+    return write_probe_run(tmp_path)
+
+
+def _flagged(frame, column):
+    return frame["index"][frame[column].fillna(False).astype(bool)].tolist()
+
+
+def test_the_fixture_is_scored_with_a_probes_block(probed):
+    block = json.loads((probed / "scores.json").read_text())["probes"]
+    assert set(block["order"]) == {"v", "wv", "t"} and set(block["slots"]) == {"wv", "t"}
+    assert set(block["swap"]) == {"v"}
+    assert block["slots"]["wv"]["reproduced"] == len(REPRODUCES) and block["slots"]["t"]["reproduced"] == 0
+    assert block["swap"]["v"]["same_answer"] == len(SAME_ANSWER)
+
+
+def test_leaked_list_gains_the_probe_flags_and_marks_ml_and_probe_evidence(probed, tmp_path):
+    plain = write_probe_run(tmp_path / "plain", model="plain", probes=False)
+    out = tmp_path / "leaked.csv"
+    assert write_leakage_csv([open_run(probed), open_run(plain)], out) == 12
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == LEAK_COLUMNS
+    leaky = {int(r["index"]): r for r in rows if r["model"] == "leaky"}
+    assert {i: r["evidence"] for i, r in leaky.items()} == EVIDENCE
+    assert [i for i, r in leaky.items() if r["follows_position"] == "True"] == [i for i in FOLLOWS if i in EVIDENCE]
+    assert [i for i, r in leaky.items() if r["reproduces_masked"] == "True"] == REPRODUCES
+    assert all(r["same_answer_any_image"] == "True" for r in leaky.values())
+    assert {r["backbone_missed"] for i, r in leaky.items() if "ML" in r["evidence"]} == {"True"}
+    # no probe ran: the flags are empty (not False), the evidence is ML's alone
+    others = [r for r in rows if r["model"] == "plain"]
+    flags = {(r["follows_position"], r["reproduces_masked"], r["same_answer_any_image"]) for r in others}
+    assert flags == {("", "", "")}
+    assert {int(r["index"]): r["evidence"] for r in others} == {0: "", 2: "ML", 4: "", 6: "ML", 8: "", 10: "ML"}
+
+
+def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
+    plain = write_probe_run(tmp_path / "plain", model="plain", probes=False)
+    view = data.load([probed, plain])
+    block = view.probes("leaky / mini")
+    assert block == json.loads((probed / "scores.json").read_text())["probes"]  # the figures scores.json holds
+    assert view.probes("plain / mini") is None
+    rows = probe_rows("leaky / mini", block)
+    assert [(r["probe"], r["mode"]) for r in rows][:2] == [("order", "v"), ("order", "v")]
+    assert {(r["probe"], r["mode"]) for r in rows} == {("order", "v"), ("order", "wv"), ("order", "t"),
+                                                       ("slots", "wv"), ("slots", "t"), ("swap", "v")}
+    assert len(rows) == 3 * 2 + 2 + 3 and all(list(r) == TABLE_COLUMNS for r in rows)
+    sens = next(r for r in rows if r["probe"] == "order" and r["mode"] == "wv" and "sensitivity" in r["figure"])
+    fig = block["order"]["wv"]
+    assert (sens["value"], sens["low"], sens["high"], sens["fires"]) == (
+        fig["sensitivity"], fig["sensitivity_low"], fig["sensitivity_high"], fig["fires"])
+    slots = next(r for r in rows if r["probe"] == "slots" and r["mode"] == "wv")
+    assert slots["flagged"] == len(REPRODUCES) and slots["n"] == block["slots"]["wv"]["n"]
+    assert probe_rows("plain / mini", None) == []
+
+    frame = view.run("leaky / mini").frame
+    assert _flagged(frame, "follows position") == FOLLOWS
+    assert _flagged(frame, "reproduces masked") == REPRODUCES
+    assert _flagged(frame, "same answer any image") == SAME_ANSWER
+    f = samples.filter_samples
+    assert f(frame, "official", SampleFilter(flag="reproduces masked"))["index"].tolist() == REPRODUCES
+    assert f(frame, "official", SampleFilter(flag="follows position", categories=["coarse perception"])
+             )["index"].tolist() == [0, 6]
+    listed = samples.sample_list(frame, "official")
+    assert listed["evidence"][6] == "ML+order+slots+swap" and listed["evidence"][1] == ""
+    assert listed["flags"][6] == "leaked, follows position, reproduces masked, same answer any image"
+    # a run without probes: NA flags, no evidence column, the probe filters select nothing
+    other = view.run("plain / mini").frame
+    assert other["follows position"].isna().all() and samples.probes_ran(other) == []
+    assert "evidence" not in samples.sample_list(other, "official")
+    assert f(other, "official", SampleFilter(flag="follows position")).empty
+
+
+def _app(monkeypatch, paths):
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+
+    app = str(__import__("pathlib").Path(data.__file__).with_name("app.py"))
+    monkeypatch.setenv("MMSTAR_VIEW_PATHS", json.dumps([str(p) for p in paths]))
+    at = AppTest.from_file(app, default_timeout=60).run()
+    assert not at.exception, at.exception
+    return at
+
+
+def test_app_probe_table_and_the_sample_browser_probe_flags(monkeypatch, probed, tmp_path):
+    plain = write_probe_run(tmp_path / "plain", model="plain", probes=False)
+    at = _app(monkeypatch, [probed, plain])
+    at.sidebar.radio(key="page").set_value("Probes").run()
+    assert not at.exception, at.exception
+    block = json.loads((probed / "scores.json").read_text())["probes"]
+    fired = block["fired"]
+    assert f"leaky / mini: {'fires: ' + ', '.join(fired) if fired else 'no probe fires'}" in [t.value for t in at.text]
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["run", "probe", "mode", "n", "figure", "value", "95%", "flagged", "fires"]
+    assert set(table["run"]) == {"leaky / mini"} and len(table) == 11
+    circ = table[(table["mode"] == "t") & table["figure"].str.startswith("CircularEval")].iloc[0]
+    fig = block["order"]["t"]
+    assert circ["value"] == fig["circular"]
+    assert circ["95%"] == f"[{fig['circular_low']:.2f}, {fig['circular_high']:.2f}]"
+    # the sample browser: the probe flags are filters, and a sample says what points at leakage
+    at.sidebar.radio(key="page").set_value("Samples").run()
+    assert "follows position" in at.sidebar.selectbox(key="f-flag").options
+    at.sidebar.selectbox(key="f-flag").set_value("follows position").run()
+    assert at.dataframe[0].value["index"].tolist() == FOLLOWS
+    at.selectbox(key="sample").set_value(6).run()
+    texts = [t.value for t in at.text]
+    assert "flags: leaked, follows position, reproduces masked, same answer any image" in texts
+    assert any(t.startswith("leakage evidence: ML+order+slots+swap (probes run on this sample: ") for t in texts)
+    at.selectbox(key="model-a").set_value("plain / mini").run()
+    assert "follows position" not in at.sidebar.selectbox(key="f-flag").options
+    assert not at.exception
+
+
+def test_app_probes_page_without_probes_says_so(monkeypatch, tmp_path):
+    plain = write_probe_run(tmp_path, model="plain", probes=False)
+    at = _app(monkeypatch, [plain])
+    at.sidebar.radio(key="page").set_value("Probes").run()
+    assert "No run here has probe records" in at.info[0].value
+    assert pd.isna(data.load([plain]).run("plain / mini").frame[list(FLAG_COLUMNS)]).all(axis=None)
