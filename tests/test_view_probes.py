@@ -56,16 +56,20 @@ def _probe_reply(item, original) -> str:
     return original[i].answer if i % 2 == 0 else _wrong(original[i].answer)  # swap
 
 
-def _two_word_options(sample):
+SCRIPT = "<script>window.pwned=1</script><b>bold</b>"
+
+
+def _two_word_options(sample, stem=""):
     """Option texts of two words (the slots probe hides only texts worth remembering)."""
     texts = ["red square", "green circle", "blue triangle", "yellow star"][:len(sample.options)]
     options = dict(zip(sample.options, texts))
     body = ", ".join(f"{k}: {v}" for k, v in options.items())
-    return sample.with_(options=options, question=f"What shape is number {sample.index}?\nOptions: {body}")
+    return sample.with_(options=options, question=f"{stem}What shape is number {sample.index}?\nOptions: {body}")
 
 
-def write_probe_run(root, model="leaky", probes=True):
-    items = [_two_word_options(s) for s in make_samples(N)]
+def write_probe_run(root, model="leaky", probes=True, html=False):
+    """The run described above; ``html`` puts SCRIPT into sample 6's question (the slots prompt too)."""
+    items = [_two_word_options(s, SCRIPT if html and s.index == 6 else "") for s in make_samples(N)]
     bench = Benchmark("mini", items)
     bench_path = write_benchmark(bench, root / f"{model}-mini.parquet")
     run_dir = root / "runs" / model / "mini"
