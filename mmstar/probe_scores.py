@@ -19,12 +19,15 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .probe_figures import order_figures, rate_figures, swap_figures
-from .probes import PROBE_MODES, PROBE_PROMPT_VERSION, PROBES, probe_file, slot_reply_matches
+from .probe_variants import PROBE_MODES, PROBE_PROMPT_VERSION, PROBES, probe_file, slot_reply_matches
 from .scoring import hit_of
 
 if TYPE_CHECKING:
     from .records import PredictionRecord
-    from .runs import Run
+
+# a read run (mmstar.runs.Run: records, probe_records, manifest, assessor); not imported, so that
+# runs can import this module to put the probes block into scores.json
+Run = Any
 
 ORDER_FIRES_IN = ("wv", "t")
 SLOTS_FIRE_IN = ("wv", "t")
