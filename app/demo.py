@@ -96,7 +96,7 @@ def run_demo(out: Path, batch_size: int = 32, quiet: bool = False, device: str =
 def _probes(models: list[tuple[str, str, str]], bench: Benchmark, out: Path, batch_size: int, quiet: bool,
             device: str, dtype: str, limit: int | None) -> None:
     """Run the probes on every demo model and print the probe table (ML misses what they catch)."""
-    from mmstar.probe_scores import probe_table
+    from mmstar.probes import probe_table
 
     start = time.perf_counter()
     n = len(bench) if limit is None else min(limit, len(bench))

@@ -19,12 +19,15 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .probe_figures import order_figures, rate_figures, swap_figures
-from .probes import PROBE_MODES, PROBE_PROMPT_VERSION, PROBES, probe_file, slot_reply_matches
+from .probe_variants import PROBE_MODES, PROBE_PROMPT_VERSION, PROBES, probe_file, slot_reply_matches
 from .scoring import hit_of
 
 if TYPE_CHECKING:
     from .records import PredictionRecord
-    from .runs import Run
+
+# a read run (mmstar.runs.Run: records, probe_records, manifest, assessor); not imported, so that
+# runs can import this module to put the probes block into scores.json
+Run = Any
 
 ORDER_FIRES_IN = ("wv", "t")
 SLOTS_FIRE_IN = ("wv", "t")
@@ -145,3 +148,28 @@ def sample_flags(run: Run, matcher: str = "official") -> dict[int, dict[str, boo
             for index, flag in fig["flags"].items():
                 out[index][names[probe]] = out[index].get(names[probe], False) or bool(flag)
     return dict(out)
+
+
+def probe_table(block: dict[str, Any]) -> str:
+    """The console table of a ``probes`` block: one line per probe and mode, its figure with the
+    interval, the flagged samples, and whether it fires."""
+    def iv(fig: dict[str, Any], key: str) -> str:
+        value = fig.get(key)
+        if value is None:
+            return "-"
+        return f"{value:6.2f} [{fig[f'{key}_low']:6.2f}, {fig[f'{key}_high']:6.2f}]"
+
+    lines = [f"leakage probes ({block.get('version')}, seed {block.get('seed')})"]
+    for mode, fig in (block.get("order") or {}).items():
+        lines.append(f"  order  {mode:<2}  n {fig['n']:<5} CircularEval {iv(fig, 'circular')}  sensitivity "
+                     f"{iv(fig, 'sensitivity')}  follow position {fig['follows_position']}"
+                     + ("  FIRES" if fig["fires"] else ""))
+    for mode, fig in (block.get("slots") or {}).items():
+        lines.append(f"  slots  {mode:<2}  n {fig['n']:<5} reproduced {iv(fig, 'rate')}  samples {fig['reproduced']}"
+                     + ("  FIRES" if fig["fires"] else ""))
+    for mode, fig in (block.get("swap") or {}).items():
+        lines.append(f"  swap   {mode:<2}  n {fig['n']:<5} S_swap {iv(fig, 'S_swap')}  over chance "
+                     f"{iv(fig, 'excess')}  image dependence {iv(fig, 'image_dependence')}  same answer "
+                     f"{fig['same_answer']}" + ("  FIRES" if fig["fires"] else ""))
+    lines.append("  fired: " + (", ".join(block.get("fired") or []) or "none"))
+    return "\n".join(lines)

@@ -48,7 +48,7 @@ def prediction_path(run_dir: Path, mode: str) -> Path:
 
 def probe_path(run_dir: Path, name: str) -> Path:
     """A probe's record file (``name`` as ``mmstar.probes.probe_file`` makes it: ``order-v``)."""
-    from .probes import probe_files
+    from .probe_variants import probe_files
 
     if name not in probe_files():
         raise ValueError(f"unknown probe file {name!r}")
@@ -281,7 +281,7 @@ def _read_run(path: Path, strict: bool = True,
                 raise
             problems.append(f"{exc}; {mode} not shown")
     probe_records: dict[str, list[PredictionRecord]] = {}
-    from .probes import probe_files
+    from .probe_variants import probe_files
 
     for name in probe_files():
         file = path / f"{name}.jsonl"

@@ -76,7 +76,7 @@ def test_leaderboard_rows_equal_what_0_1_0_wrote(tmp_path):
     for matcher, name in (("official", "leaderboard.csv"), ("robust", "leaderboard-robust.csv")):
         rows = build_rows([open_run(d) for d in RUN_DIRS], matcher)
         old_header = (FIXTURE / name).read_text().splitlines()[0].split(",")
-        write_csv(rows, tmp_path / name, columns=old_header)  # 0.1.0's columns: byte for byte
+        write_csv(rows, tmp_path / name, fields=old_header)  # 0.1.0's columns: byte for byte
         assert (tmp_path / name).read_text() == (FIXTURE / name).read_text(), matcher
         write_csv(rows, tmp_path / name)  # today's: 0.1.0's columns, then the additions, and no other change
         assert (tmp_path / name).read_text().splitlines()[0].split(",") == old_header + ADDED_COLUMNS

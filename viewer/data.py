@@ -216,7 +216,7 @@ class ViewData:
             return None
         cache_key = f"{key}\x1f{matcher}"
         if cache_key not in self._probes:
-            from mmstar.probe_scores import probe_block
+            from mmstar.probes import probe_block
 
             self._probes[cache_key] = probe_block(run, SCORING[matcher], self.seed)
         return self._probes[cache_key]

@@ -1,5 +1,5 @@
 """The leakage probes in the viewer and the report (pure pandas): one table row per probe figure of
-a run's ``probes`` block (``mmstar.probe_scores.probe_block``, as ``scores.json`` holds it), and the
+a run's ``probes`` block (``mmstar.probes.probe_block``, as ``scores.json`` holds it), and the
 per-sample probe flags (``mmstar.probes.sample_flags``) as columns of a run's sample table.
 
 The table names each figure with its 95% interval, the samples the probe flagged, and whether the
