@@ -25,7 +25,11 @@ def test_report_has_the_leakage_evidence_section(tmp_path):
     section = _section(text)
     block = json.loads((run_dir / "scores.json").read_text())["probes"]
     fired = block["fired"]
-    assert html.escape(f"leaky / mini: {'fires: ' + ', '.join(fired) if fired else 'no probe fires'}") in section
+    assert "swap" in fired
+    assert html.escape(f"leaky / mini: fires: {', '.join(fired)}") in section
+    rows_per_mode = {"order": 2, "slots": 1, "swap": 3}  # the figures each probe shows per mode
+    assert section.count("<td>fires</td>") == sum(rows_per_mode[p] for p in rows_per_mode
+                                                  for fig in block[p].values() if fig["fires"])
     # every figure of the block, with its interval, found by run / probe / mode / figure
     for probe, fig_key, label in (("order", "circular", "CircularEval accuracy"),
                                   ("order", "sensitivity", "order sensitivity (original - rotated)"),
@@ -43,10 +47,10 @@ def test_report_has_the_leakage_evidence_section(tmp_path):
     marks = dict(re.findall(r'data-run="leaky / mini" data-index="(\d+)">([^<]*)</td>', section))
     assert {int(i): e for i, e in marks.items() if int(i) in EVIDENCE} == EVIDENCE
     # most kinds of evidence first, ML's counting one more; ties in sample order
-    assert list(marks) == ["6", "2", "10", "0", "3", "4", "8", "9"]
-    assert marks["3"] == "order"  # wv wrong on 3: not leaked, yet it follows position
-    # flagged by a probe: {0, 3, 6, 9} | {2, 6} | the even ones = 8; by ML too: 2, 6, 10
-    assert "leaky / mini: 8 sample(s) flagged by a probe, 3 of them by ML too" in section
+    assert list(marks) == ["6", "2", "10", "0", "3", "9", "1", "4", "5", "7", "8", "11"]
+    assert marks["3"] == "order+swap"  # wv wrong on 3: not leaked, yet it follows position
+    # flagged by a probe: every sample (swap); by ML too: 2, 6, 10
+    assert "leaky / mini: 12 sample(s) flagged by a probe, 3 of them by ML too" in section
     # run data is text: the question's <script> is escaped wherever it appears
     assert "<script" not in text and "<b>" not in text and html.escape(SCRIPT) in section
 

@@ -8,7 +8,7 @@ replies; ``write_scores`` then scores it all, probes block included. Per index i
 v always right; wv right on even i; t right on i % 4 == 0 (so ML's evidence, wv right and t wrong, on
 2, 6, 10); order: on i % 3 == 0 the original letter in every rotation (answers the position), else
 the moved answer (reads its options); slots: the hidden text written out on 2 and 6 in wv; swap:
-the v answer again on even i, another letter on odd i."""
+the v answer again whatever the image (so swap fires: S_swap far above chance)."""
 
 import csv
 import json
@@ -32,7 +32,7 @@ from mmstar.writers import write_benchmark
 N = 12
 FOLLOWS = [0, 3, 6, 9]
 REPRODUCES = [2, 6]
-SAME_ANSWER = [0, 2, 4, 6, 8, 10]
+SAME_ANSWER = list(range(N))
 # the leaked list: wv right (even i); what points at leakage on each
 EVIDENCE = {0: "order+swap", 2: "ML+slots+swap", 4: "swap", 6: "ML+order+slots+swap", 8: "swap",
             10: "ML+swap"}
@@ -53,7 +53,7 @@ def _probe_reply(item, original) -> str:
         return original[i].answer if i % 3 == 0 else item.sample.answer
     if item.probe == "slots":
         return item.fields["target"] if item.mode == "wv" and i in REPRODUCES else "I do not know."
-    return original[i].answer if i % 2 == 0 else _wrong(original[i].answer)  # swap
+    return original[i].answer  # swap: the v answer whatever the image
 
 
 SCRIPT = "<script>window.pwned=1</script><b>bold</b>"
@@ -108,6 +108,7 @@ def test_the_fixture_is_scored_with_a_probes_block(probed):
     assert set(block["swap"]) == {"v"}
     assert block["slots"]["wv"]["reproduced"] == len(REPRODUCES) and block["slots"]["t"]["reproduced"] == 0
     assert block["swap"]["v"]["same_answer"] == len(SAME_ANSWER)
+    assert block["swap"]["v"]["fires"] and "swap" in block["fired"]
 
 
 def test_leaked_list_gains_the_probe_flags_and_marks_ml_and_probe_evidence(probed, tmp_path):
@@ -157,7 +158,7 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     assert f(frame, "official", SampleFilter(flag="follows position", categories=["coarse perception"])
              )["index"].tolist() == [0, 6]
     listed = samples.sample_list(frame, "official")
-    assert listed["evidence"][6] == "ML+order+slots+swap" and listed["evidence"][1] == ""
+    assert listed["evidence"][6] == "ML+order+slots+swap" and listed["evidence"][1] == "swap"
     assert listed["flags"][6] == "leaked, follows position, reproduces masked, same answer any image"
     # a run without probes: NA flags, no evidence column, the probe filters select nothing
     other = view.run("plain / mini").frame
@@ -180,10 +181,13 @@ def _app(monkeypatch, paths):
 def test_app_probe_table_and_the_sample_browser_probe_flags(monkeypatch, probed, tmp_path):
     plain = write_probe_run(tmp_path / "plain", model="plain", probes=False)
     at = _app(monkeypatch, [probed, plain])
-    at.sidebar.radio(key="page").set_value("Probes").run()
-    assert not at.exception, at.exception
     block = json.loads((probed / "scores.json").read_text())["probes"]
     fired = block["fired"]
+    board = at.dataframe[0].value.set_index("model")
+    assert board.loc["leaky", "probes fired"] == ";".join(fired) and pd.isna(board.loc["plain", "probes fired"])
+    assert board.loc["leaky", "format wv"] == 100.0
+    at.sidebar.radio(key="page").set_value("Probes").run()
+    assert not at.exception, at.exception
     assert f"leaky / mini: {'fires: ' + ', '.join(fired) if fired else 'no probe fires'}" in [t.value for t in at.text]
     table = at.dataframe[0].value
     assert list(table.columns) == ["run", "probe", "mode", "n", "figure", "value", "95%", "flagged", "fires"]

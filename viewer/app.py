@@ -97,6 +97,8 @@ def leaderboard_frame(rows: list[dict], with_judge: bool) -> pd.DataFrame:
         out["judged v"] = df["judged_v"]
     for m in MODES:  # format compliance: % of replies the official matcher can read
         out[f"format {m}"] = df.get(f"format_{m}")
+    if "probes_fired" in df:  # some run ran the leakage probes (their figures: the Probes page)
+        out["probes fired"] = df["probes_fired"]
     return out
 
 
