@@ -27,7 +27,8 @@ from mmstar.runs import MODES
 from mmstar.sample import Benchmark
 
 from .judge import JudgeConfig
-from .probes import ProbePlan, run_probes
+from .probes import ProbePlan
+from .probes import after_modes as probe_hook
 from .runner import EvalConfig, parse_modes, resolve_batch_size, run_eval
 
 if TYPE_CHECKING:
@@ -216,14 +217,11 @@ def run_planned(bench: Benchmark, eval_plan: EvalPlan, out: Path, judge: JudgeCo
                 factory: BackendFactory | None = None) -> EvalResult:
     """Run one planned model on one benchmark, then judge it when asked; the result with its scores
     (empty on a non-zero torchrun rank: rank 0 reports)."""
-    config, after_modes = eval_plan.config, None
+    config, hook = eval_plan.config, None
     if eval_plan.probes is not None:
         eval_plan.probes.jobs(bench.limit(config.limit), config.modes)  # bad input: one line before a model loads
-        streams = backends.get(config.backend).streams
-
-        def after_modes(run_dir: Path, manifest: Any, limited: Benchmark, backend_of: Any) -> None:
-            run_probes(run_dir, manifest, limited, eval_plan.probes, config, backend_of, streams)  # type: ignore[arg-type]
-    run_dir, scores = run_eval(bench, config, Path(out), factory or eval_plan.factory, after_modes=after_modes)
+        hook = probe_hook(eval_plan.probes, config, backends.get(config.backend).streams)
+    run_dir, scores = run_eval(bench, config, Path(out), factory or eval_plan.factory, after_modes=hook)
     if scores and judge is not None:  # after the model is gone: the judge loads into the freed memory
         from mmstar.runs import compute_scores
 
