@@ -215,6 +215,7 @@ def test_a_probe_run_sigkilled_and_resumed_loses_and_duplicates_nothing(backend,
         assert {r["key"]: r["prediction"] for r in got} == want, name
 
 
+@pytest.mark.slow  # two models, three modes, in a subprocess: ~20 s on a shared CPU
 def test_a_sweep_runs_the_probes_of_each_phase_for_every_model(standin, tmp_path):
     url = standin(*FAST)
     proc = run_cli("eval", "--model", "standin-a,standin-b", "--backbone", "standin-lm", "--data", str(DEMO),
