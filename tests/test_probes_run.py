@@ -175,7 +175,7 @@ def test_a_probe_run_sigkilled_and_resumed_loses_and_duplicates_nothing(backend,
     if backend == "hf":
         if not (DEMO_MODELS / "clean" / "model.safetensors").exists():
             pytest.skip("demo models not built")
-        limit, kills = 12, (20, 90)
+        limit, kills = 8, (15, 60)
         model = ["--model", str(DEMO_MODELS / "clean"), "--backbone", str(DEMO_MODELS / "base"),
                  "--device", "cpu", "--batch-size", "4"]
     else:

@@ -242,7 +242,9 @@ def evaluate(model: str, data: str | Path | Benchmark = "mmstar", modes: Sequenc
     :class:`RunOptions` fields (backend, batch_size, prompt, shots, protocol, ...) and the backend's
     own options (device, dtype, base_url, ...); an unknown one is refused, naming the allowed ones.
     ``label`` names the model in the run folder and the leaderboard (default: its alias or folder name);
-    ``judge`` (a model name or a JudgeConfig) reads the replies the extractor leaves unparsed."""
+    ``judge`` (a model name or a JudgeConfig) reads the replies the extractor leaves unparsed.
+    ``probes`` (``["order", "slots", "swap"]``, with ``probe_seed`` and ``probe_words``) runs the
+    leakage probes after the modes, through the same runner: ``result.scores["probes"]``."""
     opts = RunOptions.from_mapping({"modes": modes, "limit": limit, **options}, origin="evaluate()")
     judge_cfg = JudgeConfig(judge) if isinstance(judge, str) else judge
     entry = resolve_entry(model, backbone, opts.backend)
