@@ -4,11 +4,11 @@ is the public face: these and the scoring).
 Each probe asks a question that ML = max(0, S_wv - S_t) cannot: does the model follow the answer's
 position rather than its option (``order``), can it reproduce a masked option's text it never saw
 (``slots``, TS-Guessing's question-multichoice form), does its answer move when the image does
-(``swap``)? This module builds the variants and the work items (one request each, with the fields its record
-carries); ``mmstar.evaluators.run.probes`` runs them through the same runner as v/wv/t, and
-``mmstar.probe_scores`` scores their records (``mmstar.probe_figures`` holds the arithmetic).
-Same samples and seed, same variants, on every machine: the
-choices come from a keyed hash of (seed, sample index), never from a global random state.
+(``swap``)? This module builds the variants and the work items (one request each, with the fields
+its record carries); ``mmstar.evaluators.run.probes`` runs them through the same runner as v/wv/t,
+and ``mmstar.probe_scores`` scores their records (``mmstar.probe_figures`` holds the arithmetic).
+Same samples and seed, same variants, on every machine: the choices come from a keyed hash of
+(seed, sample index), never from a global random state.
 """
 
 from __future__ import annotations

@@ -175,7 +175,7 @@ def test_a_probe_run_sigkilled_and_resumed_loses_and_duplicates_nothing(backend,
     if backend == "hf":
         if not (DEMO_MODELS / "clean" / "model.safetensors").exists():
             pytest.skip("demo models not built")
-        limit, kills = 12, (20, 90)
+        limit, kills = 8, (15, 60)
         model = ["--model", str(DEMO_MODELS / "clean"), "--backbone", str(DEMO_MODELS / "base"),
                  "--device", "cpu", "--batch-size", "4"]
     else:
@@ -213,3 +213,20 @@ def test_a_probe_run_sigkilled_and_resumed_loses_and_duplicates_nothing(backend,
         assert not [k for k, n in Counter(r["key"] for r in got).items() if n > 1]
         want = {r["key"]: r["prediction"] for r in _lines(tmp_path / "reference" / slug / "test" / f"{name}.jsonl")}
         assert {r["key"]: r["prediction"] for r in got} == want, name
+
+
+@pytest.mark.slow  # two models, three modes, in a subprocess: ~20 s on a shared CPU
+def test_a_sweep_runs_the_probes_of_each_phase_for_every_model(standin, tmp_path):
+    url = standin(*FAST)
+    proc = run_cli("eval", "--model", "standin-a,standin-b", "--backbone", "standin-lm", "--data", str(DEMO),
+                   "--limit", "12", "--backend", "openai", "--base-url", url, "--out", str(tmp_path), "--no-progress",
+                   "--probes", "order,swap")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for model in ("standin-a", "standin-b"):
+        run_dir = tmp_path / model / "test"
+        for name, n in (("order-v", 36), ("order-wv", 36), ("order-t", 36), ("swap-v", 12)):
+            assert len(_lines(run_dir / f"{name}.jsonl")) == n, (model, name)
+        scores = json.loads((run_dir / "scores.json").read_text())
+        assert set(scores["probes"]["order"]) == {"v", "wv", "t"} and "slots" not in scores["probes"]
+    header = (tmp_path / "leaderboard.csv").read_text().splitlines()[0]
+    assert header.endswith("swap_excess,swap_excess_low,swap_excess_high,probes_fired")

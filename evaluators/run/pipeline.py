@@ -27,7 +27,8 @@ from mmstar.runs import MODES
 from mmstar.sample import Benchmark
 
 from .judge import JudgeConfig
-from .probes import ProbePlan, run_probes
+from .probes import ProbePlan
+from .probes import after_modes as probe_hook
 from .runner import EvalConfig, parse_modes, resolve_batch_size, run_eval
 
 if TYPE_CHECKING:
@@ -216,14 +217,11 @@ def run_planned(bench: Benchmark, eval_plan: EvalPlan, out: Path, judge: JudgeCo
                 factory: BackendFactory | None = None) -> EvalResult:
     """Run one planned model on one benchmark, then judge it when asked; the result with its scores
     (empty on a non-zero torchrun rank: rank 0 reports)."""
-    config, after_modes = eval_plan.config, None
+    config, hook = eval_plan.config, None
     if eval_plan.probes is not None:
         eval_plan.probes.jobs(bench.limit(config.limit), config.modes)  # bad input: one line before a model loads
-        streams = backends.get(config.backend).streams
-
-        def after_modes(run_dir: Path, manifest: Any, limited: Benchmark, backend_of: Any) -> None:
-            run_probes(run_dir, manifest, limited, eval_plan.probes, config, backend_of, streams)  # type: ignore[arg-type]
-    run_dir, scores = run_eval(bench, config, Path(out), factory or eval_plan.factory, after_modes=after_modes)
+        hook = probe_hook(eval_plan.probes, config, backends.get(config.backend).streams)
+    run_dir, scores = run_eval(bench, config, Path(out), factory or eval_plan.factory, after_modes=hook)
     if scores and judge is not None:  # after the model is gone: the judge loads into the freed memory
         from mmstar.runs import compute_scores
 
@@ -244,7 +242,9 @@ def evaluate(model: str, data: str | Path | Benchmark = "mmstar", modes: Sequenc
     :class:`RunOptions` fields (backend, batch_size, prompt, shots, protocol, ...) and the backend's
     own options (device, dtype, base_url, ...); an unknown one is refused, naming the allowed ones.
     ``label`` names the model in the run folder and the leaderboard (default: its alias or folder name);
-    ``judge`` (a model name or a JudgeConfig) reads the replies the extractor leaves unparsed."""
+    ``judge`` (a model name or a JudgeConfig) reads the replies the extractor leaves unparsed.
+    ``probes`` (``["order", "slots", "swap"]``, with ``probe_seed`` and ``probe_words``) runs the
+    leakage probes after the modes, through the same runner: ``result.scores["probes"]``."""
     opts = RunOptions.from_mapping({"modes": modes, "limit": limit, **options}, origin="evaluate()")
     judge_cfg = JudgeConfig(judge) if isinstance(judge, str) else judge
     entry = resolve_entry(model, backbone, opts.backend)

@@ -26,6 +26,7 @@ from mmstar.evaluators.backends.pool import stream
 
 from mmstar.errors import MmstarError
 from mmstar.probes import (
+    PROBE_MODES,
     PROBE_PROMPT_VERSION,
     ProbeItem,
     check_probe_input,
@@ -42,6 +43,9 @@ from mmstar.sample import Benchmark
 
 from .steps import EvalConfig, _progress, prediction_record
 
+# as runner.AfterModes (not imported from there: the runner imports this module's users)
+AfterModes = Callable[[Path, Manifest, Benchmark, Callable[[str], Backend]], None]
+
 NO_IMAGE = "sample has no image; mode v needs one"
 
 
@@ -53,11 +57,15 @@ class ProbePlan:
     seed: int = 0
     words: bool = False
 
-    def jobs(self, bench: Benchmark, modes: Sequence[str]) -> list[tuple[str, str, list[ProbeItem]]]:
-        """(probe, mode, work items) for every probe and mode it runs in; bad input is one line, now."""
+    def jobs(self, bench: Benchmark, modes: Sequence[str],
+             strict: bool = True) -> list[tuple[str, str, list[ProbeItem]]]:
+        """(probe, mode, work items) for every probe and mode it runs in; bad input is one line, now.
+        ``strict``: a probe none of whose modes is in ``modes`` is an error (not in a sweep's phase,
+        which runs the LVLM's modes and the backbone's apart)."""
         check_probe_input(bench, self.probes)
-        return [(probe, mode, probe_items(bench, probe, mode, self.seed, self.words))
-                for probe in self.probes for mode in probe_modes(probe, modes)]
+        chosen = [(p, m) for p in self.probes for m in (probe_modes(p, modes) if strict else
+                                                        [m for m in PROBE_MODES[p] if m in modes])]
+        return [(probe, mode, probe_items(bench, probe, mode, self.seed, self.words)) for probe, mode in chosen]
 
     def manifest_entry(self) -> dict[str, Any]:
         return {"version": PROBE_PROMPT_VERSION, "seed": self.seed, "names": list(self.probes),
@@ -130,13 +138,22 @@ def _pending(run_dir: Path, name: str, items: list[ProbeItem], config: EvalConfi
                      "retried_errors": retried}
 
 
+def after_modes(plan: ProbePlan, config: EvalConfig, streams: bool, strict: bool = True) -> AfterModes:
+    """The hook ``run_eval`` calls once the modes are done: the probes in ``config.modes``."""
+    def run(run_dir: Path, manifest: Manifest, bench: Benchmark, backend_of: Callable[[str], Backend]) -> None:
+        run_probes(run_dir, manifest, bench, plan, config, backend_of, streams, strict)
+    return run
+
+
 def run_probes(run_dir: Path, manifest: Manifest, bench: Benchmark, plan: ProbePlan, config: EvalConfig,
-               backend_of: Callable[[str], Backend], streams: bool) -> dict[str, dict[str, Any]]:
+               backend_of: Callable[[str], Backend], streams: bool, strict: bool = True) -> dict[str, dict[str, Any]]:
     """Run every probe's pending items; returns (and records in the manifest) each file's statistics.
     Jobs on the model loaded last (the last mode's) go first: a local backend loads once less."""
     if config.scoring != "generate":
         raise MmstarError("the probes need generated replies; they do not run with letter log-likelihood scoring")
-    jobs = plan.jobs(bench, config.modes)
+    jobs = plan.jobs(bench, config.modes, strict)
+    if not jobs:
+        return {}
     entry = record_plan(manifest, plan)
     write_manifest(run_dir, manifest)
     last_is_llm = config.modes[-1] == "t"

@@ -26,6 +26,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.backends import registry as backends
 from mmstar.evaluators.models.registry import ModelEntry
 
 from mmstar.errors import DataError, MmstarError
@@ -33,6 +34,8 @@ from mmstar.sample import Benchmark
 
 from .judge import JudgeConfig
 from .pipeline import RunOptions, load_data, plan, resolve_entry
+from .probes import ProbePlan
+from .probes import after_modes as probe_hook
 from .runner import EvalConfig, run_eval, summary_line
 
 # options a config file may set: the pipeline's RunOptions and every backend's options, by name
@@ -204,7 +207,8 @@ def _phases(modes: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, config: EvalConfig,
-               factory: Callable[[str, str], Any], echo: Callable[[str], None]) -> list[PairResult]:
+               factory: Callable[[str, str], Any], echo: Callable[[str], None],
+               probes: ProbePlan | None = None) -> list[PairResult]:
     results = {b.name: PairResult(entry.alias, b.name) for b in benches}
     scores: dict[str, dict[str, Any]] = {}
     failed: str | None = None
@@ -216,7 +220,10 @@ def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, confi
         try:
             for bench in benches:
                 try:
-                    run_dir, scores[bench.name] = run_eval(bench, replace(config, modes=phase), out, make)
+                    phased = replace(config, modes=phase)  # the probes of this phase's modes run in it
+                    hook = None if probes is None else probe_hook(probes, phased, backends.get(config.backend).streams,
+                                                                  strict=False)
+                    run_dir, scores[bench.name] = run_eval(bench, phased, out, make, after_modes=hook)
                 except Exception as exc:  # any failure of one model must not end the sweep
                     failed = _first_line(exc)
                     results[bench.name].error = failed
@@ -238,12 +245,12 @@ def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, confi
 def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: Path,
               make_config: Callable[[ModelEntry], EvalConfig],
               make_factory: Callable[[ModelEntry], Callable[[str, str], Any]],
-              echo: Callable[[str], None] = print) -> list[PairResult]:
+              echo: Callable[[str], None] = print, probes: ProbePlan | None = None) -> list[PairResult]:
     """Run every (model, benchmark) pair; a model that fails is recorded and the sweep moves on.
     Each model's LVLM runs all benchmarks, then its backbone does: each is loaded once."""
     results: list[PairResult] = []
     for entry in entries:
-        results += _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
+        results += _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo, probes)
     return results
 
 
@@ -277,8 +284,12 @@ def evaluate_sweep(models: Sequence[tuple[str, str | None]], data: Sequence[str 
     entries = [resolve_entry(name, backbone, options.backend) for name, backbone in models]
     plans = {id(e): plan(e, options) for e in entries}  # every option is checked before any load
     benches = [load_data(d) for d in data]
+    probes = next(iter(plans.values())).probes if plans else None  # the same options for every model
+    if probes is not None:
+        for bench in benches:  # bad input: one line before a model loads
+            probes.jobs(bench.limit(options.limit), options.modes)
     results = run_sweep(entries, benches, out, lambda e: plans[id(e)].config, lambda e: plans[id(e)].factory,
-                        echo=echo)
+                        echo=echo, probes=probes)
     if judge is not None:  # after every model is gone: the judge loads into the freed memory
         for r in results:
             if r.run_dir is not None and r.error is None:
