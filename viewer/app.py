@@ -1,4 +1,4 @@
-"""Streamlit app of ``mmstar view``: leaderboard, radar charts, MG vs ML, sample browser, two-model diff.
+"""Streamlit app of ``mmstar view``: leaderboard, radar charts, MG vs ML, sample browser, two-model diff, probes.
 
 Started by ``mmstar view`` (configuration through MMSTAR_VIEW_* environment variables). Every piece
 of run data (questions, options, predictions, names, problem lines) is shown with ``st.text``,
