@@ -6,9 +6,11 @@ The run is written as the runner writes one: v/wv/t lines, and each probe's line
 runner's own ``probe_record`` from the core's work items (``mmstar.probes.probe_items``) with scripted
 replies; ``write_scores`` then scores it all, probes block included. Per index i of 12 samples:
 v always right; wv right on even i; t right on i % 4 == 0 (so ML's evidence, wv right and t wrong, on
-2, 6, 10); order: on i % 3 == 0 the original letter in every rotation (answers the position), else
-the moved answer (reads its options); slots: the hidden text written out on 2 and 6 in wv; swap:
-the v answer again whatever the image (so swap fires: S_swap far above chance)."""
+2, 6, 10). order: in wv the original letter in every rotation (a position follower: the probe fires
+in wv, flagging the even i, whose plain wv reply is that letter); in v and t the original letter on
+i % 3 == 0 and the moved answer otherwise (flags 0, 3, 6, 9 in v and 0 in t, where order does not
+fire). slots: the hidden text written out on 1, 2, 6, 7 in wv (fires) and on 4 in t (does not fire).
+swap: the v answer again whatever the image (fires: S_swap far above chance)."""
 
 import csv
 import json
@@ -30,12 +32,16 @@ from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
 N = 12
-FOLLOWS = [0, 3, 6, 9]
-REPRODUCES = [2, 6]
+REPRODUCES_WV, REPRODUCES_T = [1, 2, 6, 7], [4]
+# the per-sample flags, set in any mode
+FOLLOWS = [0, 2, 3, 4, 6, 8, 9, 10]  # wv: the even i; v: i % 3 == 0; t: 0
+REPRODUCES = [1, 2, 4, 6, 7]
 SAME_ANSWER = list(range(N))
-# the leaked list: wv right (even i); what points at leakage on each
-EVIDENCE = {0: "order+swap", 2: "ML+slots+swap", 4: "swap", 6: "ML+order+slots+swap", 8: "swap",
-            10: "ML+swap"}
+# the leaked list (wv right: even i) and what points at leakage on each: ML, and the probes that fire
+# and flagged the sample where they fired (order in wv, slots in wv, swap); 4's t reproduction is no
+# evidence (slots does not fire in t), nor are v's position flags on 3 and 9
+EVIDENCE = {0: "order+swap", 2: "ML+order+slots+swap", 4: "order+swap", 6: "ML+order+slots+swap", 8: "order+swap",
+            10: "ML+order+swap"}
 
 
 def _wrong(answer: str) -> str:
@@ -50,9 +56,10 @@ def _plain(i: int, answer: str, mode: str) -> str:
 def _probe_reply(item, original) -> str:
     i = item.sample.index
     if item.probe == "order":
-        return original[i].answer if i % 3 == 0 else item.sample.answer
+        return original[i].answer if item.mode == "wv" or i % 3 == 0 else item.sample.answer
     if item.probe == "slots":
-        return item.fields["target"] if item.mode == "wv" and i in REPRODUCES else "I do not know."
+        reproduces = REPRODUCES_WV if item.mode == "wv" else REPRODUCES_T
+        return item.fields["target"] if i in reproduces else "I do not know."
     return original[i].answer  # swap: the v answer whatever the image
 
 
@@ -106,9 +113,11 @@ def test_the_fixture_is_scored_with_a_probes_block(probed):
     block = json.loads((probed / "scores.json").read_text())["probes"]
     assert set(block["order"]) == {"v", "wv", "t"} and set(block["slots"]) == {"wv", "t"}
     assert set(block["swap"]) == {"v"}
-    assert block["slots"]["wv"]["reproduced"] == len(REPRODUCES) and block["slots"]["t"]["reproduced"] == 0
+    assert block["slots"]["wv"]["reproduced"] == len(REPRODUCES_WV) and block["slots"]["t"]["reproduced"] == 1
     assert block["swap"]["v"]["same_answer"] == len(SAME_ANSWER)
-    assert block["swap"]["v"]["fires"] and "swap" in block["fired"]
+    assert block["fired"] == ["order", "slots", "swap"]
+    fires = {(p, m) for p in ("order", "slots", "swap") for m, fig in block[p].items() if fig["fires"]}
+    assert fires == {("order", "wv"), ("slots", "wv"), ("swap", "v")}
 
 
 def test_leaked_list_gains_the_probe_flags_and_marks_ml_and_probe_evidence(probed, tmp_path):
@@ -120,7 +129,7 @@ def test_leaked_list_gains_the_probe_flags_and_marks_ml_and_probe_evidence(probe
     leaky = {int(r["index"]): r for r in rows if r["model"] == "leaky"}
     assert {i: r["evidence"] for i, r in leaky.items()} == EVIDENCE
     assert [i for i, r in leaky.items() if r["follows_position"] == "True"] == [i for i in FOLLOWS if i in EVIDENCE]
-    assert [i for i, r in leaky.items() if r["reproduces_masked"] == "True"] == REPRODUCES
+    assert [i for i, r in leaky.items() if r["reproduces_masked"] == "True"] == [2, 4, 6]  # 4: in t only
     assert all(r["same_answer_any_image"] == "True" for r in leaky.values())
     assert {r["backbone_missed"] for i, r in leaky.items() if "ML" in r["evidence"]} == {"True"}
     # no probe ran: the flags are empty (not False), the evidence is ML's alone
@@ -146,7 +155,7 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     assert (sens["value"], sens["low"], sens["high"], sens["fires"]) == (
         fig["sensitivity"], fig["sensitivity_low"], fig["sensitivity_high"], fig["fires"])
     slots = next(r for r in rows if r["probe"] == "slots" and r["mode"] == "wv")
-    assert slots["flagged"] == len(REPRODUCES) and slots["n"] == block["slots"]["wv"]["n"]
+    assert slots["flagged"] == len(REPRODUCES_WV) and slots["n"] == block["slots"]["wv"]["n"]
     assert probe_rows("plain / mini", None) == []
 
     frame = view.run("leaky / mini").frame
@@ -158,7 +167,8 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     assert f(frame, "official", SampleFilter(flag="follows position", categories=["coarse perception"])
              )["index"].tolist() == [0, 6]
     listed = samples.sample_list(frame, "official")
-    assert listed["evidence"][6] == "ML+order+slots+swap" and listed["evidence"][1] == "swap"
+    assert [listed["evidence"][i] for i in (6, 1, 3, 4)] == ["ML+order+slots+swap", "slots+swap", "swap", "order+swap"]
+    assert listed["flags"][3] == "needs image, follows position, same answer any image"  # flags, not evidence
     assert listed["flags"][6] == "leaked, follows position, reproduces masked, same answer any image"
     # a run without probes: NA flags, no evidence column, the probe filters select nothing
     other = view.run("plain / mini").frame

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
-from mmstar.metrics.leakage import PROBE_FLAGS, evidence
+from mmstar.metrics.leakage import evidence, firing_flags, probe_sample_flags
 
 from mmstar.runs import Run
 
@@ -58,24 +58,27 @@ def fired_line(key: str, block: Mapping[str, Any] | None) -> str:
     return f"{key}: {'fires: ' + ', '.join(fired) if fired else 'no probe fires'}"
 
 
+EVIDENCE_COLUMN = "probe evidence"  # the probes that fire and flagged the sample ("order+swap"), "" if none
+
+
 def flag_frame(run: Run, indices: Sequence[int]) -> pd.DataFrame:
     """A column per FLAG_COLUMNS entry, one row per index: True / False where the probe ran on the
-    sample, NA where it did not."""
+    sample (its flag in any mode), NA where it did not; and EVIDENCE_COLUMN: the probes that count
+    as evidence on the sample (``metrics.leakage.firing_flags``: they fire, and flagged it where they
+    fired). Computed under the official matcher, as scores.json's probes block."""
     flags: dict[int, dict[str, bool]] = {}
+    firing: dict[int, list[str]] = {}
     if run.probe_records:
-        from mmstar.probes import sample_flags
-
-        flags = sample_flags(run)
-    out = {}
+        flags, firing = probe_sample_flags(run), firing_flags(run)
+    out: dict[str, Any] = {}
     for name, (flag, _help) in FLAG_COLUMNS.items():
         out[name] = pd.array([flags.get(int(i), {}).get(flag, pd.NA) for i in indices], dtype="boolean")
+    out[EVIDENCE_COLUMN] = ["+".join(firing.get(int(i), [])) for i in indices]
     return pd.DataFrame(out)
 
 
 def evidence_column(frame: pd.DataFrame, ml: pd.Series) -> pd.Series:
-    """``metrics.leakage.evidence`` per row: "ML" where ``ml`` (the leaked flag), then the probes."""
-    names = {flag: name for name, (flag, _h) in FLAG_COLUMNS.items()}
-    cols = [names[f] for f in PROBE_FLAGS]
-    values = frame[cols].fillna(False).astype(bool)
-    return pd.Series([evidence(bool(m), {f: bool(v) for f, v in zip(PROBE_FLAGS, row)})
-                      for m, row in zip(ml, values.itertuples(index=False))], index=frame.index, dtype=object)
+    """``metrics.leakage.evidence`` per row: "ML" where ``ml`` (the leaked flag), then the probes of
+    EVIDENCE_COLUMN."""
+    return pd.Series([evidence(bool(m), [p for p in probes.split("+") if p])
+                      for m, probes in zip(ml, frame[EVIDENCE_COLUMN])], index=frame.index, dtype=object)

@@ -21,7 +21,7 @@ from mmstar.atomic import atomic_write_text
 from . import charts
 from .data import ViewData, load
 from .images import Images
-from .probes import evidence_column, fired_line, probe_rows
+from .probes import EVIDENCE_COLUMN, evidence_column, fired_line, probe_rows
 from .samples import flags, probes_ran, radar_axes
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -140,7 +140,8 @@ def probe_table_html(view: ViewData, matcher: str) -> str:
 
 
 def _evidence_section(view: ViewData, matcher: str, limit: int) -> str:
-    """Per run with probes: the samples a probe flagged, with what else points at them (ML first)."""
+    """Per run with probes: the samples flagged by a probe that fires (where it fired), with what else
+    points at them; the most kinds of evidence first, ML's counting one more."""
     out = []
     for vr in view.runs:
         ran = probes_ran(vr.frame)
@@ -148,11 +149,12 @@ def _evidence_section(view: ViewData, matcher: str, limit: int) -> str:
             continue
         frame = vr.frame
         ev = evidence_column(frame, flags(frame, matcher)["leaked"])
-        probed = frame[frame[ran].fillna(False).astype(bool).any(axis=1)]
+        probed = frame[frame[EVIDENCE_COLUMN] != ""]  # a probe that fires flagged it
         ranked = probed.assign(evidence=ev[probed.index]).sort_values(
             "evidence", key=lambda col: -col.str.count(r"\+") - col.str.startswith("ML"), kind="stable")
         both = int(ranked["evidence"].str.startswith("ML+").sum())
-        out.append(f"<h3>{_e(vr.key)}: {len(ranked)} sample(s) flagged by a probe, {both} of them by ML too</h3>")
+        out.append(f"<h3>{_e(vr.key)}: {len(ranked)} sample(s) flagged by a probe that fires, {both} of them by ML "
+                   "too</h3>")
         if ranked.empty:
             continue
         out.append("<table class=evidence><tr><th>index</th><th>category / axis</th><th>question</th><th>answer</th>"
@@ -200,8 +202,9 @@ the sample-level evidence behind ML.</p>
 slots hides a wrong option's text and asks the model without the image (wv) and its LLM (t) to write it out;
 swap asks each sample with another sample's image of the same capability. A probe fires when its evidence
 has a 95% interval clear of 0 (order sensitivity or slots in wv or t; S_swap over chance). Evidence per
-sample: ML (right without the image, the LLM backbone wrong), order (the same letter in every order),
-slots (the hidden text reproduced), swap (the same answer whatever the image).</p>
+sample: ML (right without the image, the LLM backbone wrong), and each probe that fires and flagged the
+sample where it fired: order (the same letter in every order), slots (the hidden text reproduced), swap
+(the same answer whatever the image). A flag of a probe that does not fire is no evidence.</p>
 {probe_table_html(view, matcher)}
 {_evidence_section(view, matcher, max_leaked)}
 </body></html>
