@@ -47,11 +47,11 @@ def test_report_has_the_leakage_evidence_section(tmp_path):
     marks = dict(re.findall(r'data-run="leaky / mini" data-index="(\d+)">([^<]*)</td>', section))
     assert {int(i): e for i, e in marks.items() if int(i) in EVIDENCE} == EVIDENCE
     # most kinds of evidence first, ML's counting one more; ties in sample order
-    assert list(marks) == ["2", "6", "10", "0", "1", "4", "7", "8", "3", "5", "9", "11"]
+    assert list(marks) == ["2", "6", "10", "0", "1", "4", "7", "8", "3", "5", "9"]  # 11: no evidence
     assert marks["3"] == "swap"  # follows the position in v, where order never fires: no order evidence
     assert marks["1"] == "slots+swap"  # wv wrong on 1: not leaked, yet it wrote out the hidden option
-    # flagged by a probe that fires: every sample (swap); by ML too: 2, 6, 10
-    assert "leaky / mini: 12 sample(s) flagged by a probe that fires, 3 of them by ML too" in section
+    # flagged by a probe that fires: all but 11 (swap); by ML too: 2, 6, 10
+    assert "leaky / mini: 11 sample(s) flagged by a probe that fires, 3 of them by ML too" in section
     # run data is text: the question's <script> is escaped wherever it appears
     assert "<script" not in text and "<b>" not in text and html.escape(SCRIPT) in section
 

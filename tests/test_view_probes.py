@@ -10,7 +10,7 @@ v always right; wv right on even i; t right on i % 4 == 0 (so ML's evidence, wv 
 in wv, flagging the even i, whose plain wv reply is that letter); in v and t the original letter on
 i % 3 == 0 and the moved answer otherwise (flags 0, 3, 6, 9 in v and 0 in t, where order does not
 fire). slots: the hidden text written out on 1, 2, 6, 7 in wv (fires) and on 4 in t (does not fire).
-swap: the v answer again whatever the image (fires: S_swap far above chance)."""
+swap: the v answer again whatever the image, but on 11 (fires: S_swap far above chance)."""
 
 import csv
 import json
@@ -36,7 +36,7 @@ REPRODUCES_WV, REPRODUCES_T = [1, 2, 6, 7], [4]
 # the per-sample flags, set in any mode
 FOLLOWS = [0, 2, 3, 4, 6, 8, 9, 10]  # wv: the even i; v: i % 3 == 0; t: 0
 REPRODUCES = [1, 2, 4, 6, 7]
-SAME_ANSWER = list(range(N))
+SAME_ANSWER = list(range(N - 1))
 # the leaked list (wv right: even i) and what points at leakage on each: ML, and the probes that fire
 # and flagged the sample where they fired (order in wv, slots in wv, swap); 4's t reproduction is no
 # evidence (slots does not fire in t), nor are v's position flags on 3 and 9
@@ -60,7 +60,7 @@ def _probe_reply(item, original) -> str:
     if item.probe == "slots":
         reproduces = REPRODUCES_WV if item.mode == "wv" else REPRODUCES_T
         return item.fields["target"] if i in reproduces else "I do not know."
-    return original[i].answer  # swap: the v answer whatever the image
+    return original[i].answer if i != 11 else _wrong(original[i].answer)  # swap: the v answer, but on 11
 
 
 SCRIPT = "<script>window.pwned=1</script><b>bold</b>"
@@ -166,6 +166,8 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     assert f(frame, "official", SampleFilter(flag="reproduces masked"))["index"].tolist() == REPRODUCES
     assert f(frame, "official", SampleFilter(flag="follows position", categories=["coarse perception"])
              )["index"].tolist() == [0, 6]
+    evidenced = f(frame, "official", SampleFilter(flag="probe evidence"))["index"].tolist()
+    assert evidenced == list(range(N - 1))  # swap fires and flags all but 11; nothing else flags 11
     listed = samples.sample_list(frame, "official")
     assert [listed["evidence"][i] for i in (6, 1, 3, 4)] == ["ML+order+slots+swap", "slots+swap", "swap", "order+swap"]
     assert listed["flags"][3] == "needs image, follows position, same answer any image"  # flags, not evidence
@@ -175,6 +177,7 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     assert other["follows position"].isna().all() and samples.probes_ran(other) == []
     assert "evidence" not in samples.sample_list(other, "official")
     assert f(other, "official", SampleFilter(flag="follows position")).empty
+    assert f(other, "official", SampleFilter(flag="probe evidence")).empty
 
 
 def _app(monkeypatch, paths):
@@ -211,12 +214,14 @@ def test_app_probe_table_and_the_sample_browser_probe_flags(monkeypatch, probed,
     assert "follows position" in at.sidebar.selectbox(key="f-flag").options
     at.sidebar.selectbox(key="f-flag").set_value("follows position").run()
     assert at.dataframe[0].value["index"].tolist() == FOLLOWS
+    assert "probe evidence" in at.sidebar.selectbox(key="f-flag").options
     at.selectbox(key="sample").set_value(6).run()
     texts = [t.value for t in at.text]
     assert "flags: leaked, follows position, reproduces masked, same answer any image" in texts
     assert any(t.startswith("leakage evidence: ML+order+slots+swap (probes run on this sample: ") for t in texts)
     at.selectbox(key="model-a").set_value("plain / mini").run()
-    assert "follows position" not in at.sidebar.selectbox(key="f-flag").options
+    options = at.sidebar.selectbox(key="f-flag").options
+    assert "follows position" not in options and "probe evidence" not in options
     assert not at.exception
 
 

@@ -18,6 +18,7 @@ from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
 from mmstar.viewer.probes import FLAG_COLUMNS, TABLE_COLUMNS, evidence_column, fired_line, probe_rows
 from mmstar.viewer.samples import (
+    EVIDENCE_FILTER,
     FLAGS,
     SampleFilter,
     diff,
@@ -157,7 +158,9 @@ def _filters(frame: pd.DataFrame) -> SampleFilter:
     axes = bar.multiselect("Axis", sorted(set(axes_in["l2_category"]) - {""}), key="f-axis")
     ran = probes_ran(frame)  # a leakage probe's flag is offered where the probe ran
     helps = {**FLAGS, **{c: FLAG_COLUMNS[c][1] for c in ran}}
-    flag = bar.selectbox("Flag (model A)", ["(any)", *FLAGS, *ran], key="f-flag",
+    if ran:
+        helps[EVIDENCE_FILTER] = "flagged by a probe that fires for this run, in a mode where it fired"
+    flag = bar.selectbox("Flag (model A)", ["(any)", *helps], key="f-flag",
                          help="; ".join(f"{k}: {v}" for k, v in helps.items()))
     sources = bar.multiselect("Source", sorted(set(frame["source"]) - {""}), key="f-source")
     search = bar.text_input("Search question, options, predictions", key="f-search")

@@ -13,7 +13,10 @@ from mmstar import taxonomy
 from mmstar.runs import MODES
 
 from .data import ViewData
-from .probes import FLAG_COLUMNS, evidence_column
+from .probes import EVIDENCE_COLUMN, FLAG_COLUMNS, evidence_column
+
+# the sample browser's filter on the probes' evidence: samples a probe that fires flagged where it fired
+EVIDENCE_FILTER = "probe evidence"
 
 FLAGS = {
     "leaked": "right without the image (wv), its LLM wrong (t)",
@@ -63,12 +66,15 @@ def filter_samples(frame: pd.DataFrame, matcher: str, f: SampleFilter) -> pd.Dat
     if f.sources:
         keep &= frame["source"].isin(list(f.sources))
     if f.flag:
-        if f.flag in FLAG_COLUMNS:  # a leakage probe's flag: only samples the probe ran on and flagged
+        if f.flag == EVIDENCE_FILTER:  # flagged by a probe that fires, where it fired
+            keep &= frame[EVIDENCE_COLUMN] != ""
+        elif f.flag in FLAG_COLUMNS:  # a leakage probe's flag: only samples the probe ran on and flagged
             keep &= frame[f.flag].fillna(False).astype(bool)
         elif f.flag in FLAGS:
             keep &= flags(frame, matcher)[f.flag]
         else:
-            raise ValueError(f"unknown flag {f.flag!r}; choose from {', '.join([*FLAGS, *FLAG_COLUMNS])}")
+            raise ValueError(f"unknown flag {f.flag!r}; choose from "
+                             f"{', '.join([*FLAGS, *FLAG_COLUMNS, EVIDENCE_FILTER])}")
     if f.unparsed:
         keep &= frame[[f"{m}_unparsed" for m in MODES]].eq(True).any(axis=1)
     if f.search.strip():
