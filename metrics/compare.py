@@ -77,7 +77,7 @@ def format_compare(rows: Sequence[dict[str, Any]]) -> str:
     lines.append("")
     for r in rows:
         verdict = ("interval spans 0: no difference shown" if r["spans_zero"]
-                   else f"{'A' if r['difference'] > 0 else 'B'} is better (interval clear of 0)")
+                   else f"{'A' if r['difference'] > 0 else 'B'} scores higher (interval clear of 0)")
         lines.append(f"{r['mode']}: {verdict}; McNemar exact p = {r['mcnemar_p']:.4g} "
                      f"on {r['only_a'] + r['only_b']} discordant sample(s)")
     return "\n".join(lines)

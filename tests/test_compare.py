@@ -93,7 +93,7 @@ def test_leaderboard_compare_cli_prints_and_writes_csv_and_json(pair, tmp_path, 
                  "--json", str(out_json)]) == 0
     printed = capsys.readouterr().out
     assert "A = ckpt-a   B = ckpt-b   on mini (official matcher)" in printed
-    assert "v: A is better (interval clear of 0); McNemar exact p = 0.07031 on 8 discordant sample(s)" in printed
+    assert "v: A scores higher (interval clear of 0); McNemar exact p = 0.07031 on 8 discordant sample(s)" in printed
     assert "wv: interval spans 0: no difference shown; McNemar exact p = 1 on 6 discordant sample(s)" in printed
     rows = list(csv.DictReader(out_csv.open()))
     assert list(rows[0]) == COMPARE_COLUMNS and [r["mode"] for r in rows] == ["v", "wv"]
