@@ -99,7 +99,7 @@ def sample_list(frame: pd.DataFrame, matcher: str) -> pd.DataFrame:
         fl = pd.concat([fl, frame[ran].fillna(False).astype(bool)], axis=1)
     names = [*FLAGS, *ran]
     out["flags"] = fl.apply(lambda r: ", ".join(k for k in names if r[k]), axis=1) if len(fl) else ""
-    if ran:  # what points at leakage: ML (the leaked flag) and each probe that flagged the sample
+    if ran:  # what points at leakage: ML (the leaked flag) and each probe that fires and flagged the sample
         out["evidence"] = evidence_column(frame, fl["leaked"])
     return out
 
@@ -109,7 +109,7 @@ def probes_ran(frame: pd.DataFrame) -> list[str]:
     return [c for c in FLAG_COLUMNS if c in frame and frame[c].notna().any()]
 
 
-def sample_flags_of(frame: pd.DataFrame, matcher: str) -> list[str]:
+def sample_flags_of(frame: pd.DataFrame, matcher: str) -> list[list[str]]:
     """The flags set on each row's sample, FLAGS then the probes' (one string list per row)."""
     fl = flags(frame, matcher)
     ran = probes_ran(frame)
