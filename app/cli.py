@@ -35,7 +35,8 @@ def _cmd_score(args: argparse.Namespace) -> int:
         other = score_records(records, "robust" if args.matcher == "official" else "official")
         summary.update({f"{args.matcher}_overall": summary["overall"], f"{other['matcher']}_overall": other["overall"]})
     if args.json:
-        keys = ("overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories", "rules")
+        keys = ("overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories", "rules",
+                "format_compliance")
         out = {k: summary[k] for k in keys}
         if config is not None:
             judge_keys = ("official_overall", "robust_overall", "robust_judge_overall", "robust_judge_macro",

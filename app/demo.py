@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from mmstar.evaluators.run.pipeline import evaluate
 
@@ -47,8 +48,26 @@ def demo_models(out: Path) -> list[tuple[str, str, str]]:
     return [("tiny-llava-random", str(root / "tiny-llava"), str(root / "tiny-llava-backbone"))]
 
 
+# the leakage probes run on the first PROBE_LIMIT samples (the demo's order interleaves the six
+# capabilities, so these are 15 per capability): order alone asks every sample 3 more times in each
+# mode, and the whole demo has to stay under 5 minutes on a laptop
+DEMO_PROBES = ("order", "slots", "swap")
+PROBE_LIMIT = 90
+
+
+def probe_demo(label: str, vlm: str, backbone: str, bench: Benchmark, out: Path, batch_size: int = 32,
+               quiet: bool = False, device: str = "cpu", dtype: str = "float32",
+               limit: int | None = PROBE_LIMIT) -> dict[str, Any]:
+    """The leakage probes on one demo model's run (its modes done already, so only the probes run):
+    returns the run's ``probes`` block."""
+    result = evaluate(vlm, data=bench, out=out / "runs", backbone=backbone, label=label, batch_size=batch_size,
+                      shots=0, max_new_tokens=8, progress=not quiet, device=device, dtype=dtype, limit=limit,
+                      probes=DEMO_PROBES)
+    return result.scores["probes"]
+
+
 def run_demo(out: Path, batch_size: int = 32, quiet: bool = False, device: str = "cpu",
-             dtype: str = "float32") -> int:
+             dtype: str = "float32", probes: bool = True, probe_limit: int | None = PROBE_LIMIT) -> int:
     import torch
     from mmstar.evaluators.backends.registry import concrete_dtype
 
@@ -65,11 +84,27 @@ def run_demo(out: Path, batch_size: int = 32, quiet: bool = False, device: str =
                           shots=0, max_new_tokens=8, progress=not quiet, device=device, dtype=dtype)
         run_dirs.append(result.run_dir)
         print(f"{label:<22} {result.summary()}")
+    if probes:
+        _probes(models, bench, out, batch_size, quiet, device, dtype, probe_limit)
     _publish(run_dirs, out)
     print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; runs under {out / 'runs'}")
     if models[0][0] == "tiny-llava-random":
         print("note: no trained demo models are bundled, so these tiny random models score near chance")
     return 0
+
+
+def _probes(models: list[tuple[str, str, str]], bench: Benchmark, out: Path, batch_size: int, quiet: bool,
+            device: str, dtype: str, limit: int | None) -> None:
+    """Run the probes on every demo model and print the probe table (ML misses what they catch)."""
+    from mmstar.probes import probe_table
+
+    start = time.perf_counter()
+    n = len(bench) if limit is None else min(limit, len(bench))
+    print(f"\nleakage probes ({', '.join(DEMO_PROBES)}) on the first {n} of {len(bench)} samples:")
+    for label, vlm, backbone in models:
+        block = probe_demo(label, vlm, backbone, bench, out, batch_size, quiet, device, dtype, limit)
+        print(f"{label}: " + probe_table(block))
+    print(f"probes took {time.perf_counter() - start:.1f} s")
 
 
 def _publish(run_dirs: list[Path], out: Path) -> None:

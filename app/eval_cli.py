@@ -49,7 +49,8 @@ def run_options(args: argparse.Namespace) -> RunOptions:
     return RunOptions(modes=args.modes, backend=args.backend, batch_size=args.batch_size, limit=args.limit,
                       prompt=args.prompt, shots=args.shots, max_new_tokens=args.max_new_tokens,
                       protocol=args.protocol, thinking=args.thinking, overwrite=args.overwrite,
-                      progress=not args.no_progress, backend_options=given_options(args))
+                      progress=not args.no_progress, probes=args.probes, probe_seed=args.probe_seed,
+                      probe_words=args.probe_words, backend_options=given_options(args))
 
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
@@ -99,6 +100,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         for mode in options.modes:
             if result.scores.get(mode):
                 print(score_table(result.scores[mode], title=f"\n[{mode}] {result.run_dir}/{mode}.jsonl"))
+        if result.scores.get("probes"):
+            from mmstar.probe_scores import probe_table
+
+            print("\n" + probe_table(result.scores["probes"]))
         print(f"\n{result.run_dir}: {result.summary()}")
     if len(run_dirs) > 1:
         from mmstar.metrics.leaderboard import publish
@@ -170,6 +175,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                    help="turn the chat template's thinking switch on or off (e.g. enable_thinking)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run dir instead of resuming")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--probes", default="", metavar="P[,P...]",
+                   help="leakage probes beside the modes: order (every rotation of the options, in the modes "
+                        "asked), slots (fill in a masked wrong option, wv/t), swap (another sample's image, v)")
+    p.add_argument("--probe-seed", type=int, default=0, help="seed of the probes' variants (masks, image swap)")
+    p.add_argument("--probe-words", action="store_true",
+                   help="slots also masks a content word of each question (chosen by the seed)")
     add_backend_arguments(p)  # --backend and each backend's own options, from the backend registry
     from mmstar.evaluators.run.judge import add_judge_args
 

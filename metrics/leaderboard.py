@@ -32,7 +32,26 @@ SCORING_COLUMNS = ["S_v_official", "S_v_robust", "S_v_robust_judge", "judge_deci
 CI_COLUMNS = ["S_v_low", "S_v_high", "MG_low", "MG_high", "MG_spans_zero", "wv_minus_t", "wv_minus_t_low",
               "wv_minus_t_high", "ML_spans_zero"]
 # "extracted": S_t ran the LVLM's own LM cut out by `mmstar backbone extract`, not the original LLM
-COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"] + SCORING_COLUMNS
+# format compliance per mode: % of replies the official matcher can read (a letter where it looks)
+FORMAT_COLUMNS = ["format_v", "format_wv", "format_t"]
+COLUMNS = BASE_COLUMNS + CI_COLUMNS + ["S_t_kind"] + SCORING_COLUMNS + FORMAT_COLUMNS
+
+
+def _with_ci(*names: str) -> list[str]:
+    return [c for n in names for c in (n, f"{n}_low", f"{n}_high")]
+
+
+# the leakage probes (scores.json's "probes" block): written only when some run of the table ran a
+# probe, so the columns of a table without probes stay as 0.1.0 wrote them
+PROBE_COLUMNS = [*_with_ci(*(f"order_circular_{m}" for m in ("v", "wv", "t")),
+                           *(f"order_sensitivity_{m}" for m in ("v", "wv", "t")), "slot_rate_wv", "slot_rate_t",
+                           "swap_S", "image_dependence", "swap_excess"), "probes_fired"]
+# (column, probe, mode, key in the probe's figures)
+_PROBE_SOURCES = [
+    *((f"order_{fig}_{m}", "order", m, fig) for fig in ("circular", "sensitivity") for m in ("v", "wv", "t")),
+    *((f"slot_rate_{m}", "slots", m, "rate") for m in ("wv", "t")),
+    ("swap_S", "swap", "v", "S_swap"), ("image_dependence", "swap", "v", "image_dependence"),
+    ("swap_excess", "swap", "v", "excess")]
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -55,7 +74,27 @@ def run_row(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any
         row[cap.code] = _r(cats.get(cap.name))
     row.update(_intervals(run, matcher, seed))
     row.update(scoring_columns(v, *(run.summary("v", m) if v else None for m in MATCHERS)))
+    row.update({f"format_{m}": _r((summaries[m] or {}).get("format_compliance")) for m in summaries})
+    if run.probe_records:
+        row.update(probe_columns(run.scores_for(matcher).get("probes") or {}))
     return row
+
+
+def probe_columns(block: dict[str, Any]) -> dict[str, Any]:
+    """The probe columns of one run from its ``probes`` block (None where a probe or mode did not run)."""
+    out: dict[str, Any] = dict.fromkeys(PROBE_COLUMNS)
+    for column, probe, mode, key in _PROBE_SOURCES:
+        fig = (block.get(probe) or {}).get(mode)
+        if fig:
+            out.update({column: _r(fig.get(key)), f"{column}_low": _r(fig.get(f"{key}_low")),
+                        f"{column}_high": _r(fig.get(f"{key}_high"))})
+    out["probes_fired"] = ";".join(block.get("fired") or [])
+    return out
+
+
+def columns(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The table's columns: the probe columns only when some row has them."""
+    return COLUMNS + PROBE_COLUMNS if any("probes_fired" in r for r in rows) else COLUMNS
 
 
 def run_labels(run: Run, has_t: bool) -> dict[str, Any]:
@@ -127,7 +166,8 @@ def average_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
                    MG=_r(mg), ML=_r(ml), macro=mean("macro"), n=sum(r["n"] or 0 for r in group),
                    matcher=group[0]["matcher"], prompt=group[0]["prompt"], shots=group[0]["shots"], protocol=protocol,
                    S_t_kind="extracted" if any(r.get("S_t_kind") for r in group) else None,
-                   dtype=group[0]["dtype"] if len({r["dtype"] for r in group}) == 1 else "mixed")
+                   dtype=group[0]["dtype"] if len({r["dtype"] for r in group}) == 1 else "mixed",
+                   **{c: mean(c) for c in FORMAT_COLUMNS})
         out.append(avg)
     return out
 
@@ -137,9 +177,10 @@ def build_rows(runs: Sequence[Run], matcher: str = "official", seed: int = 0) ->
     return rows + average_rows(rows)
 
 
-def write_csv(rows: Sequence[dict[str, Any]], path: Path) -> None:
+def write_csv(rows: Sequence[dict[str, Any]], path: Path, fields: Sequence[str] | None = None) -> None:
+    """The rows in the table's ``columns`` (``fields``: these columns instead; a subset writes an older layout)."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+    writer = csv.DictWriter(buf, fieldnames=columns(rows) if fields is None else list(fields), extrasaction="ignore")
     writer.writeheader()
     for row in rows:
         writer.writerow({k: "" if v is None else v for k, v in row.items()})
@@ -242,4 +283,5 @@ def leaderboard_frame(run_dirs: Iterable[str | Path], matcher: str = "official",
         raise MmstarError(f"no run directory under {', '.join(map(str, paths)) or '(nothing given)'}")
     rows = build_rows([open_run(p) for p in chosen], matcher, seed)
     frame = pd.DataFrame(rows)
-    return frame[[c for c in COLUMNS if c in frame.columns] + [c for c in frame.columns if c not in COLUMNS]]
+    order = columns(rows)
+    return frame[[c for c in order if c in frame.columns] + [c for c in frame.columns if c not in order]]

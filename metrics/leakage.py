@@ -12,7 +12,7 @@ from mmstar.atomic import atomic_write_text
 from mmstar.runs import Run
 from mmstar.scoring import gain_and_leakage
 
-__all__ = ["average_gain_leakage", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
+__all__ = ["average_gain_leakage", "evidence", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
 
 
 @dataclass(frozen=True)
@@ -38,25 +38,71 @@ def average_gain_leakage(per_bench: Sequence[BenchScores]) -> tuple[float | None
     return (sum(mgs) / len(mgs) if mgs else None, sum(mls) / len(mls) if mls else None)
 
 
+# the per-sample flags of the leakage probes (mmstar.probes.sample_flags) -> the probe's short name
+PROBE_FLAGS = {"follows_position": "order", "reproduces_masked": "slots", "same_answer_any_image": "swap"}
 LEAK_COLUMNS = ["model", "benchmark", "index", "source", "category", "l2_category", "question", "answer",
-                "wv_prediction", "t_prediction", "t_hit", "backbone_missed"]
+                "wv_prediction", "t_prediction", "t_hit", "backbone_missed", *PROBE_FLAGS, "evidence"]
+
+
+def evidence(backbone_missed: bool | None, probes: Sequence[str]) -> str:
+    """What points at leakage on one sample, ``+``-joined: "ML" (right without the image, its LLM
+    backbone wrong text-only), then each probe of ``probes`` (from ``firing_flags``). A sample marked
+    "ML+order" is flagged by ML and by a probe: two independent kinds of evidence."""
+    return "+".join((["ML"] if backbone_missed else []) + list(probes))
+
+
+def probe_sample_flags(run: Run) -> dict[int, dict[str, bool]]:
+    """index -> the flags of the probes that ran on this run, in any mode ({} when none ran)."""
+    if not run.probe_records:
+        return {}
+    from mmstar.probes import sample_flags
+
+    return sample_flags(run)
+
+
+def firing_flags(run: Run, matcher: str = "official", seed: int = 0) -> dict[int, list[str]]:
+    """index -> the probes that count as evidence on the sample: a probe that fires for the run (its
+    figure's interval clear of 0, by the core's rules) and flagged the sample in a mode where it
+    fired. A flag alone is not evidence: an LLM that always answers "A" follows the position on every
+    sample in t, yet its order sensitivity is 0 and the order probe does not fire."""
+    if not run.probe_records:
+        return {}
+    from mmstar.probes import PROBE_MODES, PROBES, order_mode, slots_mode, swap_mode
+
+    found: dict[int, set[str]] = {}
+    for probe in PROBES:
+        for mode in PROBE_MODES[probe]:
+            fig = (order_mode(run, mode, matcher, seed) if probe == "order" else slots_mode(run, mode, seed)
+                   if probe == "slots" else swap_mode(run, matcher, seed))
+            if fig is None or not fig["fires"]:
+                continue
+            for index, flagged in fig["flags"].items():
+                if flagged:
+                    found.setdefault(int(index), set()).add(probe)
+    return {i: [p for p in PROBES if p in probes] for i, probes in found.items()}
 
 
 def leakage_rows(run: Run, matcher: str = "official") -> list[dict[str, object]]:
     """Samples the LVLM answered without the image (``wv`` hit); ``backbone_missed`` marks those its
-    LLM backbone got wrong text-only (``t`` miss): the sample-level evidence behind ML."""
+    LLM backbone got wrong text-only (``t`` miss): the sample-level evidence behind ML. Each probe
+    that ran adds its flag, set in any mode (empty where the probe did not run); ``evidence`` names
+    ML and the probes that fire and flagged the sample (``firing_flags``)."""
     wv_hits, t_hits = run.hits("wv", matcher), run.hits("t", matcher)
     t_pred = {r.index: r.prediction for r in run.records.get("t") or []}
+    probe_flags, firing = probe_sample_flags(run), firing_flags(run, matcher)
     rows = []
     for rec in run.records.get("wv") or []:
         if not wv_hits.get(rec.index):
             continue
         t_hit = t_hits.get(rec.index)
+        flags = probe_flags.get(rec.index, {})
         rows.append({
             "model": run.model, "benchmark": run.benchmark, "index": rec.index, "source": rec.source,
             "category": rec.category, "l2_category": rec.l2_category, "question": rec.question, "answer": rec.answer,
             "wv_prediction": rec.prediction, "t_prediction": t_pred.get(rec.index, ""),
             "t_hit": "" if t_hit is None else t_hit, "backbone_missed": "" if t_hit is None else not t_hit,
+            **{flag: flags.get(flag, "") for flag in PROBE_FLAGS},
+            "evidence": evidence(t_hit is not None and not t_hit, firing.get(rec.index, [])),
         })
     return rows
 

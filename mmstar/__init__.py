@@ -48,7 +48,8 @@ def load_benchmark(spec: str) -> Benchmark:
 def evaluate(model: str, data: Any = "mmstar", modes: Sequence[str] | str = ("v", "wv", "t"), limit: int | None = None,
              out: str | Path = "runs", **options: Any) -> EvalResult:
     """Evaluate a model in modes v / wv / t; ``result.scores["S_v"]`` ... ``["ML"]``, ``result.run_dir``,
-    ``result.records`` (a DataFrame). See ``mmstar.evaluators.run.pipeline.evaluate`` for the options."""
+    ``result.records`` (a DataFrame); ``probes=["order", "slots", "swap"]`` adds the leakage probes
+    (``result.scores["probes"]``). See ``mmstar.evaluators.run.pipeline.evaluate`` for the options."""
     from .evaluators.run.pipeline import evaluate as _evaluate
 
     return _evaluate(model, data, modes, limit, out, **options)

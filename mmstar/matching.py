@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -37,6 +37,21 @@ def official_match(prediction: object, answer: object) -> bool:
     if pred[:7] == "option " and len(pred) > 7 and ans == pred[7]:
         return True
     return pred[:14] == "the answer is " and len(pred) > 14 and ans == pred[14]
+
+
+def official_readable(prediction: object, letters: Iterable[str]) -> bool:
+    """Whether the official rule can read a letter at all: the reply's first character, or the one
+    after ``(``, ``option `` or ``the answer is `` at the start, is one of the option ``letters``
+    (normalised as ``official_match`` does). Format compliance counts these replies: a model that
+    answers in prose scores low under the official matcher whatever it knows."""
+    pred = str(prediction).lower().strip().replace("\n", " ")
+    if not pred:
+        return False
+    valid = {str(k).lower() for k in letters}
+    for prefix in ("", "(", "option ", "the answer is "):
+        if pred.startswith(prefix) and len(pred) > len(prefix) and pred[len(prefix)] in valid:
+            return True
+    return False
 
 
 _CLEAN = re.compile(r"[*_`#$]+|</?\w+>|<\|\w+\|>")  # markdown, $math$ and <answer> / <|box|>-style tags

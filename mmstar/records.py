@@ -256,6 +256,26 @@ def check_unique(records: list[PredictionRecord], origin: str | Path) -> list[Pr
     return records
 
 
+def record_key(rec: PredictionRecord) -> str | None:
+    """A probe line's ``key`` (``"<index>:<variant>"``, unique within its file); None on a mode line."""
+    key = rec.extra.get("key")
+    return None if key is None else str(key)
+
+
+def check_unique_keys(records: list[PredictionRecord], origin: str | Path) -> list[PredictionRecord]:
+    """A probe file's lines: each has a ``key``, and none twice (a probe asks a sample several
+    times, so its index repeats; the key does not)."""
+    seen: set[str] = set()
+    for i, rec in enumerate(records, start=1):
+        key = record_key(rec)
+        if key is None:
+            raise DataError(origin, "probe line lacks key", i)
+        if key in seen:
+            raise DataError(origin, f"key {key!r} appears more than once", i)
+        seen.add(key)
+    return records
+
+
 def records_text(records: Iterable[PredictionRecord]) -> str:
     return "".join(rec.to_json() + "\n" for rec in records)
 

@@ -17,7 +17,16 @@ from typing import Any
 
 from .atomic import atomic_write_text
 from .errors import DataError, MmstarError
-from .records import Manifest, PredictionRecord, append_records, check_unique, read_records, write_records
+from .records import (
+    Manifest,
+    PredictionRecord,
+    append_records,
+    check_unique,
+    check_unique_keys,
+    read_records,
+    record_key,
+    write_records,
+)
 from .scoring import Assessment, Assessor, gain_and_leakage, hit_table, score_records
 
 MODES = ("v", "wv", "t")
@@ -35,6 +44,15 @@ def prediction_path(run_dir: Path, mode: str) -> Path:
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}")
     return run_dir / f"{mode}.jsonl"
+
+
+def probe_path(run_dir: Path, name: str) -> Path:
+    """A probe's record file (``name`` as ``mmstar.probes.probe_file`` makes it: ``order-v``)."""
+    from .probe_variants import probe_files
+
+    if name not in probe_files():
+        raise ValueError(f"unknown probe file {name!r}")
+    return run_dir / f"{name}.jsonl"
 
 
 def repair_tail(path: Path) -> int:
@@ -87,6 +105,14 @@ def done_indices(path: Path) -> set[int]:
     return {rec.index for rec in check_unique(read_records(path, warn=False), path)}
 
 
+def done_keys(path: Path) -> set[str]:
+    """The keys a probe file holds (a torn last line cut off first): what a resumed probe skips."""
+    if not path.exists():
+        return set()
+    repair_tail(path)
+    return {str(record_key(rec)) for rec in check_unique_keys(read_records(path, warn=False), path)}
+
+
 def append_predictions(path: Path, records: list[PredictionRecord]) -> int:
     """Append lines and make them durable before returning (one write call per batch)."""
     return append_records(path, records)
@@ -129,6 +155,8 @@ class Run:
     manifest: Manifest
     records: dict[str, list[PredictionRecord]] = field(default_factory=dict)  # mode -> records, file order
     problems: list[str] = field(default_factory=list)  # what a lenient read skipped, one line each
+    # probe file ("order-v", "slots-t", "swap-v") -> its records, file order; empty when no probe ran
+    probe_records: dict[str, list[PredictionRecord]] = field(default_factory=dict)
     assessor: Callable[[PredictionRecord], Assessment] = field(default_factory=Assessor, repr=False)
     _assessed: dict[str, list[Assessment]] = field(default_factory=dict, init=False, repr=False)
     _summaries: dict[tuple[str, str, bool | None], dict[str, Any]] = field(default_factory=dict, init=False,
@@ -207,6 +235,10 @@ class Run:
             scores["robust"] = _five(per_mode, "robust_overall" if matcher == "official" else "overall")
             scores["robust_judge"] = {**_five(per_mode, "robust_judge_overall"), "judge_decided": {
                 m: s.get("judge_decided", 0) for m, s in per_mode.items() if s}}
+        if self.probe_records:  # absent when no probe ran: a plain run's scores.json is as it was
+            from .probe_scores import probe_block
+
+            scores["probes"] = probe_block(self, matcher)
         return scores
 
 
@@ -248,7 +280,20 @@ def _read_run(path: Path, strict: bool = True,
             if strict:
                 raise
             problems.append(f"{exc}; {mode} not shown")
-    run = Run(path, manifest, records, problems)
+    probe_records: dict[str, list[PredictionRecord]] = {}
+    from .probe_variants import probe_files
+
+    for name in probe_files():
+        file = path / f"{name}.jsonl"
+        if not file.exists():
+            continue
+        try:
+            probe_records[name] = check_unique_keys(read_records(file, problems=None if strict else problems), file)
+        except DataError as exc:
+            if strict:
+                raise
+            problems.append(f"{exc}; {name} not shown")
+    run = Run(path, manifest, records, problems, probe_records=probe_records)
     if assessor is not None:
         run.assessor = assessor
     return run

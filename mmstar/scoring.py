@@ -11,7 +11,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
-from .matching import Extraction, extract_answer, official_match
+from .matching import Extraction, extract_answer, official_match, official_readable
 from .options import OptionParseError, parse_question
 from .records import PredictionRecord, as_record
 
@@ -166,10 +166,29 @@ def score_records(records: Iterable[Record], matcher: str = "official", with_jud
         "category_counts": {k: m for k, (_h, m) in sorted(cats.items())},
         "l2_category_counts": {k: m for k, (_h, m) in sorted(axes.items())},
         "rules": dict(sorted(Counter(a.extraction.rule for a in assessments).items())),
+        "format_compliance": format_compliance(records),
     }
     if matcher == "robust_judge" or with_judge or (with_judge is None and judged(records)):
         summary.update(judge_summary(records, assessments))
     return summary
+
+
+_DEFAULT_LETTERS = "ABCD"
+
+
+def format_compliance(records: Sequence[PredictionRecord]) -> float | None:
+    """The share (%) of replies the official matcher can read (``official_readable``): a letter of the
+    record's options (A-D and the answer where the options are unknown) where the official rule looks.
+    Failed requests are no reply and are left out; None when no reply was given."""
+    replies = [r for r in records if not r.error]
+    if not replies:
+        return None
+    readable = 0
+    for rec in replies:
+        options = record_options(rec)
+        letters = options.keys() if options else {*_DEFAULT_LETTERS, rec.answer_letter}
+        readable += official_readable(rec.prediction, letters)
+    return 100.0 * readable / len(replies)
 
 
 def judge_summary(records: Sequence[PredictionRecord], assessments: Sequence[Assessment]) -> dict[str, Any]:

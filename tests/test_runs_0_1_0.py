@@ -22,6 +22,26 @@ from mmstar.runs import open_run
 
 FIXTURE = Path(__file__).parent / "data" / "runs-0.1.0"
 RUN_DIRS = sorted(p.parent for p in (FIXTURE / "rundirs").glob("*/*/manifest.json"))
+# What today's code adds beside 0.1.0's figures, named one by one: every 0.1.0 figure must still be
+# there and equal, and nothing else may appear. Per mode summary (scores.json, mmstar score --json):
+ADDED_SUMMARY_KEYS = {"format_compliance"}  # % of replies the official matcher can read (issue 21.3)
+# leaderboard columns, appended after 0.1.0's:
+ADDED_COLUMNS = ["format_v", "format_wv", "format_t"]
+
+
+def _without_additions(summary):
+    """A per-mode summary less the keys added since 0.1.0 (each must be present, a percentage or None)."""
+    if summary is None:
+        return None
+    out = dict(summary)
+    for key in ADDED_SUMMARY_KEYS:
+        value = out.pop(key)
+        assert value is None or 0 <= value <= 100, (key, value)
+    return out
+
+
+def _scores_without_additions(scores):
+    return {k: _without_additions(v) if k in ("v", "wv", "t") else v for k, v in scores.items()}
 
 
 def test_the_fixture_is_what_0_1_0_wrote():
@@ -36,7 +56,7 @@ def test_the_fixture_is_what_0_1_0_wrote():
 
 @pytest.mark.parametrize("run_dir", RUN_DIRS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_scores_equal_what_0_1_0_wrote(run_dir):
-    assert open_run(run_dir).scores == json.loads((run_dir / "scores.json").read_text())
+    assert _scores_without_additions(open_run(run_dir).scores) == json.loads((run_dir / "scores.json").read_text())
 
 
 def test_a_0_1_0_run_reads_and_rewrites_without_losing_a_key(tmp_path):
@@ -55,9 +75,14 @@ def test_a_0_1_0_run_reads_and_rewrites_without_losing_a_key(tmp_path):
 def test_leaderboard_rows_equal_what_0_1_0_wrote(tmp_path):
     for matcher, name in (("official", "leaderboard.csv"), ("robust", "leaderboard-robust.csv")):
         rows = build_rows([open_run(d) for d in RUN_DIRS], matcher)
-        write_csv(rows, tmp_path / name)
+        old_header = (FIXTURE / name).read_text().splitlines()[0].split(",")
+        write_csv(rows, tmp_path / name, fields=old_header)  # 0.1.0's columns: byte for byte
         assert (tmp_path / name).read_text() == (FIXTURE / name).read_text(), matcher
+        write_csv(rows, tmp_path / name)  # today's: 0.1.0's columns, then the additions, and no other change
+        assert (tmp_path / name).read_text().splitlines()[0].split(",") == old_header + ADDED_COLUMNS
     rows = build_rows([open_run(d) for d in RUN_DIRS])
+    assert all(set(ADDED_COLUMNS) <= set(r) for r in rows)
+    rows = [{k: v for k, v in r.items() if k not in ADDED_COLUMNS} for r in rows]
     assert json.loads(json.dumps(rows)) == json.loads((FIXTURE / "leaderboard.json").read_text())
 
 
@@ -79,7 +104,8 @@ def test_the_viewer_shows_the_0_1_0_leaderboard_figures():
                          ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_mmstar_score_json_equals_what_0_1_0_printed(run_dir, capsys):
     assert main(["score", str(run_dir / "v.jsonl"), "--json"]) == 0
-    assert json.loads(capsys.readouterr().out) == json.loads((run_dir / "v.score.json").read_text())
+    printed = json.loads(capsys.readouterr().out)
+    assert _without_additions(printed) == json.loads((run_dir / "v.score.json").read_text())
 
 
 def test_importing_the_peer_logs_again_gives_the_same_records_and_scores(tmp_path):
@@ -92,7 +118,8 @@ def test_importing_the_peer_logs_again_gives_the_same_records_and_scores(tmp_pat
         old_dir = FIXTURE / "rundirs" / result.run_dir.parent.name / result.run_dir.name
         old, new = open_run(old_dir), open_run(result.run_dir)
         assert [replace(r, schema=SCHEMA_VERSION) for r in old.records[mode]] == new.records[mode]
-        assert result.scores == new.scores == json.loads((old_dir / "scores.json").read_text())
+        assert result.scores == new.scores
+        assert _scores_without_additions(new.scores) == json.loads((old_dir / "scores.json").read_text())
         moved = ("imported", "imported_from", "peer_reported_from")  # when and from where: this test's paths
         old_stats = {k: v for k, v in old.manifest.modes[mode].to_dict().items() if k not in moved and v is not None}
         assert {k: v for k, v in new.manifest.modes[mode].to_dict().items() if k not in moved} == old_stats
@@ -119,7 +146,7 @@ def test_a_0_1_0_run_resumes_without_loading_a_model(tmp_path):
 
     run_dir, scores = run_eval(load_benchmark(str(DEMO_TEST)), config, tmp_path, no_model, model_slug="clean")
     assert run_dir == tmp_path / "clean" / "test"
-    assert scores == json.loads((old_dir / "scores.json").read_text())
+    assert _scores_without_additions(scores) == json.loads((old_dir / "scores.json").read_text())
     new = Manifest.from_json((run_dir / "manifest.json").read_text())
     assert new.schema == SCHEMA_VERSION and set(old.to_dict()) <= set(new.to_dict())
     assert all(new.get(k) == old.get(k) for k in ("model", "backbone", "decoding", "dtype", "dataset_fingerprint"))

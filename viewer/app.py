@@ -1,4 +1,4 @@
-"""Streamlit app of ``mmstar view``: leaderboard, radar charts, MG vs ML, sample browser, two-model diff.
+"""Streamlit app of ``mmstar view``: leaderboard, radar charts, MG vs ML, sample browser, two-model diff, probes.
 
 Started by ``mmstar view`` (configuration through MMSTAR_VIEW_* environment variables). Every piece
 of run data (questions, options, predictions, names, problem lines) is shown with ``st.text``,
@@ -16,7 +16,21 @@ import streamlit as st
 from mmstar.viewer import charts
 from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
-from mmstar.viewer.samples import FLAGS, SampleFilter, diff, filter_samples, flags, hits, page, radar_axes
+from mmstar.viewer.probes import FLAG_COLUMNS, TABLE_COLUMNS, evidence_column, fired_line, probe_rows
+from mmstar.viewer.samples import (
+    EVIDENCE_FILTER,
+    FLAGS,
+    SampleFilter,
+    diff,
+    filter_samples,
+    flags,
+    hits,
+    page,
+    paired,
+    probes_ran,
+    radar_axes,
+    sample_flags_of,
+)
 from mmstar.viewer.samples import sample_list as list_table
 
 from mmstar import taxonomy
@@ -26,7 +40,7 @@ PATHS = tuple(json.loads(os.environ.get("MMSTAR_VIEW_PATHS", "[]")))
 DATA = os.environ.get("MMSTAR_VIEW_DATA") or None
 SEED = int(os.environ.get("MMSTAR_VIEW_SEED", "0") or 0)
 PAGE_SIZE = 25
-PAGES = ("Leaderboard", "Charts", "Samples", "Diff")
+PAGES = ("Leaderboard", "Charts", "Samples", "Diff", "Probes")
 MATCHER_HELP = {"official": "the official MMStar matcher (first character of the reply)",
                 "robust": "the robust extractor (letter or unparsed, never a guess)",
                 "judge": "the robust extractor, with the judge model's letter where it was asked"}
@@ -82,6 +96,10 @@ def leaderboard_frame(rows: list[dict], with_judge: bool) -> pd.DataFrame:
     out["macro"], out["n"], out["unparsed v"] = df["macro"], df["n"], df["unparsed_v"]
     if with_judge:
         out["judged v"] = df["judged_v"]
+    for m in MODES:  # format compliance: % of replies the official matcher can read
+        out[f"format {m}"] = df.get(f"format_{m}")
+    if "probes_fired" in df:  # some run ran the leakage probes (their figures: the Probes page)
+        out["probes fired"] = df["probes_fired"]
     return out
 
 
@@ -89,10 +107,12 @@ def page_leaderboard(view: ViewData, matcher: str) -> None:
     st.header("Leaderboard")
     rows = view.leaderboard(matcher)
     st.caption("Click a column header to sort. Scores are recomputed from the prediction files; 95% seeded "
-               "bootstrap intervals (paired for MG and S_wv - S_t; ML = max(0, S_wv - S_t)).")
+               "bootstrap intervals (paired for MG and S_wv - S_t; ML = max(0, S_wv - S_t)). format v / wv / t: "
+               "the share of replies the official matcher can read (a letter where it looks).")
     st.dataframe(leaderboard_frame(rows, matcher == "judge"), hide_index=True, key="board",
                  column_config={c: st.column_config.NumberColumn(format="%.2f") for c in
-                                ("S_v", "S_wv", "S_t", "MG", "ML", "macro", *taxonomy.CODES)})
+                                ("S_v", "S_wv", "S_t", "MG", "ML", "macro", *taxonomy.CODES,
+                                 *(f"format {m}" for m in MODES))})
     for r in rows:
         if r.get("MG_spans_zero"):
             st.text(f"{r['model']} / {r['benchmark']}: MG interval {_fmt_ci(r['MG_low'], r['MG_high'])} spans 0")
@@ -136,8 +156,12 @@ def _filters(frame: pd.DataFrame) -> SampleFilter:
     categories = bar.multiselect("Capability", sorted(set(frame["category"]) - {""}), key="f-cap")
     axes_in = frame if not categories else frame[frame["category"].isin(categories)]
     axes = bar.multiselect("Axis", sorted(set(axes_in["l2_category"]) - {""}), key="f-axis")
-    flag = bar.selectbox("Flag (model A)", ["(any)", *FLAGS], key="f-flag",
-                         help="; ".join(f"{k}: {v}" for k, v in FLAGS.items()))
+    ran = probes_ran(frame)  # a leakage probe's flag is offered where the probe ran
+    helps = {**FLAGS, **{c: FLAG_COLUMNS[c][1] for c in ran}}
+    if ran:
+        helps[EVIDENCE_FILTER] = "flagged by a probe that fires for this run, in a mode where it fired"
+    flag = bar.selectbox("Flag (model A)", ["(any)", *helps], key="f-flag",
+                         help="; ".join(f"{k}: {v}" for k, v in helps.items()))
     sources = bar.multiselect("Source", sorted(set(frame["source"]) - {""}), key="f-source")
     search = bar.text_input("Search question, options, predictions", key="f-search")
     unparsed = bar.checkbox("Only samples unparsed in some mode", key="f-unparsed")
@@ -154,8 +178,13 @@ def _show_run(box, view: ViewData, key: str, index: int, matcher: str) -> None:
         return
     row = rows.iloc[0]
     hit = hits(rows, matcher).iloc[0]
-    fl = [k for k, v in flags(rows, matcher).iloc[0].items() if v]
+    fl = sample_flags_of(rows, matcher)[0]
     box.text(f"flags: {', '.join(fl) or 'none'}")
+    ran = probes_ran(rows)
+    if ran:
+        leaked = flags(rows, matcher)["leaked"]
+        box.text(f"leakage evidence: {evidence_column(rows, leaked).iloc[0] or 'none'} "
+                 f"(probes run on this sample: {', '.join(ran)})")
     for mode in MODES:
         if pd.isna(row[f"{mode}_pred"]):
             box.text(f"{mode}: not run")
@@ -221,7 +250,34 @@ def page_diff(view: ViewData, matcher: str) -> None:
     counts, table = diff(view.run(a).frame, view.run(b).frame, matcher, mode)
     for col, (name, n) in zip(st.columns(len(counts)), counts.items()):
         col.metric(name, n)
+    if counts["common samples"]:
+        p = paired(view.run(a).frame, view.run(b).frame, matcher, mode, view.seed)
+        st.text(f"A - B = {p['difference']:.2f} points, 95% paired bootstrap interval "
+                f"[{p['difference_low']:.2f}, {p['difference_high']:.2f}]"
+                f"{' (spans 0)' if p['spans_zero'] else ''}; McNemar exact p = {p['mcnemar_p']:.4g} "
+                f"({p['mcnemar_only_a']} only A right, {p['mcnemar_only_b']} only B right)")
     st.dataframe(table, hide_index=True, key="diff-table")
+
+
+def page_probes(view: ViewData, matcher: str) -> None:
+    st.header("Leakage probes")
+    st.caption("Evidence beyond ML. order: every rotation of the options, the answer moved with its option "
+               "(CircularEval counts a sample only when every rotation is right; sensitivity = accuracy on the "
+               "original order minus the rotated mean). slots: a wrong option's text masked, the model asked to "
+               "write it out without the image (wv) and as the LLM (t). swap: each sample asked with another "
+               "sample's image of the same capability. A probe fires when its evidence has a 95% interval clear "
+               "of 0: order sensitivity or slots in wv or t, S_swap over chance.")
+    keys = [vr.key for vr in view.runs if vr.run.probe_records]
+    if not keys:
+        st.info("No run here has probe records (run with --probes order,slots,swap).")
+        return
+    rows = [r for k in keys for r in probe_rows(k, view.probes(k, matcher))]
+    for k in keys:
+        st.text(fired_line(k, view.probes(k, matcher)))
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
+    table.insert(7, "95%", [_fmt_ci(lo, hi) for lo, hi in zip(table["low"], table["high"])])
+    st.dataframe(table.drop(columns=["low", "high"]), hide_index=True, key="probe-table",
+                 column_config={"value": st.column_config.NumberColumn(format="%.2f")})
 
 
 def main() -> None:
@@ -240,8 +296,9 @@ def main() -> None:
     if not view.runs:
         st.info("Nothing to show: no readable run was found (see the problems above).")
         return
-    {"Leaderboard": page_leaderboard, "Charts": page_charts, "Samples": page_samples, "Diff": page_diff}[where](
-        view, matcher)
+    pages = {"Leaderboard": page_leaderboard, "Charts": page_charts, "Samples": page_samples, "Diff": page_diff,
+             "Probes": page_probes}
+    pages[where](view, matcher)
 
 
 main()

@@ -54,14 +54,16 @@ def _cmd_report(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
-    view = sub.add_parser("view", help="browse runs: leaderboard, radar charts, MG vs ML, samples (Streamlit)")
+    view = sub.add_parser("view", help="browse runs: leaderboard, radar charts, MG vs ML, samples, diff, probes "
+                                       "(Streamlit)")
     view.add_argument("run_dirs", nargs="+", help="run directories (OUT/<model>/<benchmark>) or folders above them")
     view.add_argument("--data", help="data spec to take images from (default: the one each run's manifest records)")
     view.add_argument("--port", type=int, default=8502)
     view.add_argument("--address", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     view.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     view.set_defaults(func=_cmd_view)
-    rep = sub.add_parser("report", help="one self-contained HTML report: leaderboard, charts, leaked samples")
+    rep = sub.add_parser("report", help="one self-contained HTML report: leaderboard, charts, leaked samples, "
+                                        "leakage evidence")
     rep.add_argument("run_dirs", nargs="+", help="run directories (OUT/<model>/<benchmark>) or folders above them")
     rep.add_argument("--html", type=Path, required=True, help="the HTML file to write")
     rep.add_argument("--data", help="data spec to take thumbnails from (default: each run's manifest)")

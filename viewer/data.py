@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 from mmstar.metrics.leaderboard import average_rows, run_row
+from mmstar.viewer.probes import flag_frame
 
 from mmstar import taxonomy
 from mmstar.records import PredictionRecord
@@ -140,7 +141,9 @@ def run_frame(key: str, run: Run) -> pd.DataFrame:
             row.update(_mode_fields(mode, rec, assessment))
     columns = ["run", "index", "question", "options", "answer", "category", "l2_category", "source",
                *(f"{m}_{c}" for m in MODES for c in MODE_COLUMNS)]
-    return pd.DataFrame(list(rows.values()), columns=columns)
+    frame = pd.DataFrame(list(rows.values()), columns=columns)
+    # the leakage probes' per-sample flags (NA where a probe did not run)
+    return pd.concat([frame, flag_frame(run, frame["index"].tolist())], axis=1)
 
 
 # the viewer's matcher names -> mmstar.scoring's scorings ("judge": the extractor's letter, else the judge's)
@@ -173,6 +176,7 @@ class ViewData:
     problems: list[str]
     seed: int = 0
     _rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict, repr=False)
+    _probes: dict[str, dict[str, Any]] = field(default_factory=dict, repr=False)
 
     @property
     def has_judge(self) -> bool:
@@ -203,6 +207,19 @@ class ViewData:
             rows = [self._row(vr, matcher) for vr in self.runs]
             self._rows[matcher] = rows + average_rows(rows)
         return self._rows[matcher]
+
+    def probes(self, key: str, matcher: str = "official") -> dict[str, Any] | None:
+        """The run's ``probes`` block (as ``scores.json`` holds it) under ``matcher``; None when no
+        probe ran."""
+        run = self.run(key).run
+        if not run.probe_records:
+            return None
+        cache_key = f"{key}\x1f{matcher}"
+        if cache_key not in self._probes:
+            from mmstar.probes import probe_block
+
+            self._probes[cache_key] = probe_block(run, SCORING[matcher], self.seed)
+        return self._probes[cache_key]
 
     def _row(self, vr: ViewRun, matcher: str) -> dict[str, Any]:
         """The leaderboard's own row (``run_row``), labelled with the viewer's matcher name and run key;

@@ -21,7 +21,8 @@ from mmstar.atomic import atomic_write_text
 from . import charts
 from .data import ViewData, load
 from .images import Images
-from .samples import flags, radar_axes
+from .probes import EVIDENCE_COLUMN, evidence_column, fired_line, probe_rows
+from .samples import flags, probes_ran, radar_axes
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
 STYLE = """
@@ -57,7 +58,8 @@ def leaderboard_html(rows: Sequence[dict[str, Any]]) -> str:
     """The leaderboard as a table; each figure cell names its run and column (``data-run`` /
     ``data-col``) so a reader (or a test) can find it."""
     codes = [c for c in taxonomy.CODES if any(r.get(c) is not None for r in rows)]
-    head = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML (S_wv - S_t)", *codes, "macro", "n", "unparsed v"]
+    head = ["model", "benchmark", "S_v", "S_wv", "S_t", "MG", "ML (S_wv - S_t)", *codes, "macro", "n", "unparsed v",
+            "format v", "format wv", "format t"]
     out = ["<table id=leaderboard><tr>" + "".join(f"<th>{_e(h)}</th>" for h in head) + "</tr>"]
     for r in rows:
         run = _e(r.get("run") or f"{r['model']} / {r['benchmark']}")
@@ -69,7 +71,8 @@ def leaderboard_html(rows: Sequence[dict[str, Any]]) -> str:
                    + cell("S_v", _ci(r.get("S_v_low"), r.get("S_v_high"))) + cell("S_wv") + cell("S_t")
                    + cell("MG", _ci(r.get("MG_low"), r.get("MG_high")))
                    + cell("ML", _ci(r.get("wv_minus_t_low"), r.get("wv_minus_t_high")))
-                   + "".join(cell(c) for c in codes) + cell("macro") + cell("n") + cell("unparsed_v") + "</tr>")
+                   + "".join(cell(c) for c in codes) + cell("macro") + cell("n") + cell("unparsed_v")
+                   + "".join(cell(f"format_{m}") for m in ("v", "wv", "t")) + "</tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -114,6 +117,60 @@ def _leaked_section(view: ViewData, images: Images, matcher: str, limit: int) ->
     return "\n".join(out) or "<p>No run has both wv and t predictions.</p>"
 
 
+def probe_table_html(view: ViewData, matcher: str) -> str:
+    """Every run's probe figures (``viewer.probes.probe_rows``); each value cell names its run, probe,
+    mode and figure (``data-run`` ... ``data-fig``) so a reader (or a test) can find it."""
+    keys = [vr.key for vr in view.runs if vr.run.probe_records]
+    if not keys:
+        return "<p>No run here has probe records (mmstar eval --probes order,slots,swap).</p>"
+    out = ["<ul>" + "".join(f"<li>{_e(fired_line(k, view.probes(k, matcher)))}</li>" for k in keys) + "</ul>",
+           "<table id=probes><tr>" + "".join(f"<th>{h}</th>" for h in (
+               "run", "probe", "mode", "n", "figure", "value (95% interval)", "flagged samples", "fires")) + "</tr>"]
+    for k in keys:
+        for r in probe_rows(k, view.probes(k, matcher)):
+            where = f'data-run="{_e(k)}" data-probe="{_e(r["probe"])}" data-mode="{_e(r["mode"])}"'
+            flagged = "" if r["flagged"] is None else _num(r["flagged"])
+            out.append(f"<tr><td>{_e(k)}</td><td>{_e(r['probe'])}</td><td>{_e(r['mode'])}</td>"
+                       f"<td class=num>{_num(r['n'])}</td><td>{_e(r['figure'])}</td>"
+                       f'<td class=num {where} data-fig="{_e(r["figure"])}">{_num(r["value"])}'
+                       f"{_ci(r['low'], r['high'])}</td><td class=num>{flagged}</td>"
+                       f"<td>{'fires' if r['fires'] else ''}</td></tr>")
+    out.append("</table>")
+    return "\n".join(out)
+
+
+def _evidence_section(view: ViewData, matcher: str, limit: int) -> str:
+    """Per run with probes: the samples flagged by a probe that fires (where it fired), with what else
+    points at them; the most kinds of evidence first, ML's counting one more."""
+    out = []
+    for vr in view.runs:
+        ran = probes_ran(vr.frame)
+        if not ran:
+            continue
+        frame = vr.frame
+        ev = evidence_column(frame, flags(frame, matcher)["leaked"])
+        probed = frame[frame[EVIDENCE_COLUMN] != ""]  # a probe that fires flagged it
+        ranked = probed.assign(evidence=ev[probed.index]).sort_values(
+            "evidence", key=lambda col: -col.str.count(r"\+") - col.str.startswith("ML"), kind="stable")
+        both = int(ranked["evidence"].str.startswith("ML+").sum())
+        out.append(f"<h3>{_e(vr.key)}: {len(ranked)} sample(s) flagged by a probe that fires, {both} of them by ML "
+                   "too</h3>")
+        if ranked.empty:
+            continue
+        out.append("<table class=evidence><tr><th>index</th><th>category / axis</th><th>question</th><th>answer</th>"
+                   "<th>evidence</th><th>v prediction</th><th>wv prediction</th></tr>")
+        for row in ranked.head(limit).itertuples(index=False):
+            out.append(f"<tr><td class=num>{_e(row.index)}</td>"
+                       f"<td>{_e(row.category)}<br><span class=note>{_e(row.l2_category)}</span></td>"
+                       f"<td class=text>{_e(row.question)}</td><td>{_e(row.answer)}</td>"
+                       f'<td data-run="{_e(vr.key)}" data-index="{_e(row.index)}">{_e(row.evidence)}</td>'
+                       f"<td class=pred>{_e(row.v_pred)}</td><td class=pred>{_e(row.wv_pred)}</td></tr>")
+        out.append("</table>")
+        if len(ranked) > limit:
+            out.append(f"<p class=note>{len(ranked) - limit} more not listed (raise --max-leaked).</p>")
+    return "\n".join(out)
+
+
 def build_html(view: ViewData, images: Images, matcher: str = "official", max_leaked: int = 100) -> str:
     from mmstar import __version__
 
@@ -128,7 +185,8 @@ def build_html(view: ViewData, images: Images, matcher: str = "official", max_le
 <body>
 <h1>mmstar report</h1>
 <p class=note>{len(view.runs)} run(s); scores recomputed from the prediction files with the {_e(matcher)} matcher;
-95% bootstrap intervals in grey (ML's is that of S_wv - S_t). mmstar {_e(__version__)}, {_e(when)}.</p>
+95% bootstrap intervals in grey (ML's is that of S_wv - S_t); format: % of replies the official matcher can read.
+mmstar {_e(__version__)}, {_e(when)}.</p>
 {f'<h2>Problems</h2><ul class=problems>{problems}</ul>' if problems else ''}
 <h2>Leaderboard</h2>
 {leaderboard_html(rows)}
@@ -138,6 +196,17 @@ def build_html(view: ViewData, images: Images, matcher: str = "official", max_le
 <p class=note>Right without the image (wv), while the model's own LLM backbone is wrong text-only (t):
 the sample-level evidence behind ML.</p>
 {_leaked_section(view, images, matcher, max_leaked)}
+<h2>Leakage evidence</h2>
+<p class=note>Beyond ML: the leakage probes. order rotates every sample's options with the answer moved
+(CircularEval: right in every rotation; sensitivity: original-order accuracy minus the rotated mean);
+slots hides a wrong option's text and asks the model without the image (wv) and its LLM (t) to write it out;
+swap asks each sample with another sample's image of the same capability. A probe fires when its evidence
+has a 95% interval clear of 0 (order sensitivity or slots in wv or t; S_swap over chance). Evidence per
+sample: ML (right without the image, the LLM backbone wrong), and each probe that fires and flagged the
+sample where it fired: order (the same letter in every order), slots (the hidden text reproduced), swap
+(the same answer whatever the image). A flag of a probe that does not fire is no evidence.</p>
+{probe_table_html(view, matcher)}
+{_evidence_section(view, matcher, max_leaked)}
 </body></html>
 """
 

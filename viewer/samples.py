@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -12,6 +13,10 @@ from mmstar import taxonomy
 from mmstar.runs import MODES
 
 from .data import ViewData
+from .probes import EVIDENCE_COLUMN, FLAG_COLUMNS, evidence_column
+
+# the sample browser's filter on the probes' evidence: samples a probe that fires flagged where it fired
+EVIDENCE_FILTER = "probe evidence"
 
 FLAGS = {
     "leaked": "right without the image (wv), its LLM wrong (t)",
@@ -61,9 +66,15 @@ def filter_samples(frame: pd.DataFrame, matcher: str, f: SampleFilter) -> pd.Dat
     if f.sources:
         keep &= frame["source"].isin(list(f.sources))
     if f.flag:
-        if f.flag not in FLAGS:
-            raise ValueError(f"unknown flag {f.flag!r}; choose from {', '.join(FLAGS)}")
-        keep &= flags(frame, matcher)[f.flag]
+        if f.flag == EVIDENCE_FILTER:  # flagged by a probe that fires, where it fired
+            keep &= frame[EVIDENCE_COLUMN] != ""
+        elif f.flag in FLAG_COLUMNS:  # a leakage probe's flag: only samples the probe ran on and flagged
+            keep &= frame[f.flag].fillna(False).astype(bool)
+        elif f.flag in FLAGS:
+            keep &= flags(frame, matcher)[f.flag]
+        else:
+            raise ValueError(f"unknown flag {f.flag!r}; choose from "
+                             f"{', '.join([*FLAGS, *FLAG_COLUMNS, EVIDENCE_FILTER])}")
     if f.unparsed:
         keep &= frame[[f"{m}_unparsed" for m in MODES]].eq(True).any(axis=1)
     if f.search.strip():
@@ -83,8 +94,27 @@ def sample_list(frame: pd.DataFrame, matcher: str) -> pd.DataFrame:
                         "question": frame["question"].str.slice(0, 120), "answer": frame["answer"]})
     for m in MODES:
         out[m] = h[m].map(_MARKS).fillna("-")
-    out["flags"] = fl.apply(lambda r: ", ".join(k for k in FLAGS if r[k]), axis=1) if len(fl) else ""
+    ran = probes_ran(frame)
+    if ran:
+        fl = pd.concat([fl, frame[ran].fillna(False).astype(bool)], axis=1)
+    names = [*FLAGS, *ran]
+    out["flags"] = fl.apply(lambda r: ", ".join(k for k in names if r[k]), axis=1) if len(fl) else ""
+    if ran:  # what points at leakage: ML (the leaked flag) and each probe that fires and flagged the sample
+        out["evidence"] = evidence_column(frame, fl["leaked"])
     return out
+
+
+def probes_ran(frame: pd.DataFrame) -> list[str]:
+    """The probe flag columns (FLAG_COLUMNS) with a value on some sample: the probes that ran."""
+    return [c for c in FLAG_COLUMNS if c in frame and frame[c].notna().any()]
+
+
+def sample_flags_of(frame: pd.DataFrame, matcher: str) -> list[list[str]]:
+    """The flags set on each row's sample, FLAGS then the probes' (one string list per row)."""
+    fl = flags(frame, matcher)
+    ran = probes_ran(frame)
+    probe = frame[ran].fillna(False).astype(bool)
+    return [[k for k in FLAGS if fl[k].iloc[i]] + [c for c in ran if probe[c].iloc[i]] for i in range(len(frame))]
 
 
 def page(frame: pd.DataFrame, number: int, size: int) -> pd.DataFrame:
@@ -110,6 +140,18 @@ def diff(a: pd.DataFrame, b: pd.DataFrame, matcher: str, mode: str = "v") -> tup
                           "A prediction": differ[f"{mode}_pred_a"], "A": ra[ra != rb].map(_MARKS),
                           "B prediction": differ[f"{mode}_pred_b"], "B": rb[ra != rb].map(_MARKS)})
     return counts, table
+
+
+def paired(a: pd.DataFrame, b: pd.DataFrame, matcher: str, mode: str = "v", seed: int = 0) -> dict[str, Any]:
+    """A minus B on their common samples in ``mode``: the paired difference with its bootstrap interval
+    and McNemar's exact p (``mmstar.metrics.probes.compare``, as ``mmstar leaderboard --compare``)."""
+    from mmstar.metrics.probes import compare
+
+    def table(frame: pd.DataFrame) -> dict[int, bool]:
+        done = frame[frame[f"{mode}_pred"].notna()]
+        return dict(zip(done["index"].astype(int), done[f"{mode}_{matcher}"].astype(bool)))
+
+    return compare(table(a), table(b), seed)
 
 
 # ---------------------------------------------------------------- chart data

@@ -21,11 +21,14 @@ from mmstar.evaluators.backends.registry import BackendFactory
 from mmstar.evaluators.models.registry import ModelEntry
 
 from mmstar.errors import MmstarError
+from mmstar.probes import parse_probes, probe_modes
 from mmstar.prompts import PromptConfig
 from mmstar.runs import MODES
 from mmstar.sample import Benchmark
 
 from .judge import JudgeConfig
+from .probes import ProbePlan
+from .probes import after_modes as probe_hook
 from .runner import EvalConfig, parse_modes, resolve_batch_size, run_eval
 
 if TYPE_CHECKING:
@@ -58,12 +61,20 @@ class RunOptions:
     thinking: str | None = None
     overwrite: bool = False
     progress: bool = True
+    probes: tuple[str, ...] = ()  # leakage probes: order, slots, swap (mmstar.probes)
+    probe_seed: int = 0  # the seed of the probes' variants (masks, image derangement)
+    probe_words: bool = False  # slots also masks a content word of the question
     backend_options: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         modes = self.modes
         object.__setattr__(self, "modes", parse_modes(modes if isinstance(modes, str) else ",".join(modes)))
         backends.resolve_options(self.backend, self.backend_options)  # unknown backend or foreign option: now
+        object.__setattr__(self, "probes", parse_probes(self.probes))
+        for probe in self.probes:  # a probe with none of its modes asked: one line now
+            probe_modes(probe, self.modes)
+        if isinstance(self.probe_seed, bool) or not isinstance(self.probe_seed, int) or self.probe_seed < 0:
+            raise MmstarError(f"probe_seed must be a non-negative integer, not {self.probe_seed!r}")
         for name, value, allowed in (("prompt", self.prompt, PROMPTS), ("shots", self.shots, SHOTS),
                                      ("protocol", self.protocol, PROTOCOLS), ("thinking", self.thinking, THINKING)):
             if value is not None and value not in allowed:
@@ -107,6 +118,7 @@ class EvalPlan:
     config: EvalConfig
     factory: BackendFactory
     backend_options: dict[str, Any]
+    probes: ProbePlan | None = None
 
 
 def resolve_entry(model: str, backbone: str | None, backend: str) -> ModelEntry:
@@ -152,7 +164,8 @@ def plan(entry: ModelEntry, options: RunOptions, gen: GenerationConfig | None = 
         progress=options.progress, protocol=options.protocol,
         dtype=backends.concrete_dtype(options.backend, backend_options),
         request=backends.identity_options(options.backend, backend_options))
-    return EvalPlan(entry, config, backends.factory(options.backend, gen, backend_options), backend_options)
+    probes = ProbePlan(options.probes, options.probe_seed, options.probe_words) if options.probes else None
+    return EvalPlan(entry, config, backends.factory(options.backend, gen, backend_options), backend_options, probes)
 
 
 def load_data(data: str | Path | Benchmark) -> Benchmark:
@@ -204,7 +217,11 @@ def run_planned(bench: Benchmark, eval_plan: EvalPlan, out: Path, judge: JudgeCo
                 factory: BackendFactory | None = None) -> EvalResult:
     """Run one planned model on one benchmark, then judge it when asked; the result with its scores
     (empty on a non-zero torchrun rank: rank 0 reports)."""
-    run_dir, scores = run_eval(bench, eval_plan.config, Path(out), factory or eval_plan.factory)
+    config, hook = eval_plan.config, None
+    if eval_plan.probes is not None:
+        eval_plan.probes.jobs(bench.limit(config.limit), config.modes)  # bad input: one line before a model loads
+        hook = probe_hook(eval_plan.probes, config, backends.get(config.backend).streams)
+    run_dir, scores = run_eval(bench, config, Path(out), factory or eval_plan.factory, after_modes=hook)
     if scores and judge is not None:  # after the model is gone: the judge loads into the freed memory
         from mmstar.runs import compute_scores
 
@@ -225,7 +242,9 @@ def evaluate(model: str, data: str | Path | Benchmark = "mmstar", modes: Sequenc
     :class:`RunOptions` fields (backend, batch_size, prompt, shots, protocol, ...) and the backend's
     own options (device, dtype, base_url, ...); an unknown one is refused, naming the allowed ones.
     ``label`` names the model in the run folder and the leaderboard (default: its alias or folder name);
-    ``judge`` (a model name or a JudgeConfig) reads the replies the extractor leaves unparsed."""
+    ``judge`` (a model name or a JudgeConfig) reads the replies the extractor leaves unparsed.
+    ``probes`` (``["order", "slots", "swap"]``, with ``probe_seed`` and ``probe_words``) runs the
+    leakage probes after the modes, through the same runner: ``result.scores["probes"]``."""
     opts = RunOptions.from_mapping({"modes": modes, "limit": limit, **options}, origin="evaluate()")
     judge_cfg = JudgeConfig(judge) if isinstance(judge, str) else judge
     entry = resolve_entry(model, backbone, opts.backend)

@@ -38,6 +38,9 @@ from mmstar.sample import Benchmark, Sample
 
 from .steps import DEFAULT_BATCH, EvalConfig, _progress, _requests, prediction_record
 
+# the run dir, its manifest, the benchmark as run (limited) and a mode -> backend loader
+AfterModes = Callable[[Path, Manifest, Benchmark, Callable[[str], Backend]], None]
+
 
 def _versions() -> dict[str, str]:
     out = {}
@@ -101,10 +104,13 @@ def _sizer(config: EvalConfig, n_pending: int, recorded: int | None, backend: Ba
     return BatchSizer(cap=min(DEFAULT_CAP, n_pending))
 
 
-def _run_batches(pending: list[Sample], mode: str, config: EvalConfig, backend: Backend, sizer: BatchSizer,
-                 write: Callable[[list[Sample], list[Response | None]], None]) -> Iterator[int]:
+def _run_batches(pending: list[Any], mode: str, config: EvalConfig, backend: Backend, sizer: BatchSizer,
+                 write: Callable[[list[Any], list[Response | None]], None],
+                 build: Callable[[list[Any], str, EvalConfig], tuple[list[Request], list[int]]] = _requests,
+                 ) -> Iterator[int]:
     """Run ``pending`` in batches of ``sizer.size``; yields the size after each batch. While the size
-    is settled, the next batch is prepared (decoded, tokenised) while this one generates."""
+    is settled, the next batch is prepared (decoded, tokenised) while this one generates. ``build``
+    makes a batch's requests: a mode's samples by default, a probe's work items (evaluators/run/probes.py)."""
     pipelined = config.scoring == "generate" and hasattr(backend, "prepare")
     # a backend with preparing worker processes takes the batches itself, one in flight per worker
     submit = getattr(backend, "submit_prepare", None) if pipelined else None
@@ -112,7 +118,7 @@ def _run_batches(pending: list[Sample], mode: str, config: EvalConfig, backend: 
     with ThreadPoolExecutor(max_workers=1) as pool:
         def prepare(lo: int, n: int) -> tuple[tuple[int, int], list[Sample], list[Request], list[int], Any]:
             batch = pending[lo:lo + n]
-            requests, slots = _requests(batch, mode, config)
+            requests, slots = build(batch, mode, config)
             future = None
             if pipelined and requests:
                 future = submit(requests) if submit is not None else None
@@ -226,8 +232,11 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
 
 
 def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFactory,
-             bench_slug: str | None = None, model_slug: str | None = None) -> tuple[Path, dict[str, Any]]:
-    """Run every requested mode into ``out/<model>/<benchmark>/``; returns the dir and the scores."""
+             bench_slug: str | None = None, model_slug: str | None = None,
+             after_modes: AfterModes | None = None) -> tuple[Path, dict[str, Any]]:
+    """Run every requested mode into ``out/<model>/<benchmark>/``; returns the dir and the scores.
+    ``after_modes`` (the leakage probes) runs once the modes are done, with the models still loaded:
+    it gets the run dir, the manifest, the limited benchmark and a mode -> backend loader."""
     if "t" in config.modes and not config.backbone:
         raise MmstarError(f"mode t needs the LLM backbone of {config.model}: pass --backbone ID "
                           "(or leave t out with --modes v,wv)")
@@ -282,6 +291,8 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
                 entry = manifest.mode(mode)
                 entry.update(started=entry.started or started, finished=_now(), **stats)
                 write_manifest(run_dir, manifest)
+        if after_modes is not None and rank == 0:
+            after_modes(run_dir, manifest, bench, lambda mode: backend_for(*_model_kind(config, mode))())
     finally:
         for backend in loaded.values():
             backend.close()

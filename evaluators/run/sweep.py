@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mmstar.evaluators.backends import registry as backends
 from mmstar.evaluators.models.registry import ModelEntry
 
 from mmstar.errors import DataError, MmstarError
@@ -35,6 +36,8 @@ from mmstar.sample import Benchmark
 
 from .judge import JudgeConfig
 from .pipeline import RunOptions, load_data, plan, resolve_entry
+from .probes import ProbePlan
+from .probes import after_modes as probe_hook
 from .runner import EvalConfig, run_eval, summary_line
 
 # options a config file may set: the pipeline's RunOptions and every backend's options, by name
@@ -206,7 +209,8 @@ def _phases(modes: tuple[str, ...]) -> list[tuple[str, ...]]:
 
 
 def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, config: EvalConfig,
-               factory: Callable[[str, str], Any], echo: Callable[[str], None]) -> list[PairResult]:
+               factory: Callable[[str, str], Any], echo: Callable[[str], None],
+               probes: ProbePlan | None = None) -> list[PairResult]:
     results = {b.name: PairResult(entry.alias, b.name) for b in benches}
     scores: dict[str, dict[str, Any]] = {}
     failed: str | None = None
@@ -218,7 +222,10 @@ def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, confi
         try:
             for bench in benches:
                 try:
-                    run_dir, scores[bench.name] = run_eval(bench, replace(config, modes=phase), out, make)
+                    phased = replace(config, modes=phase)  # the probes of this phase's modes run in it
+                    hook = None if probes is None else probe_hook(probes, phased, backends.get(config.backend).streams,
+                                                                  strict=False)
+                    run_dir, scores[bench.name] = run_eval(bench, phased, out, make, after_modes=hook)
                 except Exception as exc:  # any failure of one model must not end the sweep
                     failed = _first_line(exc)
                     results[bench.name].error = failed
@@ -240,7 +247,7 @@ def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, confi
 def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: Path,
               make_config: Callable[[ModelEntry], EvalConfig],
               make_factory: Callable[[ModelEntry], Callable[[str, str], Any]],
-              echo: Callable[[str], None] = print) -> list[PairResult]:
+              echo: Callable[[str], None] = print, probes: ProbePlan | None = None) -> list[PairResult]:
     """Run every (model, benchmark) pair; a model that fails is recorded and the sweep moves on.
     Models loaded here: one after another, each model's LVLM over all benchmarks, then its backbone,
     each loaded once. Models on servers: all at once, the runs on one server sharing one request
@@ -250,7 +257,7 @@ def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: 
     on_servers = [i for i, e in enumerate(entries) if streams(make_config(e))]
     results: dict[int, list[PairResult]] = {}
     pooled = run_pooled([entries[i] for i in on_servers], benches, out, make_config, make_factory,
-                        _first_line) if on_servers else []
+                        _first_line, probes) if on_servers else []
     for k, (entry, bench, run_dir, scores, error) in enumerate(pooled):  # in sweep order: model-major
         results.setdefault(on_servers[k // len(benches)], []).append(PairResult(entry.alias, bench.name, run_dir,
                                                                                 error))
@@ -260,7 +267,7 @@ def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: 
             echo(f"{entry.alias} / {bench.name} -> {run_dir}: {summary_line(scores)}")
     for i, entry in enumerate(entries):
         if i not in results:
-            results[i] = _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo)
+            results[i] = _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo, probes)
     return [r for i in range(len(entries)) for r in results[i]]
 
 
@@ -294,8 +301,12 @@ def evaluate_sweep(models: Sequence[tuple[str, str | None]], data: Sequence[str 
     entries = [resolve_entry(name, backbone, options.backend) for name, backbone in models]
     plans = {id(e): plan(e, options) for e in entries}  # every option is checked before any load
     benches = [load_data(d) for d in data]
+    probes = next(iter(plans.values())).probes if plans else None  # the same options for every model
+    if probes is not None:
+        for bench in benches:  # bad input: one line before a model loads
+            probes.jobs(bench.limit(options.limit), options.modes)
     results = run_sweep(entries, benches, out, lambda e: plans[id(e)].config, lambda e: plans[id(e)].factory,
-                        echo=echo)
+                        echo=echo, probes=probes)
     if judge is not None:  # after every model is gone: the judge loads into the freed memory
         for r in results:
             if r.run_dir is not None and r.error is None:
