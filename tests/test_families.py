@@ -17,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+from importlib.metadata import version
 
 import pytest
 from conftest import assert_clean_error, run_cli
@@ -156,7 +157,20 @@ def test_tiny_specs_take_their_family_facts_from_families_py():
     assert set(SPECS) <= set(FACTS)
     for name, spec in SPECS.items():
         assert spec.facts is FACTS[name] and spec.needs == FACTS[name].needs
-        assert spec.known_failure == FACTS[name].known_failure
+        assert spec.known_failure == FACTS[name].failure_now(version("transformers"))
+
+
+def test_version_gated_facts_follow_the_installed_transformers():
+    """A fault fixed upstream, or a head scaling a release starts to apply, is a fact with a version:
+    llama4 ran into an AttributeError before 5.25; Aya Vision's head applies logit_scale from 5.25."""
+    from mmstar.evaluators.models.families import FAMILIES as FACTS
+
+    llama4, aya, cohere = FACTS["llama4"], FACTS["aya-vision"], FACTS["cohere2-vision"]
+    assert llama4.failure_now("5.24.0") == llama4.known_failure != ""
+    assert llama4.failure_now("5.25.0") == "" and llama4.failure_now("6.0") == ""
+    assert aya.backbone_overrides("5.24.3") == {"logit_scale": 1.0}
+    assert aya.backbone_overrides("5.25.0") == {}
+    assert cohere.backbone_overrides("5.25.0") == {"logit_scale": 1.0}  # its 5.25 head still does not scale
 
 
 def test_tiny_models_command_builds_a_comma_list_of_families(tmp_path, capsys):

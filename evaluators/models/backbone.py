@@ -142,6 +142,13 @@ def _lm_state(vlm: str, model: Any, attr: str) -> tuple[dict[str, Any], bool]:
     return state, tied
 
 
+def transformers_version() -> str:
+    """The installed transformers' version, read without importing it (a family fact may depend on it)."""
+    from importlib.metadata import version
+
+    return version("transformers")
+
+
 def adapt_lm(state: dict[str, Any], text: dict[str, Any], facts: FamilyFacts | None
              ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The LM's tensors and text config made into a plain causal LM's, as the family facts say: modules
@@ -176,7 +183,7 @@ def adapt_lm(state: dict[str, Any], text: dict[str, Any], facts: FamilyFacts | N
         rows = text[facts.backbone_embedding_rows]
         state["model.embed_tokens.weight"] = state["model.embed_tokens.weight"][:rows]
     text = {k: v for k, v in text.items() if k not in facts.backbone_config_drop}
-    return state, {**text, **facts.backbone_config}
+    return state, {**text, **facts.backbone_overrides(transformers_version())}
 
 
 def _build_lm(transformers: Any, vlm: str, model: Any, cls_name: str, state: dict[str, Any], tied: bool,

@@ -36,6 +36,9 @@ class FamilyFacts:
     # set on an extracted LM's config so that it computes what the VLM computes (e.g. a head scaling
     # that the standalone class applies and the VLM does not)
     backbone_config: dict[str, Any] = field(default_factory=dict)
+    # the first transformers release whose VLM computes what the standalone class does, so that
+    # backbone_config is no longer needed (e.g. 5.25's Aya Vision head applies logit_scale); "" = always needed
+    backbone_config_until: str = ""
     # how an LM that is no plain causal LM becomes one (``mmstar backbone extract``):
     # text-config key listing layers to leave out (renumbering the rest), e.g. Mllama's cross-attention layers
     backbone_drop_layers: str | None = None
@@ -64,7 +67,24 @@ class FamilyFacts:
     # an upstream fault that stops the family from running in the installed transformers (the exact
     # error); the tiny family test expects it, so a release that fixes it shows up as a test to update
     known_failure: str = ""
+    known_failure_until: str = ""  # the transformers release that fixed it ("" = not fixed yet)
     notes: str = ""
+
+    def failure_now(self, transformers_version: str) -> str:
+        """``known_failure`` where the installed transformers still has the fault, else ""."""
+        from packaging.version import Version
+
+        if self.known_failure_until and Version(transformers_version) >= Version(self.known_failure_until):
+            return ""
+        return self.known_failure
+
+    def backbone_overrides(self, transformers_version: str) -> dict[str, Any]:
+        """``backbone_config`` for the installed transformers: empty from ``backbone_config_until`` on."""
+        from packaging.version import Version
+
+        if self.backbone_config_until and Version(transformers_version) >= Version(self.backbone_config_until):
+            return {}
+        return dict(self.backbone_config)
 
 
 # Qwen2/2.5-VL resolution: the released processors' own range, 4 to 16384 visual tokens of 28x28
@@ -143,9 +163,10 @@ _FACTS = [
     FamilyFacts("ovis2", ("ovis2",), "Ovis2ForConditionalGeneration", "Ovis2Processor",
                 backbone_class="Qwen2ForCausalLM"),
     FamilyFacts("aya-vision", ("aya_vision",), "AyaVisionForConditionalGeneration", "AyaVisionProcessor",
-                backbone_class="Cohere2ForCausalLM", backbone_config={"logit_scale": 1.0},
-                notes="backbone class follows the text config (Cohere2 for 8B/32B); the VLM's head does not "
-                      "apply Cohere2's logit_scale, so the extracted LM sets it to 1 (measured on a tiny model)"),
+                backbone_class="Cohere2ForCausalLM", backbone_config={"logit_scale": 1.0}, backbone_config_until="5.25",
+                notes="backbone class follows the text config (Cohere2 for 8B/32B); before transformers 5.25 the "
+                      "VLM's head did not apply Cohere2's logit_scale, so the extracted LM sets it to 1 there; from "
+                      "5.25 the head applies it and the LM keeps its own (both measured on a tiny model)"),
     FamilyFacts("deepseek-vl", ("deepseek_vl",), "DeepseekVLForConditionalGeneration", "DeepseekVLProcessor"),
     FamilyFacts("idefics2", ("idefics2",), "Idefics2ForConditionalGeneration", "Idefics2Processor",
                 language_model_attr="model.text_model", backbone_class="MistralForCausalLM"),
@@ -191,9 +212,10 @@ _FACTS = [
                 known_failure="transformers 5.24: Llama4ForConditionalGeneration.forward reads outputs.image_outputs "
                               "from its language model's MoeCausalLMOutputWithPast, which has none (AttributeError, "
                               "modeling_llama4.py:1318), with or without an image",
+                known_failure_until="5.25",
                 notes="Llama 4 Scout/Maverick: early fusion, MoE text model; the VLM holds a whole "
-                      "Llama4ForCausalLM. Does not run in transformers 5.24 (known_failure), so extraction is not "
-                      "proven on a tiny checkpoint"),
+                      "Llama4ForCausalLM. Does not run in transformers 5.24 (known_failure); runs from 5.25 (the "
+                      "tiny family test); extraction is not yet proven on a tiny checkpoint"),
 ]
 FAMILIES: dict[str, FamilyFacts] = {f.name: f for f in _FACTS}
 

@@ -84,8 +84,11 @@ class TinyFamily:
 
     @property
     def known_failure(self) -> str:
-        """The upstream fault that stops the built checkpoint from running, or ""."""
-        return self.facts.known_failure
+        """The upstream fault that stops the built checkpoint from running in the installed
+        transformers, or ""."""
+        from importlib.metadata import version
+
+        return self.facts.failure_now(version("transformers"))
 
     def classes(self) -> tuple[Any, Any, Any]:
         """(config, model, processor) classes, as the family's facts name them (imports transformers)."""
