@@ -249,12 +249,17 @@ class PrepWorkers:
     def _collect(self) -> None:
         while True:
             with self._lock:
+                if self._closed:  # close() shut the pipes: nothing more will arrive
+                    return
+                for conn in [c for c in self._busy if c.closed]:  # retired while we waited
+                    self._retire(conn)
                 conns = list(self._busy)
             if not conns:  # every worker has exited (close() ends them) or died
                 return
             try:
                 ready = wait(conns, timeout=1.0)
-            except (OSError, ValueError):  # a pipe closed meanwhile (a worker retired by submit)
+            except (OSError, ValueError):  # a pipe closed meanwhile: dropped at the top of the next round
+                # (retrying the same closed pipe at once spun this thread with the GIL held, forever)
                 continue
             for conn in ready:
                 try:
