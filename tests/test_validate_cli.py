@@ -89,7 +89,9 @@ def test_score_reference_matches_the_paper(reference_xlsx):
     proc = run_cli("score", str(reference_xlsx), "--json")
     assert proc.returncode == 0, proc.stderr
     s = json.loads(proc.stdout)
-    assert set(s) == {"overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories", "rules"}
+    assert set(s) == {"overall", "macro", "n", "hits", "unparsed", "categories", "l2_categories", "rules",
+                      "format_compliance"}
+    assert s["format_compliance"] == 100.0  # every reply of the real submission starts with its letter
     assert sum(s["rules"].values()) == s["n"]
     assert (s["hits"], s["n"]) == (781, 1500)
     assert round(s["overall"], 2) == 52.07

@@ -31,6 +31,8 @@ from mmstar.evaluators.models.registry import ModelEntry
 from mmstar.runs import slugify
 from mmstar.sample import Benchmark
 
+from .probes import ProbePlan
+from .probes import after_modes as probe_hook
 from .runner import EvalConfig, run_eval
 from .stream import DEFAULT_WINDOW
 
@@ -132,10 +134,12 @@ def _share_windows(models: Sequence[_Model]) -> list[Feed]:
 def run_pooled(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: Path,
                make_config: Callable[[ModelEntry], EvalConfig],
                make_factory: Callable[[ModelEntry], Callable[[str, str], Any]],
-               first_line: Callable[[BaseException], str]) -> list[tuple[ModelEntry, Benchmark, Path | None,
-                                                                          dict[str, Any], str | None]]:
+               first_line: Callable[[BaseException], str],
+               probes: ProbePlan | None = None) -> list[tuple[ModelEntry, Benchmark, Path | None,
+                                                            dict[str, Any], str | None]]:
     """Every (model, benchmark) run at once, the runs on one server through one window; returns
-    ``(entry, benchmark, run dir, scores, error)`` in sweep order."""
+    ``(entry, benchmark, run dir, scores, error)`` in sweep order. ``probes``: each run's leakage
+    probes go through the same window once its modes are done."""
     from mmstar.evaluators.models.registry import model_slug
 
     models = [_prepare(e, make_config(e), make_factory(e), first_line) for e in entries]
@@ -152,7 +156,9 @@ def run_pooled(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out:
         for i in indices:
             model, bench = models[i // len(benches)], benches[i % len(benches)]
             try:
-                results[i][2], results[i][3] = run_eval(bench, model.config, out, model.make)  # type: ignore[arg-type]
+                hook = None if probes is None else probe_hook(probes, model.config, True, strict=False)
+                results[i][2], results[i][3] = run_eval(bench, model.config, out, model.make,  # type: ignore[arg-type]
+                                                        after_modes=hook)
             except Exception as exc:  # one run's failure must not end the others
                 results[i][4] = first_line(exc)
 
