@@ -51,6 +51,8 @@ def _inside(root: Path, rel: str, origin: str, row: int) -> Path:
     """Resolve an image path relative to ``root``; refuse anything that escapes it."""
     if not rel:
         raise DataError(origin, "empty image path", row)
+    if "\x00" in rel:  # no file system takes one; resolve() would raise a bare ValueError
+        raise DataError(origin, f"image path {rel!r} holds a NUL character", row)
     candidate = (root / rel).resolve()
     if not candidate.is_relative_to(root.resolve()):
         raise DataError(origin, f"image path {rel!r} escapes the dataset folder {root}", row)

@@ -68,6 +68,16 @@ def test_jsonl_lines(tmp_path_factory, lines):
     _must_be_clean(lambda: load_benchmark(path), path)
 
 
+def test_an_image_path_with_a_nul_is_one_clear_error(tmp_path):
+    """Found by test_jsonl_lines: {"image": "\\u0000"} raised a bare ValueError from pathlib."""
+    from mmstar.errors import DataError
+
+    path = tmp_path / "x.jsonl"
+    path.write_text('{"index": 1, "question": "Q?\\nOptions: A: a, B: b", "answer": "A", "image": "\\u0000"}\n')
+    with pytest.raises(DataError, match="NUL character"):
+        load_benchmark(path)
+
+
 @SETTINGS
 @given(data=st.binary(max_size=400), suffix=st.sampled_from([".parquet", ".xlsx", ".tsv", ".jsonl"]))
 def test_random_bytes_in_every_format(tmp_path_factory, data, suffix):
