@@ -69,7 +69,9 @@ class Batcher:
         return out
 
 
-def train(model, steps: int, make_batches, lr: float, label: str, log) -> None:
+def train(model, steps: int, make_batches, lr: float, label: str, log, probe=None) -> float:
+    """``probe``: (every, check) logs ``check()`` every ``every`` steps (scripts/train_demo_reader.py);
+    returns the seconds it took."""
     opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
     warm = max(1, steps // 20)
 
@@ -90,7 +92,12 @@ def train(model, steps: int, make_batches, lr: float, label: str, log) -> None:
         sched.step()
         if step % 25 == 0 or step == steps - 1:
             log(f"{label} step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - start:.0f}s)")
+        if probe is not None and (step + 1) % probe[0] == 0 and step + 1 < steps:
+            model.eval()
+            log(f"{label} step {step + 1}: {probe[1]()}")
+            model.train()
     model.eval()
+    return time.time() - start
 
 
 @torch.no_grad()

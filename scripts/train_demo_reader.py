@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from pathlib import Path
 import torch
 from mmstar.evaluators.models.tiny import train_tokenizer
 from mmstar.evaluators.models.tiny.llava import DEMO, build_llava, llama_text, llava_processor
+from train_demo_models import accuracy, train  # the shipped models' loop and quick check (scripts/)
 from transformers import LlamaForCausalLM
 
 from mmstar.demo_data import canonical, generate
@@ -127,49 +127,6 @@ class Batcher:
         if "pixel_values" in enc:
             out["pixel_values"] = enc["pixel_values"]
         return out
-
-
-def train(model, steps: int, make_batches, lr: float, label: str, log, probe=None) -> float:
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
-    warm = max(1, steps // 20)
-
-    def shape(s: int) -> float:  # linear warm-up, then cosine decay to 10%
-        if s < warm:
-            return (s + 1) / warm
-        return 0.1 + 0.45 * (1 + math.cos(math.pi * (s - warm) / max(1, steps - warm)))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, shape)
-    model.train()
-    start = time.time()
-    for step in range(steps):
-        loss = sum(model(**b).loss for b in make_batches(step))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        if step % 25 == 0 or step == steps - 1:
-            log(f"{label} step {step + 1}/{steps} loss {loss.item():.3f} ({time.time() - start:.0f}s)")
-        if probe is not None and (step + 1) % probe[0] == 0 and step + 1 < steps:
-            model.eval()
-            log(f"{label} step {step + 1}: {probe[1]()}")
-            model.train()
-    model.eval()
-    return time.time() - start
-
-
-@torch.no_grad()
-def accuracy(model, batcher, samples, mode: str) -> float:
-    """Next-token argmax over A-D after the prompt (a fast stand-in for the real evaluation)."""
-    hits = 0
-    for i in range(0, len(samples), 64):
-        chunk = samples[i:i + 64]
-        b = batcher(chunk, mode)
-        logits = model(**{k: v for k, v in b.items() if k != "labels"}).logits[:, -3]
-        letters = torch.tensor([batcher.letter_ids[k] for k in "ABCD"])
-        pred = logits[:, letters].argmax(-1).tolist()
-        hits += sum("ABCD"[p] == s.answer for p, s in zip(pred, chunk))
-    return 100 * hits / len(samples)
 
 
 def main() -> None:
