@@ -117,3 +117,29 @@ def tiny_pairs(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("tiny")  # tests/test_families.py covers every other family
     return {fam: build_tiny_pair(fam, root) for fam in ("llava", "qwen2-vl", "gemma3", "idefics3")}
+
+
+def _standin_module():
+    """benchmarks/api_standin.py: an OpenAI-compatible stand-in server on loopback (its own process)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("api_standin", REPO / "benchmarks" / "api_standin.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def standin():
+    """``standin(*flags)`` starts a stand-in server and returns its base URL; all are killed after."""
+    module, procs = _standin_module(), []
+
+    def start(*flags):
+        proc, url = module.start(*flags)
+        procs.append(proc)
+        return url
+
+    yield start
+    for proc in procs:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -3,7 +3,6 @@ server (benchmarks/api_standin.py, in its own process): the server kept busy acr
 keep-alive client, faults retried to exactly one answer each, refusals recorded as errors, and a
 `mmstar eval` SIGKILLed mid-run that resumes with every index exactly once."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,31 +17,7 @@ httpx = pytest.importorskip("httpx")
 
 DEMO = REPO / "data" / "demo" / "test.parquet"  # 360 samples with images
 
-
-def _standin_module():
-    spec = importlib.util.spec_from_file_location("api_standin", REPO / "benchmarks" / "api_standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-STANDIN = _standin_module()
 TAIL = ("--fast-ms-low", "20", "--fast-ms-high", "40", "--slow-share", "0.1", "--slow-ms", "400")
-
-
-@pytest.fixture
-def standin():
-    procs = []
-
-    def start(*flags):
-        proc, url = STANDIN.start(*flags)
-        procs.append(proc)
-        return url
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _stats(url):

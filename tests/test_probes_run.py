@@ -3,7 +3,6 @@ loopback, benchmarks/api_standin.py), the batched loop of the hf backend on the 
 the CLI and the Python API, bad input, and a probe run SIGKILLed and resumed. The demo models are
 being retrained elsewhere: nothing here pins their figures, only structure, counts and determinism."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -25,31 +24,7 @@ DEMO = REPO / "data" / "demo" / "test.parquet"
 DEMO_MODELS = REPO / "data" / "demo-models"
 PROBE_FILES = ("order-v", "order-wv", "order-t", "slots-wv", "slots-t", "swap-v")
 
-
-def _standin_module():
-    spec = importlib.util.spec_from_file_location("api_standin", REPO / "benchmarks" / "api_standin.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-STANDIN = _standin_module()
 FAST = ("--fast-ms-low", "2", "--fast-ms-high", "6", "--slow-share", "0")
-
-
-@pytest.fixture
-def standin():
-    procs = []
-
-    def start(*flags):
-        proc, url = STANDIN.start(*flags)
-        procs.append(proc)
-        return url
-
-    yield start
-    for proc in procs:
-        proc.kill()
-        proc.wait(timeout=10)
 
 
 def _lines(path):

@@ -12,7 +12,7 @@ import sys
 import time
 
 import pytest
-from test_api_pool import DEMO, TAIL, _records, _stats, standin  # noqa: F401  (standin: the fixture)
+from test_api_pool import DEMO, TAIL, _records, _stats
 
 httpx = pytest.importorskip("httpx")
 
@@ -29,7 +29,7 @@ def _sweep(url, out, models=MODELS, modes="v,wv,t", limit=40, concurrency=8):
     return evaluate_sweep(models, [DEMO], options, out, echo=lines.append), lines
 
 
-def test_two_served_models_share_one_window_and_one_client(standin, tmp_path):  # noqa: F811
+def test_two_served_models_share_one_window_and_one_client(standin, tmp_path):
     url = standin(*TAIL)
     before = _stats(url)["connections"]
     results, lines = _sweep(url, tmp_path, modes="v,wv")  # no backbones: "models in flight" are a and b
@@ -52,7 +52,7 @@ def test_two_served_models_share_one_window_and_one_client(standin, tmp_path):  
     assert sum("model-a / test ->" in ln or "model-b / test ->" in ln for ln in lines) == 2
 
 
-def test_a_failing_model_is_reported_and_the_others_finish(standin, tmp_path):  # noqa: F811
+def test_a_failing_model_is_reported_and_the_others_finish(standin, tmp_path):
     from mmstar.evaluators.run.sweep import report
 
     url = standin("--fast-ms-low", "5", "--fast-ms-high", "10", "--slow-share", "0")
@@ -80,7 +80,7 @@ def _lines(runs, models, modes):
 
 
 @pytest.mark.slow  # two SIGKILLed sweeps, a resume and two reference runs: ~30-60 s on 2 shared cores
-def test_sweep_killed_mid_way_resumes_with_nothing_lost_or_duplicated(standin, tmp_path):  # noqa: F811
+def test_sweep_killed_mid_way_resumes_with_nothing_lost_or_duplicated(standin, tmp_path):
     url = standin("--fast-ms-low", "20", "--fast-ms-high", "40", "--slow-share", "0.05", "--slow-ms", "300")
     modes, n, names = ("v", "wv", "t"), 120, [m for m, _ in MODELS]
     runs = tmp_path / "runs"
@@ -117,7 +117,7 @@ def test_sweep_killed_mid_way_resumes_with_nothing_lost_or_duplicated(standin, t
             assert manifest["modes"][mode]["done_before"] > 0  # the last session resumed, it did not start over
 
 
-def test_one_feed_two_streams_a_broken_one_fails_alone(standin):  # noqa: F811
+def test_one_feed_two_streams_a_broken_one_fails_alone(standin):
     """The shared window itself: two runs' job streams through one Feed against the stand-in; the one
     whose request building breaks raises in its own consumer, the other is answered in full."""
     from mmstar.evaluators.backends.base import Request
@@ -153,7 +153,7 @@ def test_one_feed_two_streams_a_broken_one_fails_alone(standin):  # noqa: F811
     assert served["peak_in_flight"] == 4 and served["peak_models"] == 2  # one limit, both streams in it
 
 
-def test_models_on_two_servers_get_a_window_each(standin, tmp_path):  # noqa: F811
+def test_models_on_two_servers_get_a_window_each(standin, tmp_path):
     from mmstar.evaluators.backends import registry
     from mmstar.evaluators.backends.base import GenerationConfig
     from mmstar.evaluators.models.registry import resolve_model
