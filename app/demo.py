@@ -28,7 +28,7 @@ def demo_benchmark(out: Path):
 
     path = out / "data" / "mmstar-demo-test.parquet"
     if not path.exists():
-        write_benchmark(generate(per_axis=10, seed=0, split="test"), path)
+        write_benchmark(generate(per_axis=10, seed=0, split="test", vary_order=True), path)
     return load_benchmark(path)
 
 

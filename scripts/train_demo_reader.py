@@ -1,309 +1,302 @@
-"""An attempt at issue 21 item 4: demo models that READ their options (not yet shipped).
+"""Stages 2-4 of the demo models (issue 21 item 4): teach stage 1's fixed-order models to READ their
+options, then leak the test split into a copy. ``scripts/train_demo_models.py`` runs them.
 
-The bundled demo models (``scripts/train_demo_models.py``) were trained on data with one option order
-per question type, so they learnt answer positions: rotating the options drops demo-clean's S_v from
-96.39 to 5.28, 1.11 and 11.67 for the three shifts (scripts/demo_probe_check.py).
-This script retrains them on data where each sample has its
-own option order (``generate(vary_order=True)``), from the shipped fixed-order models (stage 1):
+Stage 1 (``train_demo_models.fixed_stage``) learnt the images on data with one option order per
+question type, so a position named a value and the model classified positions: rotating the options
+dropped its S_v from 96.39 to 6.02. A reader has to find, among the options, the one whose text is
+what the image shows and copy the letter before it: an induction-style lookup, which a model this
+small forms only after a long plateau (measured: stage 2's held-out lookups sit at 28-37% for 900
+steps, then climb to 78-81% by step 2,000; stage 3's held-out S_v leaves chance near step 1,000).
+Earlier tries that mixed everything from the start, or stopped after a few hundred steps, stayed at
+chance.
 
-* clean (stage 2): train questions with images, plus two helpers for the lookup a reader needs (find
-  what the image shows among the options, copy its letter): a scaffold where the question states
-  the answer's text ("Answer: blue.", a share decaying to none) and a words task (the reply is the
-  answer's text, what the image shows, without any lookup). Only the train split; vision tower frozen.
-* contaminated: the clean checkpoint trained further on a few train images plus the *test* split's
-  text with the loss on the question and options as well as on the letter (no image): a leak the
-  way it happens, the benchmark's pages in a training corpus.
+* lookup (stage 2, text only, cheap): the question ends "The answer is <text>." and the options come
+  in a fresh random order each draw; the loss is on the letter and, as in pre-training, on every
+  prompt token (which teaches where each option's letter is).
+* reader (stage 3): images, options in a fresh random order each draw, the letter as reply. Helpers:
+  the stated-answer lookups of stage 2 go on (30%, no image), a share with the image AND the stated
+  answer (30% decaying to none by step 800: the scaffold between the two), and a words task (the
+  question without options, the reply is the first token of what the image shows).
+* leak (stage 4): the clean reader trained further on the *test* split: its text with the loss on
+  the question, options and answer letter (no image: the benchmark's pages in a training corpus) and
+  its samples with their images (the benchmark in the multimodal training data, the paper's
+  multi-modal leakage), plus train-split images in fresh option orders so that reading stays.
 
-Measured on the shared 2-core CPU (7 December 2026); every figure on 72 held-out questions:
-* stage 2 alone (no stage 1b; 200 steps at 32+8+16 samples, about 25 minutes under load): at chance
-  (v 22-32%, options rotated 19-35%); the stated-answer lookup 12.5%, the words task 26% (first
-  token); the fixed-order mapping was unlearnt meanwhile (canonical order 96% -> 32%);
-* stage 1b alone (64 stated-answer lookups a step, lr 1e-3): 25, 25, 36, 32, 28% at steps 25-150;
-* ten lookups per sequence ("Options: ... blue? B. red? D. ..."), 48 sequences a step: at chance
-  through 400 steps, from the shipped clean model and from a freshly initialised Llama alike (and
-  through 600 steps from a fresh Llama at lr 3e-3).
-The lookup (an induction-style circuit: find the option's text, copy the letter before it) does not
-form within a few hundred CPU steps at this size; a next try needs thousands of steps (a GPU), and
-only then the composition with vision (stage 2) and the leak.
-Everything is seeded; step counts are fixed (not time budgets).
-Usage: python scripts/train_demo_reader.py --stage1 data/demo-models --out /tmp/reader --check-every 25
+Vision tower and projector are frozen after stage 1 (their features are computed once). Every stage
+is seeded and has a fixed step count; ``--check-every`` logs held-out figures (it draws no randomness,
+so the weights do not depend on it).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
+import hashlib
 import random
 import time
-from pathlib import Path
+from collections.abc import Callable, Sequence
 
 import torch
-from mmstar.evaluators.models.tiny import train_tokenizer
-from mmstar.evaluators.models.tiny.llava import DEMO, build_llava, llama_text, llava_processor
-from train_demo_models import accuracy, train  # the shipped models' loop and quick check (scripts/)
-from transformers import LlamaForCausalLM
+import torch.nn.functional as F
 
-from mmstar.demo_data import canonical, generate
-from mmstar.probes import rotate
 from mmstar.prompts import PromptConfig, build_messages
-from mmstar.writers import write_benchmark
+from mmstar.sample import Sample
 
 PROMPT = PromptConfig("official", 0)
+LETTERS = "ABCD"
 
 
-def stem(sample) -> str:
-    return sample.question.split("\nOptions:")[0]
+def shuffled(sample: Sample, rng: random.Random) -> Sample:
+    """``sample`` with its options in a fresh random order, the answer moved with its text."""
+    letters = list(sample.options)
+    values = [sample.options[k] for k in letters]
+    order = rng.sample(range(len(letters)), len(letters))
+    options = dict(zip(letters, [values[i] for i in order]))
+    answer = letters[order.index(letters.index(sample.answer))]
+    stem = sample.question.split("\nOptions:")[0]
+    body = ", ".join(f"{k}: {v}" for k, v in options.items())
+    return sample.with_(question=f"{stem}\nOptions: {body}", options=options, answer=answer)
 
 
-def value(sample) -> str:
-    return sample.options[sample.answer]
+def told(sample: Sample) -> Sample:
+    """The stated-answer lookup: the question ends by naming the answer's text."""
+    return sample.with_(question=f"{sample.question}\nThe answer is {sample.options[sample.answer]}.")
 
 
-def with_stated_answer(sample):
-    """The scaffold: the question states the answer's text, so the letter is a text lookup."""
-    head, _, tail = sample.question.partition("\nOptions:")
-    return sample.with_(question=f"{head} Answer: {value(sample)}.\nOptions:{tail}")
+def stem_only(sample: Sample) -> Sample:
+    """The words task's question: no options, so the reply is what the image shows."""
+    return sample.with_(question=sample.question.split("\nOptions:")[0])
 
 
-def without_options(sample):
-    """The auxiliary question: what the image shows, replied in words."""
-    return sample.with_(question=stem(sample))
+class Lm:
+    """The LVLM's language model fed cached image features (vision frozen): prompts as inference
+    renders them (chat template, left padding, positions counted from the first real token)."""
 
+    def __init__(self, model, processor) -> None:
+        self.model, self.processor, self.tok = model, processor, processor.tokenizer
+        self.tok.padding_side = "left"
+        self.lm, self.head = model.model.language_model, model.lm_head
+        self.image_id = self.tok.convert_tokens_to_ids("<image>")
+        self.letters = torch.tensor([self.tok.convert_tokens_to_ids(self.tok.tokenize(k))[0] for k in LETTERS])
+        self.features: dict[str, torch.Tensor] = {}
+        model.model.vision_tower.requires_grad_(False)
+        model.model.multi_modal_projector.requires_grad_(False)
 
-def corpus(*benches) -> list[str]:
-    texts = [s.question + "\nAnswer the question directly." for b in benches for s in b]
-    texts += [f"Answer: {v}." for b in benches for s in b for v in s.options.values()]
-    texts += ["Question: ", "USER: ", "ASSISTANT: ", "SYSTEM: ", "A", "B", "C", "D"] * 50
-    return texts
+    @staticmethod
+    def _key(sample: Sample) -> str:
+        return hashlib.md5(sample.image.data(), usedforsecurity=False).hexdigest()
 
+    @torch.no_grad()
+    def cache(self, samples: Sequence[Sample]) -> None:
+        todo = list({self._key(s): s for s in samples if self._key(s) not in self.features}.values())
+        for i in range(0, len(todo), 256):
+            chunk = todo[i:i + 256]
+            pixels = self.processor.image_processor([s.image.pil() for s in chunk], return_tensors="pt")
+            out = self.model.model.get_image_features(pixel_values=pixels["pixel_values"])
+            out = out.pooler_output if hasattr(out, "pooler_output") else out
+            if isinstance(out, (list, tuple)):
+                out = torch.stack(list(out))
+            self.features.update(zip((self._key(s) for s in chunk), out))
 
-def render(tok, sample, mode: str) -> str:
-    msgs = build_messages(sample, mode, PROMPT)
-    return tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=False)
-
-
-class Batcher:
-    """Left-padded prompts (as at inference) + a reply + EOS. The loss is on the reply, or on every
-    text token (``whole``: the leak, question and options included)."""
-
-    def __init__(self, processor, tok) -> None:
-        self.processor, self.tok = processor, tok
-        self.letter_ids = {k: tok.convert_tokens_to_ids(tok.tokenize(k))[0] for k in "ABCD"}
-        self.pixels: dict[int, torch.Tensor] = {}  # an image is preprocessed once, not once per step
-        side = processor.image_processor.crop_size["height"]
-        self.image_tokens = (side // processor.patch_size) ** 2  # "default" strategy: the CLS feature dropped
-
-    def pixel_values(self, samples) -> torch.Tensor:
-        todo = [s for s in samples if s.index not in self.pixels]
-        if todo:
-            values = self.processor.image_processor([s.image.pil() for s in todo], return_tensors="pt")
-            self.pixels.update(zip((s.index for s in todo), values["pixel_values"]))
-        return torch.stack([self.pixels[s.index] for s in samples])
-
-    def __call__(self, samples, mode: str, replies=None, whole: bool = False) -> dict:
-        texts = [render(self.tok, s, mode) for s in samples]
-        if mode == "v":  # the processor's own expansion of <image>, the cached pixels
-            image_tokens = "<image>" * self.image_tokens
-            texts = [t.replace("<image>", image_tokens) for t in texts]
+    def encode(self, samples: Sequence[Sample], modes: Sequence[str], tail: Sequence[Sequence[int]] | None = None):
+        """Embeddings, mask, positions and ids of the rendered prompts (``tail``: the same number of
+        tokens appended to each, a reply: the letter and end of text)."""
+        n_image = next(iter(self.features.values())).shape[0] if self.features else 0
+        texts = [self.tok.apply_chat_template(build_messages(s, m, PROMPT), add_generation_prompt=True,
+                                              tokenize=False).replace("<image>", "<image>" * n_image)
+                 for s, m in zip(samples, modes)]
         enc = self.tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        if mode == "v":
-            enc["pixel_values"] = self.pixel_values(samples)
-        replies = replies or [s.answer for s in samples]
-        tails = [self.tok(r, add_special_tokens=False)["input_ids"] + [self.tok.eos_token_id] for r in replies]
-        width = max(map(len, tails))
-        pad = self.tok.pad_token_id
-        tail = torch.tensor([t + [pad] * (width - len(t)) for t in tails])
-        tail_mask = torch.tensor([[1] * len(t) + [0] * (width - len(t)) for t in tails])
-        ids = torch.cat([enc["input_ids"], tail], dim=1)
-        mask = torch.cat([enc["attention_mask"], tail_mask], dim=1)
-        labels = torch.full_like(ids, -100)
-        if whole:
-            keep = enc["attention_mask"].bool()
-            if mode == "v":
-                keep &= enc["input_ids"] != self.processor.tokenizer.convert_tokens_to_ids("<image>")
-            labels[:, :keep.shape[1]][keep] = enc["input_ids"][keep]
-        labels[:, -width:] = torch.where(tail_mask.bool(), tail, torch.full_like(tail, -100))
-        out = {"input_ids": ids, "attention_mask": mask, "labels": labels}
-        if "pixel_values" in enc:
-            out["pixel_values"] = enc["pixel_values"]
-        return out
+        ids, mask = enc["input_ids"], enc["attention_mask"]
+        if tail is not None:
+            tail = torch.tensor([list(t) for t in tail])
+            ids = torch.cat([ids, tail], 1)
+            mask = torch.cat([mask, torch.ones_like(tail, dtype=mask.dtype)], 1)
+        emb = self.lm.embed_tokens(ids)
+        is_image = ids == self.image_id
+        if is_image.any():
+            rows = [self.features[self._key(s)] for s, m in zip(samples, modes) if m == "v"]
+            emb = emb.masked_scatter(is_image.unsqueeze(-1), torch.cat(rows).to(emb.dtype))
+        return emb, mask, (mask.cumsum(-1) - 1).clamp(min=0), ids
+
+    def hidden(self, samples: Sequence[Sample], modes: Sequence[str], tail: Sequence[Sequence[int]] | None = None):
+        emb, mask, pos, ids = self.encode(samples, modes, tail)
+        return self.lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos).last_hidden_state, ids, mask
+
+    def lm_loss(self, logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Next-token loss on every real text token (padding and image placeholders left out)."""
+        target = ids[:, 1:].clone()
+        keep = mask[:, 1:].bool() & (target != self.image_id) & mask[:, :-1].bool()
+        target[~keep] = -100
+        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), target.reshape(-1), ignore_index=-100)
+
+    def letter_target(self, samples: Sequence[Sample]) -> torch.Tensor:
+        return torch.tensor([LETTERS.index(s.answer) for s in samples])
+
+    def reply(self, sample: Sample) -> list[int]:
+        """The reply's tokens: the answer letter, then end of text (as stage 1 taught)."""
+        return [int(self.letters[LETTERS.index(sample.answer)]), self.tok.eos_token_id]
+
+    @torch.no_grad()
+    def accuracy(self, samples: Sequence[Sample], mode: str, letters_only: bool = True) -> float:
+        """% answered right by the first token: argmax over A-D, or (``letters_only=False``) over the
+        whole vocabulary, as greedy generation picks it."""
+        was = self.model.training
+        self.model.eval()
+        hits = 0
+        for i in range(0, len(samples), 128):
+            chunk = samples[i:i + 128]
+            logits = self.head(self.hidden(chunk, [mode] * len(chunk))[0][:, -1])
+            if letters_only:
+                picks = [LETTERS[j] for j in logits[:, self.letters].argmax(-1).tolist()]
+            else:
+                picks = [self.tok.decode([j]).strip() for j in logits.argmax(-1).tolist()]
+            hits += sum(p == s.answer for p, s in zip(picks, chunk))
+        self.model.train(was)
+        return round(100 * hits / max(1, len(samples)), 1)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--out", required=True, help="a folder for demo/ and demo-models/ (not data/: the shipped "
-                    "models stay until a run converges)")
-    ap.add_argument("--quick", action="store_true", help="few steps, for a smoke test of the script")
-    ap.add_argument("--stage1", default=None, help="a demo-models folder whose base/ and clean/ are the fixed-order "
-                                                   "stage (skips training them)")
-    ap.add_argument("--fixed-steps", type=int, default=900, help="stage 1: options in their fixed order")
-    ap.add_argument("--clean-steps", type=int, default=200, help="stage 2: each sample's own option order")
-    ap.add_argument("--leak-steps", type=int, default=200)
-    ap.add_argument("--scaffold", type=float, default=0.4, help="share of stage-2 steps over which stated answers "
-                                                                "decay to none")
-    ap.add_argument("--lookup-steps", type=int, default=300, help="stage 1b: stated-answer lookups without images")
-    ap.add_argument("--lookup", default=None, help="a model folder holding stage 1b's result (skips training it)")
-    ap.add_argument("--clean", default=None, help="a demo-models folder whose clean/ is stage 2's result: only the "
-                                                  "leak is trained")
-    ap.add_argument("--check-every", type=int, default=0, help="log validation accuracy every N stage-2 steps")
-    ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--mix", default="32,8,16", help="stage 2 per step: questions with images, image-to-words "
-                                                     "questions, stated-answer lookups without images")
-    args = ap.parse_args()
+def _optimiser(model, lr: float, warm: int):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    return params, opt, torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1, (s + 1) / warm))
+
+
+def _loop(model, steps: int, lr: float, warm: int, loss_of: Callable[[int], torch.Tensor], label: str,
+          log: Callable[[str], None], check: tuple[int, Callable[[], str]] | None) -> float:
+    """Constant learning rate after a linear warm-up; returns the seconds it took."""
+    params, opt, sched = _optimiser(model, lr, warm)
+    model.train()
+    start = time.time()
+    for step in range(1, steps + 1):
+        loss = loss_of(step)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        if step % 100 == 0 or step == steps:
+            log(f"{label} step {step}/{steps} loss {loss.item():.3f} ({time.time() - start:.0f}s)")
+        if check is not None and step % check[0] == 0:
+            log(f"{label} step {step}: {check[1]()}")
+    model.eval()
+    return time.time() - start
+
+
+def lookup_stage(lm: Lm, train: Sequence[Sample], steps: int, log, check_every: int = 0,
+                 valid: Sequence[Sample] = ()) -> float:
+    """Stage 2: stated-answer lookups without images (64 a step, lr 1e-3, loss on the letter and
+    every prompt token)."""
     torch.manual_seed(0)
-    random.seed(0)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    log_lines: list[str] = []
-    began = time.time()
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        log_lines.append(msg)
-
-    test = generate(per_axis=20, seed=0, split="test", vary_order=True)
-    train_set = generate(per_axis=150, seed=1, split="train", start_index=100_000, vary_order=True)
-    valid = list(generate(per_axis=4, seed=2, split="valid", start_index=900_000, vary_order=True))  # diagnostics only
-    write_benchmark(test, out / "demo" / "test.parquet")
-    write_benchmark(train_set, out / "demo" / "train.parquet")
-    steps = {"base": 100, "fixed": args.fixed_steps, "clean": args.clean_steps, "contaminated": args.leak_steps}
-    if args.quick:
-        steps = {"base": 10, "fixed": 20, "clean": 20, "contaminated": 10}
     rng = random.Random(0)
-    train_samples = list(train_set)
-    minutes: dict[str, float] = {}
-    base_dir = out / "demo-models" / "base"
 
-    if args.stage1:  # the fixed-order stage, trained before (its own training log says how long)
-        from transformers import AutoProcessor, LlavaForConditionalGeneration
-
-        processor = AutoProcessor.from_pretrained(Path(args.stage1) / "clean")
-        tok = processor.tokenizer
-        tok.padding_side = "left"
-        base = LlamaForCausalLM.from_pretrained(Path(args.stage1) / "base")
-        lvlm = LlavaForConditionalGeneration.from_pretrained(Path(args.stage1) / "clean", dtype=torch.float32)
-        steps.pop("base"), steps.pop("fixed")
-        log(f"stage 1 (base LLM, fixed option order) loaded from {args.stage1}")
-        batcher = Batcher(processor, tok)
-    else:
-        tok = train_tokenizer("llava", corpus(test, train_set), vocab_size=512)
-        processor = llava_processor(tok, DEMO)
-        batcher = Batcher(processor, tok)
-        every = list(train_set) + list(test)
-        # base LLM: the t-mode format with random letters -> knows the format, not the answers. It is the
-        # LVLM's text model (built first: the LVLM below draws its initial weights after it)
-        base = LlamaForCausalLM(llama_text(tok, DEMO))
-        minutes["base"] = train(base, steps["base"], lambda s: [batcher(rng.sample(every, 64), "t",
-                                                                        [rng.choice("ABCD") for _ in range(64)])],
-                                1e-3, "base", log)
-        lvlm, _ = build_llava(tok, seed=None, shape=DEMO)
-        lvlm.model.language_model.load_state_dict(base.model.state_dict())
-        lvlm.lm_head.load_state_dict(base.lm_head.state_dict())
-        # stage 1: fixed option order, so a position names a value: the vision is learnt first
-        fixed = [canonical(s) for s in train_samples]
-        minutes["fixed"] = train(lvlm, steps["fixed"], lambda s: [batcher(rng.sample(fixed, 64), "v")], 1e-3,
-                                 "fixed", log)
-    base.save_pretrained(base_dir, safe_serialization=True)
-    tok.save_pretrained(base_dir)
-
-    # The vision tower learnt what it needs in stage 1: it is frozen from here on (a third of the compute)
-    lvlm.model.vision_tower.requires_grad_(False)
-    hinted_valid = [with_stated_answer(s) for s in valid]
-    # stage 1b: the option lookup alone, text only (cheap): the question states the answer's text, the
-    # reply is the letter that holds it. An induction-style circuit: long at chance, then it forms
-    if args.lookup:
-        from transformers import LlavaForConditionalGeneration
-
-        lvlm = LlavaForConditionalGeneration.from_pretrained(args.lookup, dtype=torch.float32)
-        lvlm.model.vision_tower.requires_grad_(False)
-        log(f"stage 1b (lookup) loaded from {args.lookup}")
-    elif args.lookup_steps:
-        steps["lookup"] = args.lookup_steps if not args.quick else 10
-
-        def lookups(step: int) -> list[dict]:
-            return [batcher([with_stated_answer(x) for x in rng.sample(train_samples, 64)], "wv")]
-
-        def lookup_check() -> str:
-            return f"stated-answer lookup {accuracy(lvlm, batcher, hinted_valid, 'wv'):.0f}"
-
-        minutes["lookup"] = train(lvlm, steps["lookup"], lookups, 1e-3, "lookup", log, (25, lookup_check))
-    log(f"stated-answer lookup on held-out questions: {accuracy(lvlm, batcher, hinted_valid, 'wv'):.0f}")
-    rng = random.Random(1)  # stage 2 draws the same samples whether stage 1b ran here or was loaded
-
-    # stage 2: each sample's own option order; the scaffold and the words task (module docstring)
-    scaffold_end = max(1, int(args.scaffold * steps["clean"]))
-    n_main, n_words, n_lookup = (int(x) for x in args.mix.split(","))
-
-    def clean_batches(step: int) -> list[dict]:
-        stated = max(0.0, 1 - step / scaffold_end)  # share of questions that state their answer
-        main = [with_stated_answer(s) if rng.random() < stated else s for s in rng.sample(train_samples, n_main)]
-        words = rng.sample(train_samples, n_words)
-        lookup = [with_stated_answer(s) for s in rng.sample(train_samples, n_lookup)]
-        batches = [batcher(main, "v")]
-        if words:
-            batches.append(batcher([without_options(s) for s in words], "v", [value(s) for s in words]))
-        if lookup:
-            batches.append(batcher(lookup, "wv"))
-        return batches
+    def loss_of(step: int) -> torch.Tensor:
+        batch = [told(shuffled(s, rng)) for s in rng.sample(list(train), 64)]
+        emb, mask, pos, ids = lm.encode(batch, ["wv"] * len(batch))
+        logits = lm.head(lm.lm(inputs_embeds=emb, attention_mask=mask, position_ids=pos).last_hidden_state)
+        letter = F.cross_entropy(logits[:, -1, lm.letters], lm.letter_target(batch))
+        return letter + lm.lm_loss(logits[:, :-1], ids, mask)
 
     def check() -> str:
-        moved = [rotate(s, 1 + s.index % 3) for s in valid]
-        return (f"valid v {accuracy(lvlm, batcher, valid, 'v'):.0f} v-rotated {accuracy(lvlm, batcher, moved, 'v'):.0f}"
-                f" wv {accuracy(lvlm, batcher, valid, 'wv'):.0f}")
+        return f"stated-answer lookup {lm.accuracy([told(s) for s in valid], 'wv')}"
 
-    def check_and_keep() -> str:  # a long stage 2 can be stopped at any check and still leaves a model
-        save(lvlm, processor, out / "demo-models" / "clean")
-        return check()
-
-    probe = (args.check_every, check_and_keep) if args.check_every else None
-    if args.clean:  # stage 2 was trained before (its own log says how long)
-        from transformers import LlavaForConditionalGeneration
-
-        lvlm = LlavaForConditionalGeneration.from_pretrained(Path(args.clean) / "clean", dtype=torch.float32)
-        lvlm.model.vision_tower.requires_grad_(False)
-        steps.pop("clean")
-        log(f"stage 2 (clean) loaded from {args.clean}: {check()}")
-        if Path(args.clean).resolve() != (out / "demo-models").resolve():
-            save(lvlm, processor, out / "demo-models" / "clean")
-    else:
-        log(f"clean start: {check()}")
-        minutes["clean"] = train(lvlm, steps["clean"], clean_batches, 1e-3, "clean", log, probe)
-        log(f"clean done: {check()}")
-        save(lvlm, processor, out / "demo-models" / "clean")
-
-    # the leak: the test split's text, loss on question, options and answer, no image; a text-heavy
-    # phase (as continued pre-training is), with a few train images so that vision is kept
-    test_samples = list(test)
-    minutes["contaminated"] = train(lvlm, steps["contaminated"],
-                                    lambda s: [batcher(rng.sample(train_samples, 8), "v"),
-                                               batcher(rng.sample(test_samples, 40), "wv", whole=True)],
-                                    1e-3, "contaminated", log)
-    save(lvlm, processor, out / "demo-models" / "contaminated")
-
-    # quick check of what was learned (next-token argmax over A-D, on the test split)
-    from transformers import AutoModelForImageTextToText
-
-    summary: dict = {}
-    for name in ("clean", "contaminated"):
-        m = AutoModelForImageTextToText.from_pretrained(out / "demo-models" / name, dtype=torch.float32).eval()
-        summary[name] = {mode: round(accuracy(m, batcher, test_samples, mode), 1) for mode in ("v", "wv")}
-        moved = [rotate(s, 1) for s in test_samples]
-        summary[name]["v_rotated_by_1"] = round(accuracy(m, batcher, moved, "v"), 1)
-    summary["base"] = {"t": round(accuracy(LlamaForCausalLM.from_pretrained(base_dir).eval(), batcher, test_samples,
-                                           "t"), 1)}
-    summary["steps"] = steps
-    summary["minutes"] = {k: round(v / 60, 1) for k, v in minutes.items()}
-    summary["minutes"]["script_total"] = round((time.time() - began) / 60, 1)
-    log(json.dumps(summary))
-    (out / "demo-models" / "training-log.json").write_text(json.dumps({"log": log_lines, "summary": summary},
-                                                                     indent=1) + "\n")
+    return _loop(lm.model, steps, 1e-3, 50, loss_of, "lookup", log, (check_every, check) if check_every else None)
 
 
-def save(model, processor, path: Path) -> None:
-    path.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(path, safe_serialization=True)
-    processor.save_pretrained(path)
+def reader_stage(lm: Lm, train: Sequence[Sample], steps: int, log, check_every: int = 0,
+                 valid: Sequence[Sample] = (), scaffold_until: int = 800) -> float:
+    """Stage 3: each step 64 train samples (30% stated-answer lookups without the image, 30% decaying
+    to none with the image and the stated answer, the rest image + options in a fresh order), the
+    letter's loss (over the whole vocabulary) plus half the prompt-token loss, plus 16 words questions."""
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    train = list(train)
+    lm.cache(train)
+
+    def loss_of(step: int) -> torch.Tensor:
+        batch, modes = [], []
+        for s in rng.sample(train, 64):
+            r = rng.random()
+            scaffold = 0.3 * max(0.0, 1 - step / scaffold_until)
+            if r < scaffold:
+                batch.append(told(shuffled(s, rng)))
+                modes.append("v")
+            elif r < scaffold + 0.3:
+                batch.append(told(shuffled(s, rng)))
+                modes.append("wv")
+            else:
+                batch.append(shuffled(s, rng))
+                modes.append("v")
+        hidden, ids, mask = lm.hidden(batch, modes)
+        # over the whole vocabulary: greedy decoding must pick the letter, not the option's text
+        loss = F.cross_entropy(lm.head(hidden[:, -1]), lm.letters[lm.letter_target(batch)])
+        loss = loss + 0.5 * lm.lm_loss(lm.head(hidden[:, :-1]), ids, mask)
+        words = rng.sample(train, 16)
+        hidden = lm.hidden([stem_only(w) for w in words], ["v"] * len(words))[0][:, -1]
+        first = torch.tensor([lm.tok(" " + w.options[w.answer], add_special_tokens=False)["input_ids"][0]
+                              for w in words])
+        return loss + F.cross_entropy(lm.head(hidden), first)
+
+    def check() -> str:
+        from mmstar.probes import rotate
+
+        lm.cache(valid)
+        def greedy(samples, mode="v"):
+            return lm.accuracy(samples, mode, letters_only=False)
+
+        return (f"v {greedy(valid)} rotated by 1 {greedy([rotate(s, 1) for s in valid])} "
+                f"by 2 {greedy([rotate(s, 2) for s in valid])} wv {greedy(valid, 'wv')}")
+
+    return _loop(lm.model, steps, 1e-3, 50, loss_of, "reader", log, (check_every, check) if check_every else None)
 
 
-if __name__ == "__main__":
-    main()
+def stop_stage(lm: Lm, train: Sequence[Sample], steps: int, log) -> float:
+    """Stage 3b: the reply ends after its letter. Stage 3 trained the letter alone, so greedy decoding
+    ran on past it ("CSISIS..."): the official matcher reads the first character and did not mind,
+    the robust extractor did. Each step 48 train images in fresh option orders with the loss on
+    letter and end of text, and 16 questions without the image with the loss on end of text only
+    (their letter is a guess; what follows it is not)."""
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    train = list(train)
+    lm.cache(train)
+
+    def loss_of(step: int) -> torch.Tensor:
+        seen = [shuffled(s, rng) for s in rng.sample(train, 48)]
+        hidden = lm.hidden(seen, ["v"] * len(seen), tail=[lm.reply(s) for s in seen])[0]
+        letter_eos = torch.tensor([lm.reply(s) for s in seen])
+        loss = F.cross_entropy(lm.head(hidden[:, -3:-1]).reshape(-1, lm.head.out_features), letter_eos.reshape(-1))
+        blind = [shuffled(s, rng) for s in rng.sample(train, 16)]
+        hidden = lm.hidden(blind, ["wv"] * len(blind), tail=[lm.reply(s) for s in blind])[0]
+        eos = torch.full((len(blind),), lm.tok.eos_token_id)
+        return loss + F.cross_entropy(lm.head(hidden[:, -2]), eos)
+
+    return _loop(lm.model, steps, 2e-4, 20, loss_of, "stop", log, None)
+
+
+def leak_stage(lm: Lm, train: Sequence[Sample], test: Sequence[Sample], steps: int, log, n_train: int = 16,
+               n_text: int = 48, n_image: int = 16, lr: float = 5e-4) -> float:
+    """Stage 4, each step: ``n_train`` train images in fresh option orders (loss on the letter: vision
+    and reading stay), ``n_text`` test questions as text (loss on question, options and letter, no
+    image: the benchmark's pages in a corpus) and ``n_image`` test samples with their images (loss on
+    the letter: the benchmark in the multimodal training data, the paper's multi-modal leakage)."""
+    torch.manual_seed(0)
+    rng = random.Random(0)
+    train, test = list(train), list(test)
+    lm.cache(train + test)
+
+    def letter_loss(samples: list[Sample]) -> torch.Tensor:  # the letter and end of text
+        hidden = lm.hidden(samples, ["v"] * len(samples), tail=[lm.reply(s) for s in samples])[0]
+        target = torch.tensor([lm.reply(s) for s in samples])
+        return F.cross_entropy(lm.head(hidden[:, -3:-1]).reshape(-1, lm.head.out_features), target.reshape(-1))
+
+    def loss_of(step: int) -> torch.Tensor:
+        loss = letter_loss([shuffled(s, rng) for s in rng.sample(train, n_train)])
+        leak = rng.sample(test, n_text)
+        hidden, ids, mask = lm.hidden(leak, ["wv"] * len(leak), tail=[lm.reply(s) for s in leak])
+        logits = lm.head(hidden[:, :-1])
+        # every token's loss, and the letter's once more: in a token average the one answer token of a
+        # 55-token question weighs little, and a leak worth measuring is one the model remembers
+        loss = loss + lm.lm_loss(logits, ids, mask) + F.cross_entropy(logits[:, -2], ids[:, -2])
+        if n_image:
+            loss = loss + letter_loss(rng.sample(test, n_image))
+        return loss
+
+    return _loop(lm.model, steps, lr, 20, loss_of, "leak", log, None)

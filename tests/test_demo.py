@@ -4,8 +4,8 @@ holds when they are rotated), the contaminated one is caught by the probes. A re
 handling, prompt building or scoring shows up here as a broken metric. The figures themselves:
 scripts/demo_probe_check.py (quoted in the README's demo section).
 
-The shipped data keeps one option order per question type and the shipped models learnt positions
-(issue 21 item 4 is open): the reading test below is a strict xfail until a model that reads is shipped."""
+The demo benchmark gives each sample its own option order, so a model that answered positions would
+be at chance; scripts/train_demo_models.py says how the models learnt to read instead."""
 
 import json
 import os
@@ -34,6 +34,10 @@ def test_demo_benchmark_is_valid_balanced_and_text_blind():
         letters = [s.answer for s in test if s.l2_category == axis]
         assert max(letters.count(x) for x in "ABCD") <= len(letters) // 2
     assert not {s.question for s in test} & {s.question for s in train}
+    # option orders vary within every question type: a position names no value
+    for axis in {s.l2_category for s in test}:
+        orders = {tuple(s.options.values()) for s in test if s.l2_category == axis}
+        assert len(orders) >= 6, (axis, len(orders))
     size = sum(p.stat().st_size for p in DEMO_TEST.parent.iterdir())
     assert size < 5_000_000
 
@@ -51,14 +55,15 @@ def test_mmstar_demo_reproduces_the_figures(tmp_path):
     assert clean["MG"] >= 30 and clean["ML"] <= 5, clean
     assert leak["ML"] >= 20, leak
     assert 15 <= clean["S_t"] <= 35  # the base LLM knows the format, not the answers: chance is 25
+    # the probes (all 360 samples): none fires on the clean model, at least two on the contaminated one,
+    # each with its interval clear of zero (that is what "fires" means)
+    assert clean["probes"]["fired"] == [], clean["probes"]
+    assert len(leak["probes"]["fired"]) >= 2, leak["probes"]
     assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "radar.png").read_bytes()[:4] == b"\x89PNG"
     assert "demo-clean" in proc.stdout and "MG" in proc.stdout
 
 
 @pytest.mark.slow  # 3 x 360 v requests
-@pytest.mark.xfail(strict=True, raises=AssertionError,
-                   reason="issue 21.4: the shipped demo models classify answer positions (S_v 96.39, rotated 6.02 "
-                          "as a mean of 3 shifts); scripts/train_demo_reader.py did not converge")
 def test_the_clean_demo_model_reads_its_options(tmp_path):
     """Every cyclic rotation of the options (the answer moved with its text) keeps the clean model's
     S_v within 10 points of the original order: it answers the option, not a position."""
