@@ -82,6 +82,23 @@ def test_the_clean_demo_model_reads_its_options(tmp_path):
     assert abs(original - sum(rotated) / 3) <= 10, (original, rotated)
 
 
+@pytest.mark.slow  # every stage for a few steps: a minute or two
+def test_the_training_script_runs_every_stage(tmp_path):
+    """scripts/train_demo_models.py --quick: all four stages run, the models load, the benchmark it writes
+    has varied option orders and the training log names every stage with its minutes."""
+    script = os.path.join(os.path.dirname(__file__), "..", "scripts", "train_demo_models.py")
+    proc = subprocess.run([sys.executable, script, "--out", str(tmp_path), "--quick"], capture_output=True,
+                          text=True, timeout=1200, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((tmp_path / "demo-models" / "training-log.json").read_text())["summary"]
+    assert set(summary["minutes"]) == {"fixed", "lookup", "reader", "stop", "leak", "script_total"}
+    assert all(isinstance(v, float) for v in summary["minutes"].values()), summary["minutes"]
+    for name in ("base", "clean", "contaminated"):
+        assert (tmp_path / "demo-models" / name / "model.safetensors").exists()
+    test = load_benchmark(str(tmp_path / "demo" / "test.parquet"))
+    assert len(test) == 360 and len({tuple(s.options.values()) for s in test}) > 18
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(os.environ.get("MMSTAR_RETRAIN") != "1",
                     reason="retraining takes about an hour of a 2-core CPU; set MMSTAR_RETRAIN=1 to run it")
