@@ -134,6 +134,13 @@ class Lm:
         """The reply's tokens: the answer letter, then end of text (as stage 1 taught)."""
         return [int(self.letters[LETTERS.index(sample.answer)]), self.tok.eos_token_id]
 
+    def reply_loss(self, samples: Sequence[Sample]) -> torch.Tensor:
+        """With the image: the loss on the reply's letter and on the end of text after it."""
+        replies = [self.reply(s) for s in samples]
+        hidden = self.hidden(samples, ["v"] * len(samples), tail=replies)[0]
+        logits = self.head(hidden[:, -3:-1]).reshape(-1, self.head.out_features)
+        return F.cross_entropy(logits, torch.tensor(replies).reshape(-1))
+
     @torch.no_grad()
     def accuracy(self, samples: Sequence[Sample], mode: str, letters_only: bool = True) -> float:
         """% answered right by the first token: argmax over A-D, or (``letters_only=False``) over the
@@ -259,10 +266,7 @@ def stop_stage(lm: Lm, train: Sequence[Sample], steps: int, log) -> float:
     lm.cache(train)
 
     def loss_of(step: int) -> torch.Tensor:
-        seen = [shuffled(s, rng) for s in rng.sample(train, 48)]
-        hidden = lm.hidden(seen, ["v"] * len(seen), tail=[lm.reply(s) for s in seen])[0]
-        letter_eos = torch.tensor([lm.reply(s) for s in seen])
-        loss = F.cross_entropy(lm.head(hidden[:, -3:-1]).reshape(-1, lm.head.out_features), letter_eos.reshape(-1))
+        loss = lm.reply_loss([shuffled(s, rng) for s in rng.sample(train, 48)])
         blind = [shuffled(s, rng) for s in rng.sample(train, 16)]
         hidden = lm.hidden(blind, ["wv"] * len(blind), tail=[lm.reply(s) for s in blind])[0]
         eos = torch.full((len(blind),), lm.tok.eos_token_id)
@@ -282,13 +286,8 @@ def leak_stage(lm: Lm, train: Sequence[Sample], test: Sequence[Sample], steps: i
     train, test = list(train), list(test)
     lm.cache(train + test)
 
-    def letter_loss(samples: list[Sample]) -> torch.Tensor:  # the letter and end of text
-        hidden = lm.hidden(samples, ["v"] * len(samples), tail=[lm.reply(s) for s in samples])[0]
-        target = torch.tensor([lm.reply(s) for s in samples])
-        return F.cross_entropy(lm.head(hidden[:, -3:-1]).reshape(-1, lm.head.out_features), target.reshape(-1))
-
     def loss_of(step: int) -> torch.Tensor:
-        loss = letter_loss([shuffled(s, rng) for s in rng.sample(train, n_train)])
+        loss = lm.reply_loss([shuffled(s, rng) for s in rng.sample(train, n_train)])
         leak = rng.sample(test, n_text)
         hidden, ids, mask = lm.hidden(leak, ["wv"] * len(leak), tail=[lm.reply(s) for s in leak])
         logits = lm.head(hidden[:, :-1])
@@ -296,7 +295,7 @@ def leak_stage(lm: Lm, train: Sequence[Sample], test: Sequence[Sample], steps: i
         # 55-token question weighs little, and a leak worth measuring is one the model remembers
         loss = loss + lm.lm_loss(logits, ids, mask) + F.cross_entropy(logits[:, -2], ids[:, -2])
         if n_image:
-            loss = loss + letter_loss(rng.sample(test, n_image))
+            loss = loss + lm.reply_loss(rng.sample(test, n_image))
         return loss
 
     return _loop(lm.model, steps, lr, 20, loss_of, "leak", log, None)
