@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from mmstar.evaluators.models.families import facts_for_model_type
+from mmstar.evaluators.models.loading import load_error, resolve_device_dtype
 
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
@@ -34,46 +35,6 @@ from .prefix_cache import PrefixReuse, PrefixSplit
 from .prep_workers import PrepWorkers, WorkerPlan, plan_workers
 
 IMAGE_BACKENDS = ("auto", "torchvision", "pil")  # auto: transformers' choice (torchvision when installed)
-
-
-def resolve_device_dtype(device: str = "auto", dtype: str = "auto") -> tuple[str, Any]:
-    torch = require("torch", "hf")
-    if device == "auto":
-        # under torchrun each rank takes its own GPU
-        device = f"cuda:{os.environ.get('LOCAL_RANK', '0')}" if torch.cuda.is_available() else "cpu"
-    elif device.startswith("cuda"):
-        _check_cuda(torch, device)
-    if dtype == "auto":
-        dtype = "bfloat16" if device.startswith("cuda") else "float32"
-    try:
-        return device, getattr(torch, dtype)
-    except AttributeError:
-        raise MmstarError(f"unknown --dtype {dtype!r} (use auto, float32, bfloat16, float16)") from None
-
-
-def _check_cuda(torch: Any, device: str) -> None:
-    """A CUDA device that is not there fails here with one line, not deep inside a model load."""
-    if not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
-        raise MmstarError(f"--device {device}: no CUDA device is available (torch {torch.__version__}, {build}); "
-                          "use --device cpu")
-    _, _, index = device.partition(":")
-    if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-        raise MmstarError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s) "
-                          f"(cuda:0 .. cuda:{torch.cuda.device_count() - 1})")
-
-
-def _load_error(model_id: str, exc: Exception) -> MmstarError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-    local = Path(model_id).exists()
-    if ("safetensors" in first.lower() and "not found" not in first.lower()) or "use_safetensors" in first:
-        return MmstarError(f"cannot load {model_id}: it has no safetensors weights; pickled checkpoints run "
-                           "code when loaded, pass --allow-pickle to accept them")
-    if not local and (os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in first.lower()
-                      or "connect" in first.lower() or "resolve" in first.lower()):
-        return MmstarError(f"cannot load {model_id}: not a local folder and the Hugging Face hub is unreachable "
-                           f"({first}); download it elsewhere and pass its folder")
-    return MmstarError(f"cannot load {model_id}: {first}")
 
 
 @dataclass
@@ -150,7 +111,7 @@ class HFBackend:
                 self.tokenizer = tf.AutoTokenizer.from_pretrained(model_id, trust_remote_code=trust_remote_code)
                 self.model = tf.AutoModelForCausalLM.from_pretrained(model_id, **kwargs)
         except (OSError, ValueError, ImportError, KeyError) as exc:
-            raise _load_error(model_id, exc) from None
+            raise load_error(model_id, exc) from None
         if not device_map:
             self.model.to(self.device)
         self.model.eval()

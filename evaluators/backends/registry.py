@@ -260,7 +260,7 @@ def concrete_dtype(name: str, options: Mapping[str, Any]) -> str | None:
     spec = get(name)
     if spec.dtype_rule == "server":
         return None
-    from .hf import resolve_device_dtype  # the one "auto" rule; imports torch
+    from mmstar.evaluators.models.loading import resolve_device_dtype  # the one "auto" rule; imports torch
 
     device = options.get("device", "auto") if spec.dtype_rule == "device" else "auto"
     return str(resolve_device_dtype(device, options.get("dtype", "auto"))[1]).removeprefix("torch.")
@@ -271,7 +271,7 @@ def on_accelerator(name: str, options: Mapping[str, Any]) -> bool:
     spec = get(name)
     if not spec.auto_batch:
         return False
-    from .hf import resolve_device_dtype
+    from mmstar.evaluators.models.loading import resolve_device_dtype
 
     return resolve_device_dtype(options.get("device", "auto"), "auto")[0].startswith("cuda")
 

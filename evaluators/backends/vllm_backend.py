@@ -11,11 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from mmstar.evaluators.models.loading import resolve_device_dtype
+
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
 from .base import GenerationConfig, Request, Response, render_plain
-from .hf import resolve_device_dtype
 
 
 class VLLMBackend:

@@ -116,14 +116,14 @@ def _plan(transformers: Any, vlm: str, config: Any) -> tuple[FamilyFacts | None,
 
 def _load_vlm(transformers: Any, vlm: str, facts: FamilyFacts | None, trust_remote_code: bool,
               allow_pickle: bool) -> Any:
-    from mmstar.evaluators.backends.hf import _load_error
+    from .loading import load_error
 
     cls = getattr(transformers, facts.model_class) if facts else transformers.AutoModelForImageTextToText
     try:  # dtype "auto": the checkpoint's own precision, so the weights are copied bit for bit
         return cls.from_pretrained(vlm, dtype="auto", trust_remote_code=trust_remote_code,
                                    use_safetensors=None if allow_pickle else True)
     except (OSError, ValueError, ImportError, KeyError) as exc:
-        raise _load_error(vlm, exc) from None
+        raise load_error(vlm, exc) from None
 
 
 def _lm_state(vlm: str, model: Any, attr: str) -> tuple[dict[str, Any], bool]:
