@@ -17,6 +17,8 @@ from mmstar.loaders import load_benchmark
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
+from .publishing import publish_demo
+
 
 def demo_benchmark(out: Path):
     from mmstar.data import DEMO_TEST
@@ -86,7 +88,7 @@ def run_demo(out: Path, batch_size: int = 32, quiet: bool = False, device: str =
         print(f"{label:<22} {result.summary()}")
     if probes:
         _probes(models, bench, out, batch_size, quiet, device, dtype, probe_limit)
-    _publish(run_dirs, out)
+    publish_demo(run_dirs, out)
     print(f"\ndemo finished in {time.perf_counter() - start:.1f} s; runs under {out / 'runs'}")
     if models[0][0] == "tiny-llava-random":
         print("note: no trained demo models are bundled, so these tiny random models score near chance")
@@ -105,17 +107,3 @@ def _probes(models: list[tuple[str, str, str]], bench: Benchmark, out: Path, bat
         block = probe_demo(label, vlm, backbone, bench, out, batch_size, quiet, device, dtype, limit)
         print(f"{label}: " + probe_table(block))
     print(f"probes took {time.perf_counter() - start:.1f} s")
-
-
-def _publish(run_dirs: list[Path], out: Path) -> None:
-    """Leaderboard CSV and radar chart, when the metrics side is available."""
-    try:
-        from mmstar.metrics.leaderboard import publish
-    except ImportError:
-        return
-    publish(run_dirs, csv=out / "leaderboard.csv", radar=out / "radar.png", mg_ml=out / "mg_ml.png",
-            leakage=out / "leaked_samples.csv", echo=True)
-    from mmstar.viewer.report import write_report
-
-    write_report(run_dirs, out / "report.html")
-    print(f"report: {out / 'report.html'} (browse the runs: mmstar view {out / 'runs'})")

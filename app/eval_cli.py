@@ -57,7 +57,9 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
     from mmstar.evaluators.run.judge import judge_config
     from mmstar.evaluators.run.pipeline import RunOptions
-    from mmstar.evaluators.run.sweep import evaluate_sweep, load_sweep_config, report, sweep_from_flags
+    from mmstar.evaluators.run.sweep import evaluate_sweep, load_sweep_config, sweep_from_flags
+
+    from .publishing import report
 
     judge = judge_config(args)  # judge flags are checked before any model loads
     options = run_options(args)
@@ -106,10 +108,10 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             print("\n" + probe_table(result.scores["probes"]))
         print(f"\n{result.run_dir}: {result.summary()}")
     if len(run_dirs) > 1:
-        from mmstar.metrics.leaderboard import publish
+        from .publishing import print_table
 
         print()
-        publish(run_dirs, echo=True)
+        print_table(run_dirs)
     return 0
 
 

@@ -150,10 +150,11 @@ def test_sweep_specs_from_flags_and_files(tmp_path):
 
 
 def test_each_model_loads_once_per_kind_across_benchmarks(tiny_pairs, two_benchmarks, tmp_path):
+    from mmstar.app.publishing import report
     from mmstar.evaluators.backends.registry import factory
     from mmstar.evaluators.models.registry import resolve_model
     from mmstar.evaluators.run.runner import EvalConfig
-    from mmstar.evaluators.run.sweep import report, run_sweep
+    from mmstar.evaluators.run.sweep import run_sweep
 
     from mmstar.loaders import load_benchmark
 

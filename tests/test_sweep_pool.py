@@ -53,7 +53,7 @@ def test_two_served_models_share_one_window_and_one_client(standin, tmp_path):
 
 
 def test_a_failing_model_is_reported_and_the_others_finish(standin, tmp_path):
-    from mmstar.evaluators.run.sweep import report
+    from mmstar.app.publishing import report
 
     url = standin("--fast-ms-low", "5", "--fast-ms-high", "10", "--slow-share", "0")
     # model-c's folder holds another run (another prompt): run_eval refuses to mix into it

@@ -5,7 +5,8 @@ this process run one at a time: its LVLM over every benchmark (v, wv), then its 
 loaded once; GPU memory is given back between models. Models behind a server (``--backend openai``)
 run all at once, the runs on one server through one shared request window (``sweep_pool.py``). A
 model that fails is reported at the end and the sweep goes on with the others, and the Table-4 layout
-is printed and written to ``OUT/leaderboard.csv``. Every pair resumes as a single run does, so
+is printed and written to ``OUT/leaderboard.csv`` (by ``mmstar.app.publishing.report``: the run
+layer does not import the leaderboard). Every pair resumes as a single run does, so
 re-running a killed sweep finishes it without duplicating a prediction.
 
 A config file (YAML, or JSON) lists models x benchmarks x options::
@@ -269,26 +270,6 @@ def run_sweep(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out: 
         if i not in results:
             results[i] = _run_model(entry, benches, out, make_config(entry), make_factory(entry), echo, probes)
     return [r for i in range(len(entries)) for r in results[i]]
-
-
-def report(results: Sequence[PairResult], out: Path, echo: Callable[[str], None] = print) -> int:
-    """Print the Table-4 layout, write ``OUT/leaderboard.csv``, list failures; the exit status."""
-    run_dirs = [r.run_dir for r in results if r.run_dir is not None]
-    if run_dirs:
-        from mmstar.metrics.leaderboard import publish
-
-        csv_path = out / "leaderboard.csv"
-        echo("")
-        publish(run_dirs, csv=csv_path, echo=True)
-        echo(f"\nleaderboard: {csv_path}")
-    failed = [r for r in results if r.error is not None]
-    if failed:
-        echo(f"\n{len({r.model for r in failed})} model(s) failed ({len(failed)} of {len(results)} pairs); "
-             "re-run the same command to retry them, finished pairs are kept:")
-        for r in failed:
-            echo(f"  {r.model} / {r.benchmark}: {'skipped after the failure above' if r.skipped else r.error}")
-        return 1
-    return 0
 
 
 def evaluate_sweep(models: Sequence[tuple[str, str | None]], data: Sequence[str | Path | Benchmark],
