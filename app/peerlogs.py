@@ -28,7 +28,7 @@ from mmstar.evaluators.run.runner import _now, prediction_record
 from mmstar.errors import DataError
 from mmstar.loaders import RawTable, build_sample, read_table
 from mmstar.records import Manifest, ModeStats, PredictionRecord, append_records
-from mmstar.runs import MODES, prediction_path, read_manifest, slugify, write_manifest, write_scores
+from mmstar.runs import MODES, existing_run_dir, prediction_path, read_manifest, write_manifest, write_scores
 from mmstar.sample import Sample
 from mmstar.scoring import graded
 from mmstar.taxonomy import capability_of_axis
@@ -129,7 +129,7 @@ def split_vlmeval_name(stem: str) -> tuple[str, str]:
 
 def _write_run(out: Path, model: str, bench: str, mode: str, records: list[PredictionRecord],
                provenance: dict[str, Any]) -> Path:
-    run_dir = out / slugify(model) / slugify(bench)
+    run_dir = existing_run_dir(out, model, bench)  # the folder `mmstar eval` writes (or an older import's)
     run_dir.mkdir(parents=True, exist_ok=True)
     path = prediction_path(run_dir, mode)
     if path.exists():

@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from mmstar.evaluators.backends.base import GenerationConfig
-from mmstar.evaluators.models.registry import model_slug
 from mmstar.evaluators.run.runner import BackendFactory, EvalConfig, run_eval
 
 from mmstar.prompts import PromptConfig
-from mmstar.runs import prediction_hits
+from mmstar.runs import model_slug, prediction_hits
 from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
@@ -44,7 +43,7 @@ def run_inspectors(pool: Benchmark, inspectors: list[Inspector], out: Path, fact
                             batch_size=batch_size, model_label=ins.column, progress=progress, scoring=scoring,
                             dtype=dtype)
         run_dir, _scores = run_eval(pool, config, out / "runs", factory, bench_slug="pool",
-                                    model_slug=ins.column.replace(":", "-"))
+                                    model_slug=ins.column)
         files[ins.column] = run_dir / f"{mode}.jsonl"
     return files
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from mmstar import taxonomy
 from mmstar.atomic import atomic_path, atomic_write_text
 from mmstar.errors import MmstarError
-from mmstar.runs import Run, open_run, slugify
+from mmstar.runs import Run, find_run_dirs, open_run, slugify
 from mmstar.scoring import MATCHERS
 from mmstar.writers import xlsx_safe
 
@@ -276,9 +276,7 @@ def leaderboard_frame(run_dirs: Iterable[str | Path], matcher: str = "official",
     import pandas as pd
 
     paths = [Path(p) for p in run_dirs]
-    expanded = [q.parent for p in paths for q in sorted(p.glob("**/manifest.json"))] if paths else []
-    direct = [p for p in paths if (p / "manifest.json").exists() or any(p.glob("*.jsonl"))]
-    chosen = direct + [p for p in expanded if p not in direct]
+    chosen, _problems = find_run_dirs(paths)  # the viewer's discovery: the same runs in both
     if not chosen:
         raise MmstarError(f"no run directory under {', '.join(map(str, paths)) or '(nothing given)'}")
     rows = build_rows([open_run(p) for p in chosen], matcher, seed)

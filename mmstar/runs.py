@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +38,91 @@ def slugify(name: str) -> str:
     if not slug or slug in (".", ".."):
         raise MmstarError(f"cannot make a safe folder name from {name!r}")
     return slug[:120]
+
+
+# ---- the layout: where a run lives, how runs are found, the shard files of a torchrun run ----------
+
+def model_slug(name: str) -> str:
+    """A model's folder: a local folder's own name, else the alias or hub id with ``/`` written ``__``
+    (``Qwen/Qwen2.5-VL-7B-Instruct`` -> ``Qwen__Qwen2.5-VL-7B-Instruct``), so ``org/a-b`` and
+    ``org-a/b`` never share a folder."""
+    path = Path(name)
+    if path.exists():
+        return slugify(path.resolve().name)
+    return slugify(name.replace("/", "__"))
+
+
+def run_dir(out: str | Path, model: str, benchmark: str, *, model_folder: str | None = None) -> Path:
+    """``<out>/<model-slug>/<benchmark-slug>/``: the one folder rule (``mmstar eval``, sweeps, ``mmstar
+    import``, the curation filter). ``model``: the run's label (or model id); ``model_folder`` names
+    the folder instead (a curation filter column, a fixture), made safe the same way."""
+    folder = slugify(model_folder) if model_folder else model_slug(model)
+    return Path(out) / folder / slugify(benchmark)
+
+
+def existing_run_dir(out: str | Path, model: str, benchmark: str) -> Path:
+    """The folder that already holds (model, benchmark) under ``out``: the rule's, or the one
+    ``mmstar import`` wrote before it followed the rule (``org-name``: the slash made a dash), so a
+    mode added to an old import joins it and the model stays one leaderboard row. The rule's folder
+    when neither exists."""
+    current = run_dir(out, model, benchmark)
+    legacy = Path(out) / slugify(model) / slugify(benchmark)
+    return legacy if legacy != current and is_run_dir(legacy) and not current.exists() else current
+
+
+def is_run_dir(path: Path) -> bool:
+    """A folder holding a run: a manifest or a prediction file of some mode."""
+    return (path / "manifest.json").exists() or any((path / f"{m}.jsonl").exists() for m in MODES)
+
+
+_SKIP_DIRS = ("_", ".")  # the demo's tiny-checkpoint folder, hidden folders
+SEARCH_DEPTH = 3  # <out>/runs/<model>/<benchmark> from <out>
+
+
+def _search(root: Path, depth: int) -> list[Path]:
+    found: list[Path] = []
+    try:
+        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(_SKIP_DIRS))
+    except OSError:
+        return found
+    for child in children:
+        if is_run_dir(child):
+            found.append(child)
+        elif depth > 1:
+            found.extend(_search(child, depth - 1))
+    return found
+
+
+def find_run_dirs(paths: Iterable[str | Path], depth: int = SEARCH_DEPTH) -> tuple[list[Path], list[str]]:
+    """The one discovery of runs (leaderboard, viewer, report): each path is a run directory itself, or
+    a folder above runs searched ``depth`` levels down (hidden and ``_`` folders skipped). Returns the
+    run directories, each once, in the order found, and one problem line per path that holds none."""
+    found: list[Path] = []
+    seen: set[Path] = set()
+    problems: list[str] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            problems.append(f"{path}: {'not a folder' if path.exists() else 'no such folder'}")
+            continue
+        dirs = [path] if is_run_dir(path) else _search(path, depth)
+        if not dirs:
+            problems.append(f"{path}: no runs found (no <model>/<benchmark>/ folder with v.jsonl, wv.jsonl or t.jsonl)")
+        for d in dirs:
+            if d.resolve() not in seen:
+                seen.add(d.resolve())
+                found.append(d)
+    return found, problems
+
+
+def shard_path(run_dir: Path, mode: str, rank: int, size: int) -> Path:
+    """One torchrun rank's share of a mode, merged into ``<mode>.jsonl`` at the end."""
+    return run_dir / f"{mode}.rank{rank}-of-{size}.jsonl"
+
+
+def shard_paths(run_dir: Path, mode: str) -> list[Path]:
+    """Every shard file of a mode (of any world size), sorted."""
+    return sorted(run_dir.glob(f"{mode}.rank*-of-*.jsonl"))
 
 
 def prediction_path(run_dir: Path, mode: str) -> Path:

@@ -190,7 +190,8 @@ def test_the_document_names_the_same_layers(layer):
     doc = (REPO / "docs" / "architecture.md").read_text(encoding="utf-8")
     number, package, _allowed = LAYERS[layer]
     mapped = package_dirs().get(package)
-    folder = (mapped.relative_to(REPO).as_posix() if mapped else package.removeprefix("mmstar.").replace(".", "/")) + "/"
+    folder = mapped.relative_to(REPO).as_posix() if mapped else package.removeprefix("mmstar.").replace(".", "/")
+    folder += "/"
     rows = [line for line in doc.splitlines() if re.match(rf"\|\s*{number}\b", line)]
     assert any(f"`{folder}`" in row for row in rows), f"docs/architecture.md: no layer {number} row names {folder}"
     for exception in EXCEPTIONS:

@@ -24,50 +24,8 @@ from mmstar.viewer.probes import flag_frame
 
 from mmstar import taxonomy
 from mmstar.records import PredictionRecord
-from mmstar.runs import MODES, Run, open_run, prediction_path
+from mmstar.runs import MODES, Run, find_run_dirs, open_run
 from mmstar.scoring import Assessment, Assessor, hit_of, record_options
-
-_SKIP_DIRS = ("_", ".")  # the demo's tiny-checkpoint folder, hidden folders
-_SEARCH_DEPTH = 3  # <out>/runs/<model>/<benchmark> from <out>
-
-
-def _is_run_dir(path: Path) -> bool:
-    return any(prediction_path(path, m).exists() for m in MODES) or (path / "manifest.json").exists()
-
-
-def _search(root: Path, depth: int) -> list[Path]:
-    found = []
-    try:
-        children = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(_SKIP_DIRS))
-    except OSError:
-        return found
-    for child in children:
-        if _is_run_dir(child):
-            found.append(child)
-        elif depth > 1:
-            found.extend(_search(child, depth - 1))
-    return found
-
-
-def find_run_dirs(paths: Iterable[str | Path]) -> tuple[list[Path], list[str]]:
-    """Run directories named by ``paths`` (a run directory itself, or a folder above runs);
-    one problem line per path that holds none."""
-    found: list[Path] = []
-    seen: set[Path] = set()
-    problems: list[str] = []
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_dir():
-            problems.append(f"{path}: {'not a folder' if path.exists() else 'no such folder'}")
-            continue
-        dirs = [path] if _is_run_dir(path) else _search(path, _SEARCH_DEPTH)
-        if not dirs:
-            problems.append(f"{path}: no runs found (no <model>/<benchmark>/ folder with v.jsonl, wv.jsonl or t.jsonl)")
-        for d in dirs:
-            if d.resolve() not in seen:
-                seen.add(d.resolve())
-                found.append(d)
-    return found, problems
 
 
 def load_run(path: Path, assessor: Assessor | None = None) -> tuple[Run | None, list[str]]:

@@ -7,9 +7,12 @@ prompt presets or answers. Failures go in ``Response.error``; the text is then e
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # concurrent.futures is not loaded for `mmstar --help`
+    from concurrent.futures import Future
 
 
 @dataclass
@@ -48,13 +51,64 @@ class GenerationConfig:
 
 
 class Backend(Protocol):
-    def generate(self, requests: Sequence[Request]) -> list[Response]: ...
+    """What every backend implements. The optional protocols below are the capabilities a backend's
+    spec may claim (``BackendSpec.prepares``, ``auto_batch``, ``streams``, ``loglik``): the run loop
+    branches on the spec and then calls these members; it never probes a backend for them, and
+    ``registry.register`` refuses a spec that claims a capability its class does not implement."""
 
-    def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]: ...
+    def generate(self, requests: Sequence[Request]) -> list[Response]: ...
 
     def describe(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...
+
+
+class RanksLetters(Protocol):
+    """Capability ``loglik``: rank each request's option letters by log-likelihood (``--scoring loglik``)."""
+
+    def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]: ...
+
+
+class PreparesBatches(Protocol):
+    """Capability ``prepares`` (and ``auto_batch``, which needs it): batches are prepared (decoded,
+    tokenised) apart from generation, so the run loop prepares the next batch while this one
+    generates, and ``--batch-size auto`` can probe (``generate_prepared(split_on_oom=False)`` raises
+    ``autobatch.BatchTooLarge`` for a batch that does not fit)."""
+
+    @property
+    def prefetch_depth(self) -> int:  # batches the loop may hand over ahead of the one it waits for
+        ...
+
+    def prepare(self, requests: Sequence[Request]) -> Any: ...
+
+    def generate_prepared(self, prepared: Any, split_on_oom: bool = True) -> list[Response]: ...
+
+    # a Future of the prepared batch from the backend's own workers, or None (the loop then prepares
+    # in a thread of this process)
+    def submit_prepare(self, requests: Sequence[Request]) -> Future[Any] | None: ...
+
+    def worker_cpu_seconds(self) -> float:  # CPU of worker processes, which process_time misses
+        ...
+
+
+class Streams(Protocol):
+    """Capability ``streams``: takes requests one at a time and answers each as it completes. The run
+    loop keeps ``window`` of them submitted (``run/stream.py``); backends with equal ``pool_key`` meet
+    on one server, so a sweep gives their runs one shared window."""
+
+    @property
+    def window(self) -> int: ...
+
+    @property
+    def pool_key(self) -> Hashable: ...
+
+    def submit(self, request: Request) -> Future[Response]: ...
+
+
+def protocol_members(protocol: type) -> tuple[str, ...]:
+    """The members a class must have to implement ``protocol`` (methods and properties)."""
+    return tuple(sorted(k for k, v in vars(protocol).items()
+                        if not k.startswith("_") and (callable(v) or isinstance(v, property))))
 
 
 def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 from mmstar.errors import MmstarError
 
-from .base import Backend, GenerationConfig
+from .base import Backend, GenerationConfig, PreparesBatches, RanksLetters, Streams, protocol_members
 
 BackendFactory = Callable[[str, str], Backend]  # (model id, "vlm" | "llm") -> backend
 DtypeRule = Literal["device", "engine", "server"]
@@ -58,7 +58,10 @@ class BackendSpec:
     extra: str  # the pip extra that installs what the backend needs
     requires: str  # the module it cannot run without (its presence says the backend is installed)
     local: bool  # loads the weights in this process: the model family's classes must be installed
-    auto_batch: bool = False  # reports a batch that does not fit, so --batch-size auto can probe
+    # prepares batches apart from generating them (base.PreparesBatches): the run loop prepares the
+    # next batch while this one generates
+    prepares: bool = False
+    auto_batch: bool = False  # reports a batch that does not fit, so --batch-size auto can probe (needs prepares)
     loglik: bool = False  # can rank option letters by log-likelihood (--scoring loglik)
     servable: bool = False  # `mmstar serve` can put it behind its endpoint (takes a per-call gen)
     # takes requests one at a time (``submit(request) -> Future[Response]``, ``window``): the run loop
@@ -77,8 +80,30 @@ class BackendSpec:
         return self.option(name) is not None
 
     def constructor(self) -> Callable[..., Backend]:
+        """The backend's class, imported now; a class that lacks what the spec claims is refused (one line)."""
         module, _, cls = self.target.partition(":")
-        return getattr(importlib.import_module(module), cls)
+        constructor = getattr(importlib.import_module(module), cls)
+        missing = unimplemented(self, constructor)
+        if missing:
+            raise MmstarError(f"backend {self.name!r} claims {missing} but {self.target} does not implement it")
+        return constructor
+
+
+# the capability a spec claims -> the protocol of evaluators/backends/base.py its class must implement
+CAPABILITIES: dict[str, type] = {"prepares": PreparesBatches, "auto_batch": PreparesBatches, "streams": Streams,
+                                 "loglik": RanksLetters}
+
+
+def unimplemented(spec: BackendSpec, cls: type) -> str | None:
+    """What ``cls`` lacks of the protocols ``spec`` claims (``Backend`` always), as one phrase; None if nothing.
+    Members are looked up on the class: declare them as methods or properties, not instance attributes."""
+    claims = [("a backend", Backend), *((name, p) for name, p in CAPABILITIES.items() if getattr(spec, name))]
+    gaps = []
+    for claim, protocol in claims:
+        lacking = [m for m in protocol_members(protocol) if not hasattr(cls, m)]
+        if lacking:
+            gaps.append(f"{claim} ({protocol.__name__}: no {', '.join(lacking)})")
+    return "; ".join(gaps) or None
 
 
 # options shared by several backends are declared once
@@ -117,9 +142,19 @@ REASONING_EFFORTS = ("none", "minimal", "low", "medium", "high", "xhigh")  # Ope
 BACKENDS: dict[str, BackendSpec] = {}
 
 
-def register(spec: BackendSpec) -> BackendSpec:
+def register(spec: BackendSpec, *, check: bool = True) -> BackendSpec:
+    """Add a backend. ``check`` (the default) imports its class now and refuses, in one line, a spec
+    that claims a capability the class does not implement. The built-in backends below register
+    unchecked, because importing hf, vllm and openai here would load ~110 modules into every
+    ``mmstar --help``: they are checked when first built (:meth:`BackendSpec.constructor`) and by
+    tests/test_backend_registry.py."""
     if spec.name in BACKENDS:
         raise ValueError(f"backend {spec.name!r} is registered twice")
+    if spec.auto_batch and not spec.prepares:
+        raise MmstarError(f"backend {spec.name!r} claims auto_batch without prepares: --batch-size auto probes "
+                          "through prepare / generate_prepared")
+    if check:
+        spec.constructor()
     BACKENDS[spec.name] = spec
     return spec
 
@@ -139,15 +174,15 @@ register(BackendSpec(
      Option("image_backend", "auto", "hf backend: image processor implementation: auto (transformers' choice: "
             "torchvision where installed), torchvision, pil (the slow reference path)",
             choices=("auto", "torchvision", "pil"))),
-    extra="hf", requires="transformers", local=True, auto_batch=True, loglik=True, servable=True,
-    defaults_from_entry=("device_map",)))
+    extra="hf", requires="transformers", local=True, prepares=True, auto_batch=True, loglik=True, servable=True,
+    defaults_from_entry=("device_map",)), check=False)
 register(BackendSpec(
     "vllm", "mmstar.evaluators.backends.vllm_backend:VLLMBackend", "vLLM's offline engine, in this process",
     (Option("tensor_parallel_size", 1, "vllm backend: GPUs per model", type=int),
      Option("max_model_len", None, "vllm backend: context length to reserve", type=int),
      Option("gpu_memory_utilization", 0.9, "vllm backend: GPU memory fraction", type=float),
      Option("images_per_prompt", 1, "vllm backend: images per prompt", type=int), DTYPE, TRUST, PREFIX),
-    extra="vllm", requires="vllm", local=True, dtype_rule="engine"))
+    extra="vllm", requires="vllm", local=True, dtype_rule="engine"), check=False)
 register(BackendSpec(
     "openai", "mmstar.evaluators.backends.openai_api:OpenAIBackend",
     "any OpenAI-compatible server (vLLM, SGLang, TGI, LMDeploy, mmstar serve) or provider API",
@@ -171,7 +206,7 @@ register(BackendSpec(
      Option("max_retries", 6, "openai backend: retries of a failed request", type=int, cli=False),
      Option("backoff", 1.0, "openai backend: first retry delay in seconds (doubles)", type=float, cli=False),
      Option("timeout", 120.0, "openai backend: seconds per request", type=float, cli=False)),
-    extra="openai", requires="httpx", local=False, dtype_rule="server", streams=True))
+    extra="openai", requires="httpx", local=False, dtype_rule="server", streams=True), check=False)
 
 
 def get(name: str) -> BackendSpec:

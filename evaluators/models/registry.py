@@ -200,12 +200,3 @@ def resolve_model(name: str, backbone: str | None = None, any_name: bool = False
     label = Path(name).resolve().name if Path(name).exists() else name
     return ModelEntry(label, name, backbone, "custom")
 
-
-def model_slug(name: str) -> str:
-    """A safe folder name for a model alias, path or hub id."""
-    from mmstar.runs import slugify
-
-    path = Path(name)
-    if path.exists():
-        return slugify(path.resolve().name)
-    return slugify(name.replace("/", "__"))

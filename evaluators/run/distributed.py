@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from mmstar.records import PredictionRecord, read_records, write_records
-from mmstar.runs import done_indices, prediction_path, repair_tail
+from mmstar.runs import done_indices, prediction_path, repair_tail, shard_path, shard_paths
 from mmstar.sample import Benchmark
 
 
@@ -47,10 +47,6 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
-def shard_path(run_dir: Path, mode: str, rank: int, size: int) -> Path:
-    return run_dir / f"{mode}.rank{rank}-of-{size}.jsonl"
-
-
 def shard_samples(bench: Benchmark, rank: int, size: int) -> list[Any]:
     return list(bench)[rank::size]
 
@@ -62,7 +58,7 @@ def done_in_shard(run_dir: Path, mode: str, rank: int, size: int) -> set[int]:
 def merge_shards(run_dir: Path, mode: str, bench: Benchmark) -> int:
     """Rank 0, after the barrier: fold every shard into ``<mode>.jsonl``; returns lines merged."""
     main = prediction_path(run_dir, mode)
-    shards = sorted(run_dir.glob(f"{mode}.rank*-of-*.jsonl"))
+    shards = shard_paths(run_dir, mode)
     if not shards:
         return 0
     by_index: dict[int, PredictionRecord] = {}

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from mmstar.evaluators.backends.base import Backend, Request, Response
-from mmstar.evaluators.backends.pool import stream
 
 from mmstar.errors import MmstarError
 from mmstar.probes import (
@@ -204,7 +203,7 @@ def _run_streamed(run_dir: Path, pending: dict[str, tuple[str, list[ProbeItem], 
                   config: EvalConfig, backend_of: Callable[[str], Backend]) -> None:
     """Every probe file's requests as one pool (one sample of each file in turn), each answer
     appended to its file as it arrives."""
-    from .stream import DEFAULT_WINDOW
+    from .stream import request_window
 
     active = {name: todo for name, (_mode, todo, _s) in pending.items() if todo}
     if not active:
@@ -222,7 +221,7 @@ def _run_streamed(run_dir: Path, pending: dict[str, tuple[str, list[ProbeItem], 
                 unanswerable.append(probe_record(it, Response(error=NO_IMAGE)))
         append_predictions(probe_path(run_dir, name), unanswerable)
         pending[name][2]["ran"] += len(unanswerable)
-    window = sum(getattr(b, "window", DEFAULT_WINDOW) for b in {id(b): b for b in backends.values()}.values())
+    send, _feed = request_window(backends.values())  # a sweep's shared window, as the modes use
     bar = _progress(sum(map(len, requests.values())), "probes", config.progress)
     start = time.perf_counter()
 
@@ -233,7 +232,7 @@ def _run_streamed(run_dir: Path, pending: dict[str, tuple[str, list[ProbeItem], 
                 if i < len(items):
                     yield (name, items[i][0]), backends[name], items[i][1]
 
-    for finished in stream(jobs(), window):
+    for finished in send(jobs()):
         by_file: dict[str, list[PredictionRecord]] = {}
         for (name, item), resp in finished:
             by_file.setdefault(name, []).append(probe_record(item, resp))

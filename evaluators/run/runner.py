@@ -30,7 +30,7 @@ from mmstar.runs import (
     prediction_path,
     prune_errors,
     read_manifest,
-    slugify,
+    run_dir,
     write_manifest,
     write_scores,
 )
@@ -99,7 +99,7 @@ def _sizer(config: EvalConfig, n_pending: int, recorded: int | None, backend: Ba
         return BatchSizer(fixed=int(config.batch_size))
     if recorded:
         return BatchSizer(fixed=recorded)
-    if not hasattr(backend, "generate_prepared"):  # only the HF backend reports a batch that does not fit
+    if not backends.get(config.backend).auto_batch:  # only a backend that reports a batch too large can probe
         return BatchSizer(fixed=DEFAULT_BATCH)
     return BatchSizer(cap=min(DEFAULT_CAP, n_pending))
 
@@ -111,17 +111,16 @@ def _run_batches(pending: list[Any], mode: str, config: EvalConfig, backend: Bac
     """Run ``pending`` in batches of ``sizer.size``; yields the size after each batch. While the size
     is settled, the next batch is prepared (decoded, tokenised) while this one generates. ``build``
     makes a batch's requests: a mode's samples by default, a probe's work items (evaluators/run/probes.py)."""
-    pipelined = config.scoring == "generate" and hasattr(backend, "prepare")
+    pipelined = config.scoring == "generate" and backends.get(config.backend).prepares
     # a backend with preparing worker processes takes the batches itself, one in flight per worker
-    submit = getattr(backend, "submit_prepare", None) if pipelined else None
-    depth = max(1, int(getattr(backend, "prefetch_depth", 1))) if pipelined else 1
+    depth = max(1, int(backend.prefetch_depth)) if pipelined else 1
     with ThreadPoolExecutor(max_workers=1) as pool:
         def prepare(lo: int, n: int) -> tuple[tuple[int, int], list[Sample], list[Request], list[int], Any]:
             batch = pending[lo:lo + n]
             requests, slots = build(batch, mode, config)
             future = None
             if pipelined and requests:
-                future = submit(requests) if submit is not None else None
+                future = backend.submit_prepare(requests)
                 if future is None:  # no workers: a thread of this process, the path before workers
                     future = pool.submit(backend.prepare, requests)
             return (lo, n), batch, requests, slots, future
@@ -159,10 +158,9 @@ def _run_batches(pending: list[Any], mode: str, config: EvalConfig, backend: Bac
             yield sizer.size
 
 
-def _worker_cpu(backend: Backend) -> float:
+def _worker_cpu(backend: Backend, config: EvalConfig) -> float:
     """CPU seconds of a backend's worker processes (hf ``--workers``), which process_time misses."""
-    seconds = getattr(backend, "worker_cpu_seconds", None)
-    return float(seconds()) if callable(seconds) else 0.0
+    return float(backend.worker_cpu_seconds()) if backends.get(config.backend).prepares else 0.0
 
 
 def _call(backend: Backend, config: EvalConfig, batch: list[Sample], requests: list[Request], slots: list[int],
@@ -171,7 +169,7 @@ def _call(backend: Backend, config: EvalConfig, batch: list[Sample], requests: l
         return []
     if config.scoring == "loglik":
         return backend.rank_letters(requests, [list(batch[j].options) for j in slots])
-    if hasattr(backend, "generate_prepared"):
+    if backends.get(config.backend).prepares:
         prepared = future.result() if future is not None else backend.prepare(requests)
         return backend.generate_prepared(prepared, split_on_oom=split_on_oom)
     return backend.generate(requests)
@@ -200,7 +198,7 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
         return stats
     backend = get_backend()  # a rank with nothing left never loads the model
     bar = _progress(len(pending), f"{mode:>2}", config.progress and rank == 0)
-    start, cpu_start = time.perf_counter(), time.process_time() + _worker_cpu(backend)
+    start, cpu_start = time.perf_counter(), time.process_time() + _worker_cpu(backend, config)
     # batches of similar length waste less compute on padding, and the longest come first, so the
     # automatic batch size is probed on the hardest batches; outputs do not depend on batching
     pending = sorted(pending, key=_prompt_chars, reverse=True)
@@ -225,7 +223,7 @@ def run_mode(run_dir: Path, bench: Benchmark, mode: str, config: EvalConfig, get
         stats["batch_probe"] = [list(t) for t in sizer.trace]
     stats["seconds"] = round(time.perf_counter() - start, 3)
     # CPU time of this process (all its threads) and its workers: on a shared machine it moves far less than wall time
-    stats["cpu_seconds"] = round(time.process_time() + _worker_cpu(backend) - cpu_start, 3)
+    stats["cpu_seconds"] = round(time.process_time() + _worker_cpu(backend, config) - cpu_start, 3)
     if bar is not None:
         bar.close()
     return stats
@@ -240,10 +238,7 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
     if "t" in config.modes and not config.backbone:
         raise MmstarError(f"mode t needs the LLM backbone of {config.model}: pass --backbone ID "
                           "(or leave t out with --modes v,wv)")
-    from mmstar.evaluators.models.registry import model_slug as _model_slug
-
-    run_dir = out / (model_slug or _model_slug(config.model_label or config.model)) / slugify(
-        bench_slug or bench.name)
+    run_dir = run_folder(out, config, bench, bench_slug, model_slug)
     from . import distributed as dp
 
     rank, size = dp.world()
@@ -307,6 +302,13 @@ def run_eval(bench: Benchmark, config: EvalConfig, out: Path, factory: BackendFa
         dp.barrier()
         dp.shutdown()
     return run_dir, scores
+
+
+def run_folder(out: Path, config: EvalConfig, bench: Benchmark, bench_slug: str | None = None,
+               model_slug: str | None = None) -> Path:
+    """Where ``run_eval`` writes (``mmstar.runs.run_dir``'s rule on the run's label); ``bench_slug`` and
+    ``model_slug`` name the folders instead (the curation filter, fixtures)."""
+    return run_dir(out, config.model_label or config.model, bench_slug or bench.name, model_folder=model_slug)
 
 
 def _model_kind(config: EvalConfig, mode: str) -> tuple[str, str]:

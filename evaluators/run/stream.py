@@ -23,9 +23,8 @@ from mmstar.evaluators.backends.pool import Feed, stream
 from mmstar.runs import append_predictions, done_indices, prediction_path, prune_errors
 from mmstar.sample import Benchmark, Sample
 
+from .kept import Kept
 from .steps import EvalConfig, _progress, _requests, prediction_record
-
-DEFAULT_WINDOW = 16
 
 
 def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
@@ -58,15 +57,10 @@ def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
             append_predictions(paths[mode], unanswerable)
             stats[mode]["ran"] += len(unanswerable)
             tally[mode]["error:no_image"] += len(unanswerable)
-    jobs = _interleaved(requests, backends)
-    feed = shared_feed(backends.values())
+    send, feed = request_window(backends.values())
     label = "+".join(active) if feed is None else f"{run_dir.parent.name}/{run_dir.name} {'+'.join(active)}"
     bar = _progress(sum(map(len, requests.values())), label, config.progress)  # a sweep's bars say whose
-    if feed is None:  # this run alone: each backend's window (the LVLM and the backbone may be on two servers)
-        window = sum(getattr(b, "window", DEFAULT_WINDOW) for b in {id(b): b for b in backends.values()}.values())
-        completions = stream(jobs, window)
-    else:  # a sweep: this run's requests share one window with the other runs on the same server(s)
-        completions = feed.stream(jobs)
+    completions = send(_interleaved(requests, backends))
     start, cpu_start = time.perf_counter(), time.process_time()
     last = dict.fromkeys(active, start)
     for finished in completions:
@@ -84,7 +78,7 @@ def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
     if bar is not None:
         bar.close()
     total, cpu = round(time.perf_counter() - start, 3), round(time.process_time() - cpu_start, 3)
-    pools = {m: getattr(b, "describe", dict)().get("pool") or {} for m, b in backends.items()}
+    pools = {m: b.describe().get("pool") or {} for m, b in backends.items()}
     for mode in active:
         t = tally[mode]
         stats[mode].update({
@@ -104,11 +98,22 @@ def run_streamed(run_dir: Path, bench: Benchmark, config: EvalConfig,
     return stats
 
 
-def shared_feed(backends: Iterable[Backend]) -> Feed | None:
-    """The sweep's shared window, when it gave one to every backend of this run (see sweep.py)."""
-    feeds = {id(f): f for f in (getattr(b, "feed", None) for b in backends)}
+Send = Callable[[Iterable[tuple[Any, Any, Request]]], Iterator[list[tuple[Any, Response]]]]
+
+
+def request_window(backends: Iterable[Backend]) -> tuple[Send, Feed | None]:
+    """Where a run's requests go, for its modes and its probes alike: the sweep's shared window when
+    the sweep gave one to every backend of the run (``sweep_pool.py``), so that every run on a server,
+    probes included, stays within one window; else a window of this run's own, as wide as its
+    backends' windows together (the LVLM and the backbone may be on two servers). Returns the
+    ``jobs -> completions`` sender and the shared feed (None for a private window)."""
+    distinct = list({id(b): b for b in backends}.values())
+    feeds = {id(f): f for f in (b.feed if isinstance(b, Kept) else None for b in distinct)}
     feed = next(iter(feeds.values()), None)
-    return feed if len(feeds) == 1 and isinstance(feed, Feed) else None
+    if len(feeds) == 1 and feed is not None:
+        return feed.stream, feed
+    width = sum(int(b.window) for b in distinct)  # streaming backends declare it (base.Streams)
+    return (lambda jobs: stream(jobs, width)), None
 
 
 def _interleaved(requests: dict[str, list[tuple[Sample, Request]]],

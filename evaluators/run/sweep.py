@@ -36,6 +36,7 @@ from mmstar.errors import DataError, MmstarError
 from mmstar.sample import Benchmark
 
 from .judge import JudgeConfig
+from .kept import KeptBackends
 from .pipeline import RunOptions, load_data, plan, resolve_entry
 from .probes import ProbePlan
 from .probes import after_modes as probe_hook
@@ -170,40 +171,6 @@ def _first_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0][:300]}" if text else type(exc).__name__
 
 
-class _Kept:
-    """A backend kept open across one model's benchmarks: ``run_eval`` closes its backends after
-    every benchmark, and reloading a large model per benchmark would cost minutes each time."""
-
-    def __init__(self, backend: Any) -> None:
-        self._backend = backend
-
-    def __getattr__(self, name: str) -> Any:  # generate, prepare, rank_letters, describe, ...
-        return getattr(self._backend, name)
-
-    def close(self) -> None:  # deferred to release()
-        pass
-
-    def release(self) -> None:
-        self._backend.close()
-
-
-def _keeping(factory: Callable[[str, str], Any]) -> tuple[Callable[[str, str], Any], Callable[[], None]]:
-    kept: dict[tuple[str, str], _Kept] = {}
-
-    def make(model_id: str, kind: str) -> _Kept:
-        if (model_id, kind) not in kept:
-            kept[(model_id, kind)] = _Kept(factory(model_id, kind))
-        return kept[(model_id, kind)]
-
-    def release() -> None:
-        for backend in kept.values():
-            backend.release()
-        kept.clear()
-        free_memory()
-
-    return make, release
-
-
 def _phases(modes: tuple[str, ...]) -> list[tuple[str, ...]]:
     """The LVLM's modes, then the backbone's: one model in memory at a time, each loaded once."""
     return [p for p in (tuple(m for m in modes if m != "t"), tuple(m for m in modes if m == "t")) if p]
@@ -219,7 +186,7 @@ def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, confi
         failed = (f"MmstarError: mode t needs the LLM backbone of {config.model}: give it a backbone "
                   "(--backbone, or {model, backbone} in the config) or leave t out")
     for phase in _phases(config.modes) if failed is None else []:
-        make, release = _keeping(factory)
+        make = KeptBackends(factory)  # each model loaded once over its benchmarks
         try:
             for bench in benches:
                 try:
@@ -234,7 +201,8 @@ def _run_model(entry: ModelEntry, benches: Sequence[Benchmark], out: Path, confi
                     break
                 results[bench.name].run_dir = run_dir
         finally:
-            release()
+            make.release()
+            free_memory()
         if failed is not None:
             break
     for r in results.values():

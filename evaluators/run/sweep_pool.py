@@ -28,13 +28,12 @@ from mmstar.evaluators.backends import registry as backends
 from mmstar.evaluators.backends.pool import Feed
 from mmstar.evaluators.models.registry import ModelEntry
 
-from mmstar.runs import slugify
 from mmstar.sample import Benchmark
 
+from .kept import Kept, KeptBackends
 from .probes import ProbePlan
 from .probes import after_modes as probe_hook
-from .runner import EvalConfig, run_eval
-from .stream import DEFAULT_WINDOW
+from .runner import EvalConfig, run_eval, run_folder
 
 
 def streams(config: EvalConfig) -> bool:
@@ -45,30 +44,12 @@ def streams(config: EvalConfig) -> bool:
     return spec.streams and not spec.local and config.scoring == "generate" and dp.world()[1] == 1
 
 
-class Shared:
-    """A backend kept open for every run of the sweep (``run_eval`` closes its backends after each
-    run), carrying the request window its runs share: :func:`stream.shared_feed` reads ``feed``."""
-
-    def __init__(self, backend: Any) -> None:
-        self._backend = backend
-        self.feed: Feed | None = None
-
-    def __getattr__(self, name: str) -> Any:  # submit, window, describe, pool_key, ...
-        return getattr(self._backend, name)
-
-    def close(self) -> None:  # deferred to release(): the other runs still send through it
-        pass
-
-    def release(self) -> None:
-        self._backend.close()
-
-
 @dataclass
 class _Model:
     entry: ModelEntry
     config: EvalConfig
-    make: Callable[[str, str], Shared] | None = None
-    kept: list[Shared] = field(default_factory=list)
+    make: KeptBackends | None = None
+    kept: list[Kept] = field(default_factory=list)
     error: str | None = None
 
 
@@ -80,13 +61,7 @@ def _prepare(entry: ModelEntry, config: EvalConfig, factory: Callable[[str, str]
         model.error = (f"MmstarError: mode t needs the LLM backbone of {config.model}: give it a backbone "
                        "(--backbone, or {model, backbone} in the config) or leave t out")
         return model
-    kept: dict[tuple[str, str], Shared] = {}
-
-    def make(model_id: str, kind: str) -> Shared:
-        if (model_id, kind) not in kept:
-            kept[(model_id, kind)] = Shared(factory(model_id, kind))
-        return kept[(model_id, kind)]
-
+    make = KeptBackends(factory)  # kept open for every run of the sweep
     try:
         if any(m != "t" for m in config.modes):
             make(config.model, "vlm")
@@ -94,12 +69,12 @@ def _prepare(entry: ModelEntry, config: EvalConfig, factory: Callable[[str, str]
             make(config.backbone, "llm")  # type: ignore[arg-type]
     except Exception as exc:  # a model that cannot be set up fails alone
         model.error = first_line(exc)
-    model.make, model.kept = make, list(kept.values())
+    model.make, model.kept = make, list(make.kept.values())
     return model
 
 
-def _key(backend: Shared) -> Hashable:
-    key = getattr(backend, "pool_key", None)
+def _key(backend: Kept) -> Hashable:
+    key = backend.pool_key  # a streaming backend's server (base.Streams)
     return key if key is not None else ("backend", id(backend))
 
 
@@ -120,7 +95,7 @@ def _share_windows(models: Sequence[_Model]) -> list[Feed]:
     widths: dict[Hashable, int] = {}
     for model in models:
         for b in model.kept:
-            widths[_key(b)] = max(widths.get(_key(b), 0), int(getattr(b, "window", DEFAULT_WINDOW)))
+            widths[_key(b)] = max(widths.get(_key(b), 0), int(b.window))
     members: dict[Hashable, list[Hashable]] = defaultdict(list)
     for k in widths:
         members[root(k)].append(k)
@@ -140,8 +115,6 @@ def run_pooled(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out:
     """Every (model, benchmark) run at once, the runs on one server through one window; returns
     ``(entry, benchmark, run dir, scores, error)`` in sweep order. ``probes``: each run's leakage
     probes go through the same window once its modes are done."""
-    from mmstar.evaluators.models.registry import model_slug
-
     models = [_prepare(e, make_config(e), make_factory(e), first_line) for e in entries]
     feeds = _share_windows([m for m in models if m.error is None])
     results: list[list[Any]] = [[m.entry, b, None, {}, m.error] for m in models for b in benches]
@@ -149,8 +122,7 @@ def run_pooled(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out:
     lanes: dict[Path, list[int]] = defaultdict(list)
     for i, (model, bench) in enumerate((m, b) for m in models for b in benches):
         if model.error is None:
-            cfg = model.config
-            lanes[out / model_slug(cfg.model_label or cfg.model) / slugify(bench.name)].append(i)
+            lanes[run_folder(out, model.config, bench)].append(i)
 
     def lane(indices: list[int]) -> None:
         for i in indices:
@@ -172,8 +144,8 @@ def run_pooled(entries: Sequence[ModelEntry], benches: Sequence[Benchmark], out:
             t.join()
     finally:
         for model in models:
-            for b in model.kept:
-                b.release()
+            if model.make is not None:
+                model.make.release()
         for feed in feeds:
             feed.close()
     return [tuple(r) for r in results]  # type: ignore[misc]
