@@ -156,3 +156,126 @@ def test_options_that_change_the_request_join_the_runs_identity(tmp_path):
     prepare_run_dir(tmp_path / "run", config(extra_body={"top_k": 1}), bench)  # the same: resumes
     with pytest.raises(MmstarError, match=r"holds a different run .*request"):
         prepare_run_dir(tmp_path / "run", config(extra_body={"top_k": 5}), bench)
+
+
+STREAMING_ECHO = '''
+"""The echo backend that also streams (base.Streams), and one that claims preparation it lacks."""
+from concurrent.futures import Future
+
+from echo_backend import EchoBackend
+from mmstar.evaluators.backends.base import Response
+
+
+class StreamingEcho(EchoBackend):
+    window = 4
+    pool_key = None
+    submitted = 0
+
+    def submit(self, request):
+        StreamingEcho.submitted += 1
+        done = Future()
+        done.set_result(Response(text=self.letter))
+        return done
+
+
+class HalfPreparing(EchoBackend):
+    """Has ``prepare`` but no ``generate_prepared``: the runner must not guess from what it finds."""
+
+    prepared = 0
+
+    def prepare(self, requests):  # a thread would swallow an exception: count the calls instead
+        HalfPreparing.prepared += 1
+        raise AssertionError("the spec does not claim prepares: the runner must not call prepare")
+
+
+class NoRanking:
+    def __init__(self, model_id, kind, gen, *, letter="A"):
+        pass
+
+    def generate(self, requests):
+        return []
+
+    def describe(self):
+        return {}
+
+    def close(self):
+        pass
+'''
+
+
+def _spec(name, target, **capabilities):
+    return registry.BackendSpec(name, target, "test backend", (registry.Option("letter", "A", "the letter"),),
+                                extra="dev", requires="echo_backend", local=False, dtype_rule="server",
+                                **capabilities)
+
+
+@pytest.fixture
+def more_backends(echo_backend, tmp_path, monkeypatch):
+    (tmp_path / "echo_more.py").write_text(textwrap.dedent(STREAMING_ECHO))
+    yield
+    sys.modules.pop("echo_more", None)
+
+
+def test_a_spec_claiming_what_its_class_lacks_is_refused_when_it_registers(more_backends, monkeypatch):
+    monkeypatch.setattr(registry, "BACKENDS", dict(registry.BACKENDS))  # registrations end with the test
+    with pytest.raises(MmstarError) as err:
+        registry.register(_spec("echo-streams", "echo_backend:EchoBackend", streams=True))
+    line = str(err.value)
+    assert "\n" not in line and "'echo-streams' claims streams" in line and "no pool_key, submit, window" in line
+    with pytest.raises(MmstarError, match=r"claims prepares .*no generate_prepared, prefetch_depth, submit_prepare"):
+        registry.register(_spec("half", "echo_more:HalfPreparing", prepares=True))
+    with pytest.raises(MmstarError, match="auto_batch without prepares"):  # it would silently run at batch 8
+        registry.register(_spec("auto", "echo_more:HalfPreparing", auto_batch=True))
+    with pytest.raises(MmstarError, match=r"claims loglik \(RanksLetters: no rank_letters\)"):
+        registry.register(_spec("ll", "echo_more:NoRanking", loglik=True))
+    assert not {"echo-streams", "half", "auto", "ll"} & set(registry.BACKENDS)
+    assert registry.register(_spec("echo-streams", "echo_more:StreamingEcho", streams=True)).streams
+
+
+def test_the_built_in_backends_implement_what_their_specs_claim():
+    for name in registry.names():  # registered unchecked (no heavy import at start-up): checked here
+        spec = registry.get(name)
+        assert registry.unimplemented(spec, spec.constructor()) is None, name
+    assert registry.get("hf").prepares and not registry.get("openai").prepares
+
+
+def test_the_runner_branches_on_the_spec_not_on_what_it_finds(more_backends, demo_parquet, tmp_path, monkeypatch):
+    """A class with ``prepare`` runs plain ``generate`` when its spec does not claim preparation, and a
+    backend whose spec claims ``streams`` goes through the request window."""
+    import mmstar
+
+    monkeypatch.setattr(registry, "BACKENDS", dict(registry.BACKENDS))
+    registry.register(_spec("half", "echo_more:HalfPreparing"))
+    registry.register(_spec("echo-streams", "echo_more:StreamingEcho", streams=True))
+    plain = mmstar.evaluate("m", data=demo_parquet, modes=["wv"], out=tmp_path / "a", backend="half", letter="C",
+                            progress=False)
+    assert set(plain.records["prediction"]) == {"C"} and len(plain.records) == 36
+    assert sys.modules["echo_more"].HalfPreparing.prepared == 0
+    manifest = mmstar.open_run(plain.run_dir).manifest
+    assert "streamed_with" not in manifest.modes["wv"].to_dict()
+    streamed = mmstar.evaluate("m", data=demo_parquet, modes=["wv", "t"], backbone="lm", out=tmp_path / "b",
+                               backend="echo-streams", letter="D", progress=False)
+    assert set(streamed.records["prediction"]) == {"D"} and len(streamed.records) == 72
+    assert sys.modules["echo_more"].StreamingEcho.submitted == 72
+    assert mmstar.open_run(streamed.run_dir).manifest.modes["t"].to_dict()["streamed_with"] == ["wv", "t"]
+
+
+def test_any_registered_backend_can_judge(echo_backend, demo_parquet, tmp_path, capsys):
+    """The --judge-* flags come from the registry: the toy backend judges with its own option."""
+    import json
+
+    from mmstar.app.cli import main
+
+    import mmstar
+
+    run = mmstar.evaluate("echo-model", data=demo_parquet, modes=["wv"], out=tmp_path, backend="echo",
+                          letter="no idea", progress=False)  # every reply unparsed: all go to the judge
+    capsys.readouterr()
+    assert main(["score", str(run.run_dir / "wv.jsonl"), "--judge", "echo-judge", "--judge-backend", "echo",
+                 "--judge-letter", "B", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["judge_seen"] == 36 and out["judge_decided"] == 36 and out["judge"]["backend"] == "echo"
+    answers = [r.answer for r in mmstar.open_run(run.run_dir).records["wv"]]
+    assert out["robust_judge_overall"] == pytest.approx(100 * answers.count("B") / 36, abs=0.01)
+    assert main(["score", str(run.run_dir / "wv.jsonl"), "--judge-letter", "B"]) == 2  # without --judge
+    assert "--judge-letter needs --judge MODEL" in capsys.readouterr().err

@@ -314,8 +314,11 @@ def on_accelerator(name: str, options: Mapping[str, Any]) -> bool:
 def add_backend_arguments(parser: argparse.ArgumentParser | Any, *, backends: Iterable[str] | None = None,
                           flag_prefix: str = "--", with_backend: bool = True, default: str = "hf") -> None:
     """``--backend`` and every option of the given backends as flags, each once. Flags default to
-    None ("not given"), so :func:`resolve_options` can tell a choice from a default."""
+    None ("not given"), so :func:`resolve_options` can tell a choice from a default. ``flag_prefix``
+    ``--judge-`` gives the judge's set (``--judge-backend``, ``--judge-base-url`` ...), stored under
+    ``judge_<option>`` so both sets live in one command line (:func:`given_options` with ``prefix``)."""
     chosen = [get(n) for n in (backends or BACKENDS)]
+    dest_prefix = flag_prefix.removeprefix("--").replace("-", "_")
     if with_backend:
         parser.add_argument(f"{flag_prefix}backend", choices=[s.name for s in chosen], default=default,
                             help="; ".join(f"{s.name}: {s.help}" for s in chosen))
@@ -325,7 +328,7 @@ def add_backend_arguments(parser: argparse.ArgumentParser | Any, *, backends: It
             if opt.name in seen or not opt.cli:
                 continue
             seen.add(opt.name)
-            dest = opt.name
+            dest = dest_prefix + opt.name
             if opt.type is None and opt.default is True:  # a switch that is on by default: --no-X turns it off
                 parser.add_argument(_flag("no_" + opt.name, flag_prefix), dest=dest, action="store_const",
                                     const=False, default=None, help=opt.help)
@@ -337,7 +340,8 @@ def add_backend_arguments(parser: argparse.ArgumentParser | Any, *, backends: It
                                     default=None, help=f"{opt.help} (default {opt.default})")
 
 
-def given_options(namespace: argparse.Namespace | Mapping[str, Any]) -> dict[str, Any]:
-    """The backend options a parsed command line (or a mapping) sets; unset ones are None."""
+def given_options(namespace: argparse.Namespace | Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """The backend options a parsed command line (or a mapping) sets; unset ones are None. ``prefix``:
+    the set stored under ``<prefix><option>`` (``judge_`` for the judge's flags)."""
     values = vars(namespace) if isinstance(namespace, argparse.Namespace) else dict(namespace)
-    return {k: values.get(k) for k in all_options() if k in values}
+    return {k: values.get(prefix + k) for k in all_options() if prefix + k in values}

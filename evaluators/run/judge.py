@@ -53,6 +53,8 @@ class JudgeConfig:
     max_new_tokens: int = 8
     device: str = "auto"
     dtype: str = "auto"
+    # the judge backend's other options, as its --judge-* flags gave them (any registered backend's)
+    options: tuple[tuple[str, Any], ...] = ()
 
     def identity(self) -> dict[str, Any]:
         """What the manifest records: a judge figure is only comparable under the same identity."""
@@ -105,7 +107,8 @@ def make_judge_backend(config: JudgeConfig) -> Backend:
     # a judge request that fails stops the judging, so it retries less and sooner than a run does
     defaults = {"api_key_env": config.api_key_env, "device": config.device, "dtype": config.dtype,
                 "max_retries": 2, "backoff": 0.5}
-    given = {"base_url": config.base_url, **{k: v for k, v in defaults.items() if spec.takes(k)}}
+    given = {"base_url": config.base_url, **{k: v for k, v in defaults.items() if spec.takes(k)},
+             **dict(config.options)}  # what the --judge-* flags set wins
     options = backends.resolve_options(config.backend, given, flag_prefix="--judge-")
     if not spec.local:  # a served judge: the server knows its own model names
         return backends.create(config.backend, config.model, "llm", gen, options)
@@ -183,11 +186,10 @@ def add_judge_args(parser: Any) -> None:
     """The judge flags shared by ``mmstar eval``, ``mmstar score`` and ``mmstar import``."""
     g = parser.add_argument_group("LLM judge (optional; never overrides the extractor)")
     g.add_argument("--judge", metavar="MODEL", help="judge model: a local folder, hub id, or a server's model name")
-    from mmstar.evaluators.backends.registry import names
+    from mmstar.evaluators.backends.registry import add_backend_arguments
 
-    g.add_argument("--judge-backend", choices=names(), default="hf")
-    g.add_argument("--judge-base-url", help="openai judge backend: the API root, e.g. http://127.0.0.1:8000/v1")
-    g.add_argument("--judge-api-key-env", default="OPENAI_API_KEY", help="openai judge backend: env var with the key")
+    # --judge-backend and every registered backend's options as --judge-* flags: any backend can judge
+    add_backend_arguments(g, flag_prefix="--judge-")
     g.add_argument("--judge-all", action="store_true", help="send every reply, not only the unparsed ones")
     g.add_argument("--judge-audit", type=int, default=0, metavar="N",
                    help="also send a seeded random sample of N parsed replies; report agreement")
@@ -196,8 +198,11 @@ def add_judge_args(parser: Any) -> None:
 
 def judge_config(args: Any) -> JudgeConfig | None:
     """The judge settings from parsed flags; None without ``--judge``."""
+    from mmstar.evaluators.backends.registry import given_options
+
+    given = {k: v for k, v in given_options(args, prefix="judge_").items() if v is not None}
     if not args.judge:
-        for flag in ("judge_all", "judge_base_url"):
+        for flag in ("judge_all", *(f"judge_{k}" for k in given)):
             if getattr(args, flag):
                 raise MmstarError(f"--{flag.replace('_', '-')} needs --judge MODEL")
         if args.judge_audit:
@@ -205,6 +210,7 @@ def judge_config(args: Any) -> JudgeConfig | None:
         return None
     if args.judge_audit < 0:
         raise MmstarError("--judge-audit must be 0 or more")
-    return JudgeConfig(args.judge, args.judge_backend, args.judge_base_url, args.judge_api_key_env,
-                       args.judge_all, args.judge_audit, args.judge_seed)
+    base_url, key_env = given.pop("base_url", None), given.pop("api_key_env", "OPENAI_API_KEY")
+    return JudgeConfig(args.judge, args.judge_backend, base_url, key_env, args.judge_all, args.judge_audit,
+                       args.judge_seed, options=tuple(sorted(given.items())))
 
