@@ -177,3 +177,66 @@ def test_models_on_two_servers_get_a_window_each(standin, tmp_path):
         manifest = json.loads((r.run_dir / "manifest.json").read_text())
         assert manifest["modes"]["v"]["shared_window"] == 8  # its own server's window (2 x 4), not one for both
         assert all(len(_records(r.run_dir, m)) == 20 for m in ("v", "wv"))
+
+
+class _InFlight:
+    """Requests submitted and not yet answered, across every run of a sweep: the window, counted."""
+
+    def __init__(self):
+        import threading
+
+        self.lock, self.now, self.peak, self.total = threading.Lock(), 0, 0, 0
+
+    def wrap(self, backend):
+        counter = self
+
+        class Counting:  # the openai backend, its submit counted (everything else is the backend's)
+            def __getattr__(self, name):
+                return getattr(backend, name)
+
+            def submit(self, request):
+                with counter.lock:
+                    counter.now += 1
+                    counter.total += 1
+                    counter.peak = max(counter.peak, counter.now)
+                future = backend.submit(request)
+                future.add_done_callback(lambda _f: counter.left())  # before the window frees the slot
+                return future
+
+        return Counting()
+
+    def left(self):
+        with self.lock:
+            self.now -= 1
+
+
+def test_a_sweeps_probes_stay_in_its_shared_request_window(standin, tmp_path):
+    """Two models' runs side by side, each with its order probe after its modes: every request, probes
+    included, goes through the sweep's one window, so the requests in flight across runs never exceed
+    it (counted at the client), and the server never sees more than --concurrency at once."""
+    from mmstar.evaluators.run.pipeline import RunOptions, load_data, plan, resolve_entry
+    from mmstar.evaluators.run.sweep import _first_line
+    from mmstar.evaluators.run.sweep_pool import run_pooled
+
+    url = standin(*TAIL)
+    concurrency = 4
+    options = RunOptions.from_mapping({"modes": "v,wv", "limit": 12, "backend": "openai", "base_url": url,
+                                       "concurrency": concurrency, "progress": False, "probes": "order"})
+    entries = [resolve_entry(m, None, "openai") for m in ("model-a", "model-b")]
+    plans = {e.alias: plan(e, options) for e in entries}
+    counted = _InFlight()
+
+    def factory(entry):
+        inner = plans[entry.alias].factory
+        return lambda model_id, kind: counted.wrap(inner(model_id, kind))
+
+    results = run_pooled(entries, [load_data(str(DEMO))], tmp_path, lambda e: plans[e.alias].config, factory,
+                         _first_line, probes=plans["model-a"].probes)
+    assert [r[4] for r in results] == [None, None]
+    for model in ("model-a", "model-b"):
+        for name, n in (("v", 12), ("wv", 12), ("order-v", 36), ("order-wv", 36)):
+            assert len(_records(tmp_path / model / "test", name)) == n, (model, name)
+    assert counted.total == 2 * (24 + 72)  # every mode and probe request went through the counted backends
+    window = 2 * concurrency  # the openai backend's window (twice its ceiling): the sweep's one window
+    assert counted.peak <= window, f"{counted.peak} requests in flight across the runs; the window is {window}"
+    assert _stats(url)["peak_in_flight"] <= concurrency
