@@ -146,12 +146,24 @@ def _cmd_demo(args: argparse.Namespace) -> int:
                     dtype=args.dtype)
 
 
+class _FamilyAction(argparse._AppendAction):
+    """``tiny-models --family``: its help lists the tiny families, read only when that help is shown, so
+    building the command line never imports the 15 tiny builders (``mmstar eval --help`` did)."""
+
+    @property  # type: ignore[override]
+    def help(self) -> str:
+        from mmstar.evaluators.models.tiny import FAMILIES
+
+        return f"families to build (repeat or comma-separate; default: all): {', '.join(FAMILIES)}"
+
+    @help.setter
+    def help(self, _value: str | None) -> None:  # argparse sets it at construction: the property answers
+        pass
+
+
 def add_commands(sub: argparse._SubParsersAction) -> None:
     from mmstar.evaluators.backends.registry import add_backend_arguments
-    from mmstar.evaluators.models.tiny import (
-        FAMILIES,  # plain data: the builders import torch/transformers only when called
-    )
-    from mmstar.evaluators.run.pipeline import PROMPTS, PROTOCOLS, SHOTS, THINKING
+    from mmstar.evaluators.run.choices import PROMPTS, PROTOCOLS, SHOTS, THINKING
 
     p = sub.add_parser("eval", help="evaluate a model with image (v), without image (wv) and its LLM backbone (t)")
     p.add_argument("--model", help="registry alias (see `mmstar models`), hub id or local folder; a comma list "
@@ -197,8 +209,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
 
     t = sub.add_parser("tiny-models", help="build tiny random checkpoints of real VLM families (offline smoke test)")
     t.add_argument("dir")
-    t.add_argument("--family", action="append", metavar="F[,F...]",
-                   help=f"families to build (repeat or comma-separate; default: all): {', '.join(FAMILIES)}")
+    t.add_argument("--family", action=_FamilyAction, metavar="F[,F...]")
     t.set_defaults(func=_cmd_tiny)
 
     d = sub.add_parser("demo", help="the main job on bundled demo data and tiny local models")

@@ -196,3 +196,20 @@ def test_the_document_names_the_same_layers(layer):
     assert any(f"`{folder}`" in row for row in rows), f"docs/architecture.md: no layer {number} row names {folder}"
     for exception in EXCEPTIONS:
         assert exception in doc, f"docs/architecture.md does not name the allowed exception {exception}"
+
+
+def test_building_the_command_line_imports_no_builder_and_no_run_machinery():
+    """``mmstar eval --help`` and ``mmstar --version`` build the whole parser: it must not import the tiny
+    builders (one help string needed their names) nor the run loop (four option choices needed it)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from mmstar.app.cli import build_parser; p = build_parser();"
+            "print(sorted(m for m in sys.modules if m.startswith(('mmstar.evaluators.models.tiny', "
+            "'mmstar.evaluators.run.runner', 'mmstar.evaluators.run.pipeline', 'torch', 'pandas'))));"
+            "print(p._subparsers._group_actions[0].choices['tiny-models'].format_help())")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO.parent)
+    assert proc.returncode == 0, proc.stderr
+    first, help_text = proc.stdout.split("\n", 1)
+    assert first == "[]"
+    assert "llava" in help_text and "qwen2-vl" in help_text  # the family list is still in tiny-models --help

@@ -26,6 +26,7 @@ from mmstar.prompts import PromptConfig
 from mmstar.runs import MODES
 from mmstar.sample import Benchmark
 
+from .choices import PROMPTS, PROTOCOLS, SHOTS, THINKING
 from .judge import JudgeConfig
 from .probes import ProbePlan
 from .probes import after_modes as probe_hook
@@ -34,10 +35,6 @@ from .runner import EvalConfig, parse_modes, resolve_batch_size, run_eval
 if TYPE_CHECKING:
     import pandas as pd
 
-PROMPTS = ("official", "letter")
-SHOTS = (0, 2)
-PROTOCOLS = ("official", "reasoning")
-THINKING = ("on", "off")
 # the switch most reasoning chat templates read (Qwen3, GLM-4.1V, InternVL3.5); a registry entry's
 # own ``thinking`` table replaces it
 DEFAULT_THINKING = {"on": {"enable_thinking": True}, "off": {"enable_thinking": False}}
