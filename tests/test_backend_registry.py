@@ -279,3 +279,25 @@ def test_any_registered_backend_can_judge(echo_backend, demo_parquet, tmp_path, 
     assert out["robust_judge_overall"] == pytest.approx(100 * answers.count("B") / 36, abs=0.01)
     assert main(["score", str(run.run_dir / "wv.jsonl"), "--judge-letter", "B"]) == 2  # without --judge
     assert "--judge-letter needs --judge MODEL" in capsys.readouterr().err
+
+
+def test_the_judge_flags_are_the_backends_options_under_judge_names():
+    import argparse
+
+    from mmstar.evaluators.run.judge import add_judge_args, judge_config, make_judge_backend
+
+    parser = argparse.ArgumentParser()
+    registry.add_backend_arguments(parser)  # the run's own set beside the judge's: no clash
+    add_judge_args(parser)
+    args = parser.parse_args(["--base-url", "http://run/v1", "--judge", "j", "--judge-backend", "openai",
+                              "--judge-base-url", "http://judge/v1", "--judge-extra-body", '{"top_k": 1}',
+                              "--judge-concurrency", "2"])
+    assert args.base_url == "http://run/v1" and args.judge_base_url == "http://judge/v1"
+    config = judge_config(args)
+    assert config.base_url == "http://judge/v1" and config.api_key_env == "OPENAI_API_KEY"
+    assert dict(config.options) == {"extra_body": {"top_k": 1}, "concurrency": 2}
+    assert config.identity()["request"] == {"extra_body": {"top_k": 1}}  # it changes what the judge is asked
+    assert "request" not in judge_config(parser.parse_args(["--judge", "j"])).identity()  # as it always was
+    hf_judge = judge_config(parser.parse_args(["--judge", "j", "--judge-concurrency", "2"]))
+    with pytest.raises(MmstarError, match="--judge-backend hf does not take --judge-concurrency"):
+        make_judge_backend(hf_judge)

@@ -58,9 +58,15 @@ class JudgeConfig:
 
     def identity(self) -> dict[str, Any]:
         """What the manifest records: a judge figure is only comparable under the same identity."""
-        return {"model": self.model, "backend": self.backend, "prompt_version": JUDGE_PROMPT_VERSION,
-                "judge_all": self.judge_all, "audit": self.audit, "seed": self.seed,
-                "max_new_tokens": self.max_new_tokens}
+        from mmstar.evaluators.backends.registry import identity_options
+
+        out = {"model": self.model, "backend": self.backend, "prompt_version": JUDGE_PROMPT_VERSION,
+               "judge_all": self.judge_all, "audit": self.audit, "seed": self.seed,
+               "max_new_tokens": self.max_new_tokens}
+        # a --judge-* option that changes what the judge is asked (--judge-extra-body ...), only when set:
+        # a judge that never set one keeps the identity it always had, as a run's identity does
+        request = identity_options(self.backend, dict(self.options))
+        return {**out, "request": request} if request else out
 
 
 def judge_prompt(options: Mapping[str, str], reply: str) -> str:
