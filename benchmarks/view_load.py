@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from mmstar import taxonomy
-from mmstar.runs import MODES, slugify
+from mmstar.runs import MODES
+from mmstar.runs import run_dir as run_folder
 
 STYLES = ("{L}", "{L}. {text}", "The answer is {L}.", "I think the answer is ({L}) {text}.")
 UNPARSED = ("I cannot tell without more information.", "Both could be right.")
@@ -59,7 +60,7 @@ def write_runs(root: Path, models: int, n: int, seed: int = 0) -> list[Path]:
     samples = _samples(n, rng)
     dirs = []
     for m in range(models):
-        run_dir = root / slugify(f"synthetic-model-{m}") / "mmstar"
+        run_dir = run_folder(root, f"synthetic-model-{m}", "mmstar")
         run_dir.mkdir(parents=True)
         acc = {"v": 0.45 + 0.04 * m, "wv": 0.30 + 0.02 * m, "t": 0.28}
         for mode in MODES:
