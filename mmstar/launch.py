@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -22,3 +23,39 @@ def exec_streamlit(app: Path, options: Sequence[str], env: Mapping[str, str]) ->
     import subprocess  # pragma: no cover - platforms without exec
 
     return subprocess.call(cmd, env=dict(env))  # noqa: S603  our own interpreter, a fixed argv, no shell
+
+
+# Names a browser uses for this machine. Streamlit's ``server.allowedHosts`` (1.5x+) checks the WebSocket's
+# ``Host`` header against them, ports ignored: a page whose own name was rebound to 127.0.0.1 (DNS
+# rebinding) sends its own name and gets no WebSocket, so it can read none of the data the app streams.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
+# For every user of review and view: no developer menu (rerun, clear cache, settings), no tracebacks or
+# source lines on the page, no telemetry, no browser opened on a server.
+PRODUCTION_OPTIONS = {"server.headless": "true", "browser.gatherUsageStats": "false", "client.toolbarMode": "viewer",
+                      "client.showErrorDetails": "none", "server.enableXsrfProtection": "true",
+                      "server.enableCORS": "true"}
+
+
+def streamlit_options(address: str, port: int, allowed_hosts: Sequence[str] = ()) -> list[str]:
+    """``streamlit run`` options for ``mmstar review`` and ``mmstar view``. A loopback bind accepts only
+    loopback names in ``Host`` (plus ``allowed_hosts``); a wider bind accepts ``allowed_hosts`` when given,
+    else any name (the operator's reverse proxy, with its own names, stands in front: README, Security)."""
+    hosts = [*LOOPBACK_HOSTS, *allowed_hosts] if is_loopback(address) else list(allowed_hosts)
+    options = ["--server.port", str(port), "--server.address", address]
+    for key, value in PRODUCTION_OPTIONS.items():
+        options += [f"--{key}", value]
+    for host in hosts:
+        options += ["--server.allowedHosts", host]
+    return options
+
+
+def is_loopback(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 or 'localhost'; anything else (0.0.0.0, a LAN address, a name) reaches further."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False

@@ -15,13 +15,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from mmstar.errors import MmstarError
+from mmstar.launch import is_loopback  # noqa: F401  re-exported: the gate and the CLI use it from here
 
 from .store import Store, check_reviewer, stamp, utcnow
 
@@ -93,18 +93,6 @@ def verify_password(password: str, hashed: str, salt: str, params: str) -> bool:
 def new_password() -> str:
     """A one-time password: 16 URL-safe characters (96 random bits)."""
     return secrets.token_urlsafe(12)
-
-
-def is_loopback(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 or 'localhost'; anything else (0.0.0.0, a LAN address, a name) reaches further."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def token_hash(token: str) -> str:

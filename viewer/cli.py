@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from mmstar.errors import MmstarError
-from mmstar.launch import exec_streamlit
+from mmstar.launch import exec_streamlit, streamlit_options
 
 
 def _check(paths: list[str], seed: int = 0):
@@ -34,8 +34,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
     env = {**os.environ, "MMSTAR_VIEW_PATHS": json.dumps([str(Path(p).resolve()) for p in args.run_dirs]),
            "MMSTAR_VIEW_DATA": args.data or "", "MMSTAR_VIEW_SEED": str(args.seed)}
     app = Path(__file__).with_name("app.py")
-    options = ["--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
+    options = streamlit_options(args.address, args.port, args.allowed_host)
     print(f"viewer on http://{args.address}:{args.port} (Ctrl-C to stop): {len(view.runs)} run(s)")
     return exec_streamlit(app, options, env)
 
@@ -60,6 +59,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     view.add_argument("--data", help="data spec to take images from (default: the one each run's manifest records)")
     view.add_argument("--port", type=int, default=8502)
     view.add_argument("--address", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    view.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                      help="a host name browsers use to reach the viewer (repeatable), checked in the Host header; "
+                           "loopback names are always allowed on a loopback bind")
     view.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     view.set_defaults(func=_cmd_view)
     rep = sub.add_parser("report", help="one self-contained HTML report: leaderboard, charts, leaked samples, "

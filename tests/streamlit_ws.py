@@ -1,0 +1,46 @@
+"""A raw Streamlit WebSocket client, as an attacker's page would use one after DNS rebinding: it connects
+to a local Streamlit server while naming any ``Host`` it likes, asks for a script run, and returns the raw
+bytes of every message the server streams back (the page's text is in them, as protobuf strings)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+
+class Refused(Exception):
+    """The server closed or refused the WebSocket before any page data came."""
+
+
+def read_page(port: int, host: str, *, seconds: float = 15.0, until: bytes | None = None) -> bytes:
+    """Open ``/_stcore/stream`` on 127.0.0.1:``port`` with ``Host: host`` (and a same-origin ``Origin``, as a
+    rebound page sends), request a run, and collect the messages for ``seconds`` or until ``until`` is seen."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from websockets.exceptions import ConnectionClosed, InvalidStatus
+    from websockets.sync.client import connect
+
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        ws = connect(f"ws://{host}/_stcore/stream", sock=sock, subprotocols=["streamlit"],
+                     origin=f"http://{host}", open_timeout=10, max_size=None)
+    except (InvalidStatus, ConnectionClosed, OSError) as exc:
+        sock.close()
+        raise Refused(str(exc)) from None
+    data = b""
+    with ws:
+        msg = BackMsg()
+        msg.rerun_script.query_string = ""
+        msg.rerun_script.page_script_hash = ""
+        try:
+            ws.send(msg.SerializeToString())
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline and not (until and until in data):
+                try:
+                    frame = ws.recv(timeout=max(0.1, deadline - time.monotonic()))
+                except TimeoutError:
+                    break
+                data += frame if isinstance(frame, bytes) else frame.encode()
+        except ConnectionClosed as exc:
+            if not data:
+                raise Refused(f"closed: {exc}") from None
+    return data
