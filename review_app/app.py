@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import streamlit as st
 from mmstar.review_app.accounts import Accounts
-from mmstar.review_app.gate import Reviewer, require_reviewer
+from mmstar.review_app.gate import Reviewer, plain, require_reviewer
 from mmstar.review_app.store import REASONS, Store, Vote, agreement, final_status, status
 
 from mmstar.errors import MmstarError
@@ -111,12 +111,13 @@ def _show_sample(s, votes, adj: Vote | None, who: Reviewer) -> None:
                 st.image(s.image.pil(), caption=f"index {s.index} (use the fullscreen button to zoom)",
                          width="stretch")
             except MmstarError as exc:
-                st.error(f"image cannot be shown: {exc}")
+                st.error(plain(f"image cannot be shown: {exc}"))
         else:
             st.info("this sample has no image")
     with right:
-        st.caption(f"index {s.index} · source {s.source or '-'} · labelled {s.category or '-'} / "
-                   f"{s.l2_category or '-'}")
+        # st.text, not st.caption (which renders markdown): these fields come from third-party candidate files
+        st.text(f"index {s.index} · source {s.source or '-'} · labelled {s.category or '-'} / "
+                f"{s.l2_category or '-'}")
         st.subheader("Question")
         st.text(s.question)
         st.subheader("Options")
@@ -182,7 +183,7 @@ def _decision_form(s, who: Reviewer, store: Store, can_adjudicate: bool) -> bool
                            account_id=who.account_id, kind="adjudication" if adjudicate else "vote",
                            actor=who.name if who.account_id is not None else f"local:{who.name}")
     except MmstarError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return False
     st.session_state[token_key] = uuid.uuid4().hex
     return True
@@ -209,14 +210,14 @@ def main() -> None:
     try:
         store = _store(DB)
     except MmstarError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     # the gate comes before the candidates are even loaded: nothing of them can reach a stranger's page
     who = require_reviewer(Accounts(store, session_ttl=timedelta(hours=SESSION_HOURS)), DEFAULT_REVIEWER, AUTH)
     try:
         bench = _bench(CANDIDATES)
     except MmstarError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     everyone = store.latest_votes()
     latest = everyone if who.sees_all else _own_votes(everyone, who.name)
@@ -252,7 +253,7 @@ def main() -> None:
     if "last_saved" in st.session_state:
         st.success(f"saved your decision on index {st.session_state['last_saved']}")
     if NOTICE in st.session_state:
-        st.warning(st.session_state.pop(NOTICE))
+        st.warning(plain(st.session_state.pop(NOTICE)))
 
 
 def _next_needing(visible, latest, reviewer: str, pos: int) -> int:
