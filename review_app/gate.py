@@ -108,14 +108,19 @@ def _password_login(accounts: Accounts, notice: str | None) -> None:
 
 def _oidc_login(accounts: Accounts) -> None:
     """Streamlit's OIDC login (``st.login``, configured in .streamlit/secrets.toml [auth]): the identity
-    provider vouches for an e-mail, which must be an enabled account in this store."""
+    provider vouches for a verified e-mail, which must be an enabled account in this store, bound to the
+    provider's subject at its first login."""
     user = st.user
     if not user.is_logged_in:
         st.button("Log in with your organisation", on_click=st.login, type="primary", key="oidc-login")
         return
     email = str(user.get("email") or "")
+    issuer, sub = str(user.get("iss") or ""), str(user.get("sub") or "")
+    subject = f"{issuer} {sub}" if sub else ""  # a sub is unique per issuer only
     try:
-        st.session_state[SESSION_KEY] = accounts.identity_login(email, ip=client_ip())
+        st.session_state[SESSION_KEY] = accounts.identity_login(email, subject=subject,
+                                                                email_verified=user.get("email_verified"),
+                                                                ip=client_ip())
     except LoginError as exc:
         st.error(plain(exc))
         st.button("Log out", on_click=st.logout, key="oidc-logout")
@@ -125,7 +130,7 @@ def _oidc_login(accounts: Accounts) -> None:
 
 def _choose_password(accounts: Accounts, account: Account, token: str) -> None:
     st.title("mmstar review")
-    st.info(plain(f"signed in as {account.name} with a one-time password: choose your own password to go on"))
+    st.info(f"signed in as {plain(account.name)} with a one-time password: choose your own password to go on")
     with st.form("choose-password", clear_on_submit=True):
         new = st.text_input("New password", type="password", key="pw-new", autocomplete="new-password")
         repeat = st.text_input("Repeat it", type="password", key="pw-repeat", autocomplete="new-password")
