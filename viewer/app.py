@@ -14,6 +14,7 @@ import os
 import pandas as pd
 import streamlit as st
 from mmstar.viewer import charts
+from mmstar.viewer.access import require_token
 from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
 from mmstar.viewer.probes import FLAG_COLUMNS, TABLE_COLUMNS, evidence_column, fired_line, probe_rows
@@ -282,6 +283,7 @@ def page_probes(view: ViewData, matcher: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="mmstar view", layout="wide")
+    require_token()  # before any run is read: a stranger's session gets the token form and nothing else
     view = _view(PATHS, SEED)
     st.sidebar.title("mmstar view")
     where = st.sidebar.radio("Page", PAGES, key="page")
