@@ -117,3 +117,21 @@ def _first_new_session(port: int):
             if fwd.WhichOneof("type") == "new_session":
                 return fwd
     pytest.fail("no new_session message")
+
+
+def _hosts(options: list[str]) -> list[str]:
+    return [options[i + 1] for i, o in enumerate(options) if o == "--server.allowedHosts"]
+
+
+def test_host_names_checked_per_bind_and_gate():
+    from mmstar.launch import LOOPBACK_HOSTS, streamlit_options
+
+    loop = list(LOOPBACK_HOSTS)
+    # nothing else guards the data: loopback names only, plus the ones the operator adds
+    assert _hosts(streamlit_options("127.0.0.1", 1)) == loop
+    assert _hosts(streamlit_options("localhost", 1, ["box.lan"])) == [*loop, "box.lan"]
+    # a login or token guards it: a TLS proxy in front sends its own public name, checked when given
+    assert _hosts(streamlit_options("127.0.0.1", 1, gated=True)) == []
+    assert _hosts(streamlit_options("127.0.0.1", 1, ["review.example.org"], gated=True)) == [
+        *loop, "review.example.org"]
+    assert _hosts(streamlit_options("0.0.0.0", 1, ["review.example.org"], gated=True)) == ["review.example.org"]
