@@ -36,18 +36,11 @@ PRODUCTION_OPTIONS = {"server.headless": "true", "browser.gatherUsageStats": "fa
                       "server.enableCORS": "true"}
 
 
-def streamlit_options(address: str, port: int, allowed_hosts: Sequence[str] = (), *, gated: bool = False) -> list[str]:
-    """``streamlit run`` options for ``mmstar review`` and ``mmstar view``.
-
-    Where nothing else guards the data (single-user review, a viewer without a token) a loopback bind
-    accepts only loopback names in ``Host``, plus ``allowed_hosts``. Where a login or a token guards it
-    (``gated``) a rebound page gets only that form, and a reverse proxy in front sends its own public name
-    (the README's Caddy and nginx setups), so ``Host`` is checked only against names the operator gives.
-    A bind beyond loopback checks ``allowed_hosts`` when given."""
-    if allowed_hosts or not gated:
-        hosts = [*LOOPBACK_HOSTS, *allowed_hosts] if is_loopback(address) else list(allowed_hosts)
-    else:
-        hosts = []
+def streamlit_options(address: str, port: int, allowed_hosts: Sequence[str] = ()) -> list[str]:
+    """``streamlit run`` options for ``mmstar review`` and ``mmstar view``. A loopback bind accepts only
+    loopback names in ``Host``, plus ``allowed_hosts`` (a TLS proxy in front sends its own public name);
+    a bind beyond loopback checks ``allowed_hosts`` when given (there a login or a token guards the data)."""
+    hosts = [*LOOPBACK_HOSTS, *allowed_hosts] if is_loopback(address) else list(allowed_hosts)
     options = ["--server.port", str(port), "--server.address", address]
     for key, value in PRODUCTION_OPTIONS.items():
         options += [f"--{key}", value]

@@ -123,15 +123,31 @@ def _hosts(options: list[str]) -> list[str]:
     return [options[i + 1] for i, o in enumerate(options) if o == "--server.allowedHosts"]
 
 
-def test_host_names_checked_per_bind_and_gate():
+def test_host_names_checked_per_bind():
     from mmstar.launch import LOOPBACK_HOSTS, streamlit_options
 
     loop = list(LOOPBACK_HOSTS)
-    # nothing else guards the data: loopback names only, plus the ones the operator adds
     assert _hosts(streamlit_options("127.0.0.1", 1)) == loop
-    assert _hosts(streamlit_options("localhost", 1, ["box.lan"])) == [*loop, "box.lan"]
-    # a login or token guards it: a TLS proxy in front sends its own public name, checked when given
-    assert _hosts(streamlit_options("127.0.0.1", 1, gated=True)) == []
-    assert _hosts(streamlit_options("127.0.0.1", 1, ["review.example.org"], gated=True)) == [
-        *loop, "review.example.org"]
-    assert _hosts(streamlit_options("0.0.0.0", 1, ["review.example.org"], gated=True)) == ["review.example.org"]
+    # a TLS proxy in front sends its own public name: the operator adds it
+    assert _hosts(streamlit_options("localhost", 1, ["review.example.org"])) == [*loop, "review.example.org"]
+    # beyond loopback (accounts or a token guard the data): the names given, if any
+    assert _hosts(streamlit_options("0.0.0.0", 1, ["review.example.org"])) == ["review.example.org"]
+    assert _hosts(streamlit_options("0.0.0.0", 1)) == []
+
+
+def test_team_review_on_loopback_refuses_a_foreign_host_and_admits_the_proxy_name(tmp_path, server):
+    """With accounts a rebound page would reach the login form; it gets no WebSocket either. The TLS
+    proxy's own name, given with --allowed-host, is admitted."""
+    from mmstar.review_app.accounts import Accounts
+    from mmstar.review_app.store import Store
+
+    db = str(tmp_path / "team.db")
+    Accounts(Store(db)).add("alice", actor="cli:test")
+    port = free_port()
+    server([sys.executable, "-m", "mmstar", "review", str(_candidates(tmp_path)), "--db", db, "--port", str(port),
+            "--allowed-host", "review.example.org"], port)
+    with pytest.raises(Refused):
+        read_page(port, f"evil.example:{port}", seconds=8, until=b"User name")
+    for host in (f"127.0.0.1:{port}", "review.example.org"):
+        page = read_page(port, host, until=b"User name")
+        assert b"User name" in page and MARK not in page, host

@@ -38,7 +38,7 @@ def _cmd_view(args: argparse.Namespace) -> int:
            "MMSTAR_VIEW_DATA": args.data or "", "MMSTAR_VIEW_SEED": str(args.seed),
            TOKEN_ENV_VAR: args.token_env or ""}
     app = Path(__file__).with_name("app.py")
-    options = streamlit_options(args.address, args.port, args.allowed_host, gated=bool(args.token_env))
+    options = streamlit_options(args.address, args.port, args.allowed_host)
     gate = f"; access token from ${args.token_env}" if args.token_env else ""
     print(f"viewer on http://{args.address}:{args.port} (Ctrl-C to stop): {len(view.runs)} run(s){gate}")
     return exec_streamlit(app, options, env)
@@ -80,8 +80,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                       help="the environment variable holding an access token (at least 24 characters) that every "
                            "browser session must give before any data is shown; required beyond loopback")
     view.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
-                      help="a host name browsers use to reach the viewer (repeatable): the Host header must then "
-                           "be one of these or a loopback name (without a token: always checked on loopback)")
+                      help="a host name browsers use to reach the viewer (repeatable); on a loopback bind the Host "
+                           "header must be one of these or a loopback name")
     view.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     view.set_defaults(func=_cmd_view)
     rep = sub.add_parser("report", help="one self-contained HTML report: leaderboard, charts, leaked samples, "
