@@ -5,8 +5,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def exec_streamlit(app: Path, options: Sequence[str], env: Mapping[str, str]) -> int:
@@ -59,3 +62,31 @@ def is_loopback(host: str | None) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+class ServerMemo:
+    """A process-wide memo for what a Streamlit app loads once (the store, the candidates, the runs).
+
+    Not ``st.cache_resource``: any client, logged in or not, can send Streamlit's "clear caches" message,
+    and no setting turns it off; it empties every st.cache_* of the server, so a stranger could make it
+    read all the runs or candidates again, over and over. This memo lives in an imported module, which
+    that message does not reach; the app clears it itself (the viewer's "Reload runs")."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._lock = threading.Lock()
+        self._values: dict[Hashable, Any] = {}
+
+    def get(self, key: Hashable, make: Callable[[], T]) -> T:
+        with self._lock:  # one load per key even when sessions start together
+            if key not in self._values:
+                self._values[key] = make()
+            return self._values[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._values.clear()
+
+
+SERVER_MEMO = ServerMemo()

@@ -21,6 +21,7 @@ from mmstar.review_app.gate import Reviewer, plain, require_reviewer
 from mmstar.review_app.store import REASONS, Store, Vote, agreement, final_status, status
 
 from mmstar.errors import MmstarError
+from mmstar.launch import SERVER_MEMO
 from mmstar.loaders import load_benchmark
 from mmstar.options import LETTERS
 from mmstar.taxonomy import CAPABILITIES, capability
@@ -38,16 +39,19 @@ SHOWN = "reviewer-shown"  # display-only field; its value is never used as the r
 NOTICE = "_mmstar_review_notice"
 
 
-@st.cache_resource
+# loaded once per server process, in a memo Streamlit's "clear caches" message cannot empty (any client
+# may send it, before login too): see mmstar.launch.ServerMemo
 def _bench(path: str):
-    return load_benchmark(path)
+    return SERVER_MEMO.get(("review-candidates", path), lambda: load_benchmark(path))
 
 
-@st.cache_resource
 def _store(db: str) -> Store:
-    store = Store(db)
-    store.set_setting("candidates", CANDIDATES)
-    return store
+    def make() -> Store:
+        store = Store(db)
+        store.set_setting("candidates", CANDIDATES)
+        return store
+
+    return SERVER_MEMO.get(("review-store", db, CANDIDATES), make)
 
 
 def _sidebar(bench, latest, adjudicated, who: Reviewer):

@@ -44,3 +44,18 @@ def read_page(port: int, host: str, *, seconds: float = 15.0, until: bytes | Non
             if not data:
                 raise Refused(f"closed: {exc}") from None
     return data
+
+
+def clear_caches(port: int, host: str | None = None) -> None:
+    """Send Streamlit's "clear caches" message as an anonymous client (no login, no token), as the
+    developer menu would; the server handles it before any script runs."""
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+    from websockets.sync.client import connect
+
+    host = host or f"127.0.0.1:{port}"
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    with connect(f"ws://{host}/_stcore/stream", sock=sock, subprotocols=["streamlit"], open_timeout=10) as ws:
+        msg = BackMsg()
+        msg.clear_cache = True
+        ws.send(msg.SerializeToString())
+        time.sleep(1.0)  # let the server act on it before the socket closes

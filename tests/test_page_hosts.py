@@ -151,3 +151,23 @@ def test_team_review_on_loopback_refuses_a_foreign_host_and_admits_the_proxy_nam
     for host in (f"127.0.0.1:{port}", "review.example.org"):
         page = read_page(port, host, until=b"User name")
         assert b"User name" in page and MARK not in page, host
+
+
+def test_an_anonymous_clear_caches_message_does_not_reload_the_runs(tmp_path, server):
+    """Streamlit lets any client send "clear caches" (no setting turns it off). The viewer keeps what it
+    loaded in a process memo that message cannot reach: a run folder removed after the first load is still
+    shown, not reread as missing (only the viewer's own "Reload runs" rereads)."""
+    from streamlit_ws import clear_caches
+    from test_viewer import write_runs
+
+    runs = write_runs(tmp_path, images=False)
+    port = free_port()
+    server([sys.executable, "-m", "mmstar", "view", str(runs["alpha"]), str(runs["beta"]), "--port", str(port)],
+           port)
+    host = f"127.0.0.1:{port}"
+    first = read_page(port, host, seconds=20, until=b"Leaderboard")
+    assert b"Leaderboard" in first and b"no such folder" not in first
+    runs["beta"].rename(runs["beta"].with_name("gone"))
+    clear_caches(port)
+    again = read_page(port, host, seconds=10)
+    assert b"Leaderboard" in again and b"no such folder" not in again

@@ -35,6 +35,7 @@ from mmstar.viewer.samples import (
 from mmstar.viewer.samples import sample_list as list_table
 
 from mmstar import taxonomy
+from mmstar.launch import SERVER_MEMO
 from mmstar.runs import MODES
 
 PATHS = tuple(json.loads(os.environ.get("MMSTAR_VIEW_PATHS", "[]")))
@@ -47,14 +48,14 @@ MATCHER_HELP = {"official": "the official MMStar matcher (first character of the
                 "judge": "the robust extractor, with the judge model's letter where it was asked"}
 
 
-@st.cache_resource(show_spinner="Reading run directories ...")
+# loaded once per server process, in a memo Streamlit's "clear caches" message cannot empty (any client
+# may send it, before the token too): see mmstar.launch.ServerMemo; "Reload runs" clears it
 def _view(paths: tuple[str, ...], seed: int) -> ViewData:
-    return load(paths, seed)
+    return SERVER_MEMO.get(("view", paths, seed), lambda: load(paths, seed))
 
 
-@st.cache_resource
 def _images(spec: str | None) -> Images:
-    return Images(spec)
+    return SERVER_MEMO.get(("view-images", spec), lambda: Images(spec))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -284,14 +285,16 @@ def page_probes(view: ViewData, matcher: str) -> None:
 def main() -> None:
     st.set_page_config(page_title="mmstar view", layout="wide")
     require_token()  # before any run is read: a stranger's session gets the token form and nothing else
-    view = _view(PATHS, SEED)
+    with st.spinner("Reading run directories ..."):
+        view = _view(PATHS, SEED)
     st.sidebar.title("mmstar view")
     where = st.sidebar.radio("Page", PAGES, key="page")
     matcher = st.sidebar.radio("Matcher", view.matchers, key="matcher", help="; ".join(
         f"{k}: {MATCHER_HELP[k]}" for k in view.matchers))
     st.sidebar.text(f"{len(view.runs)} run(s)")
     if st.sidebar.button("Reload runs", key="reload", help="read the run directories again (a run still going)"):
-        for cached in (_view, _radar_png, _mg_ml_png):
+        SERVER_MEMO.clear()
+        for cached in (_radar_png, _mg_ml_png):
             cached.clear()
         st.rerun()
     _problems(view)
