@@ -14,7 +14,8 @@ class Refused(Exception):
 
 def read_page(port: int, host: str, *, seconds: float = 15.0, until: bytes | None = None) -> bytes:
     """Open ``/_stcore/stream`` on 127.0.0.1:``port`` with ``Host: host`` (and a same-origin ``Origin``, as a
-    rebound page sends), request a run, and collect the messages for ``seconds`` or until ``until`` is seen."""
+    rebound page sends), request a run, and collect the messages until the run finishes, ``until`` is seen
+    or ``seconds`` pass."""
     from streamlit.proto.BackMsg_pb2 import BackMsg
     from websockets.exceptions import ConnectionClosed, InvalidStatus
     from websockets.sync.client import connect
@@ -40,10 +41,24 @@ def read_page(port: int, host: str, *, seconds: float = 15.0, until: bytes | Non
                 except TimeoutError:
                     break
                 data += frame if isinstance(frame, bytes) else frame.encode()
+                if _finished(frame):  # the script run is over: everything this session gets has come
+                    break
         except ConnectionClosed as exc:
             if not data:
                 raise Refused(f"closed: {exc}") from None
     return data
+
+
+def _finished(frame: bytes | str) -> bool:
+    from google.protobuf.message import DecodeError
+    from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+    if not isinstance(frame, bytes):
+        return False
+    try:
+        return ForwardMsg.FromString(frame).WhichOneof("type") == "script_finished"
+    except DecodeError:  # not one ForwardMsg: keep reading
+        return False
 
 
 def clear_caches(port: int, host: str | None = None) -> None:

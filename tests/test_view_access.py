@@ -85,7 +85,7 @@ def test_a_public_viewer_with_a_token_streams_no_data_before_it(runs):
     finally:
         del os.environ["MMSTAR_TEST_VIEW_TOKEN"]
     try:
-        data = read_page(port, f"127.0.0.1:{port}", seconds=10)  # all the session sends, without the token
+        data = read_page(port, f"127.0.0.1:{port}", seconds=30)  # the whole run a session gets without the token
         assert b"Access token" in data  # the page came: the token form
         for secret in (b"alpha", b"What colour", b"S_wv"):
             assert secret not in data, secret
