@@ -156,3 +156,36 @@ def test_notices_quoting_data_render_no_markdown():
     html = MarkdownIt("commonmark").render(plain(f"image cannot be shown: {data}"))
     assert "<a" not in html and "<img" not in html and "<strong" not in html
     assert "[log in again](http://evil.example/x)" in html  # the characters themselves are all there
+
+
+def test_oidc_gate_in_the_app_needs_a_verified_email_and_the_bound_subject(tmp_path, monkeypatch):
+    """Through the app (AppTest's simulated ``st.user``): the claims the provider sent decide."""
+    pytest.importorskip("streamlit")
+    from streamlit.testing.v1 import AppTest
+    from test_review_login import APP, MARK, _page_text
+
+    from mmstar.demo_data import generate
+    from mmstar.writers import write_benchmark
+
+    bench = generate(per_axis=1, seed=0)
+    for i, s in enumerate(bench):
+        bench._samples[i] = s.with_(question=f"{MARK} {i}. {s.question}")
+    cands = write_benchmark(bench, tmp_path / "cands.parquet")
+    db = str(tmp_path / "team.db")
+    Accounts(Store(db)).add("alice@example.org", actor="cli:test")
+    for key, value in (("CANDIDATES", str(cands)), ("DB", db), ("REVIEWER", ""), ("AUTH", "oidc")):
+        monkeypatch.setenv(f"MMSTAR_REVIEW_{key}", value)
+
+    def visit(**claims):
+        at = AppTest.from_file(APP, default_timeout=60)
+        at.user = {"is_logged_in": True, "email": "alice@example.org", "iss": "https://idp.example", **claims}
+        return at.run()
+
+    at = visit(sub="111", email_verified=False)
+    assert not at.exception and MARK not in _page_text(at) and "not verified" in at.error[0].value
+    at = visit(sub="111")  # no email_verified claim at all
+    assert MARK not in _page_text(at) and "not verified" in at.error[0].value
+    at = visit(sub="111", email_verified=True)  # the first login binds sub 111
+    assert not at.exception and not at.error and MARK in _page_text(at)
+    at = visit(sub="222", email_verified=True)  # the same e-mail from another subject
+    assert MARK not in _page_text(at) and "bound to another identity" in at.error[0].value
