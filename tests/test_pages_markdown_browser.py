@@ -107,6 +107,9 @@ def test_review_shows_candidate_fields_as_text(tmp_path, bait, browser, served):
     page.get_by_role("button", name="Submit decision").wait_for(timeout=60_000)
     _assert_inert(page, base, hits)
     page.locator('[data-testid="stText"]', has_text="[log in again](").first.wait_for(timeout=20_000)
+    page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Source").click()
+    page.get_by_role("option", name=markdown).wait_for(timeout=10_000)  # the filter lists the source as text
+    _assert_inert(page, base, hits)
     page.close()
 
 
