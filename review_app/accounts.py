@@ -6,8 +6,13 @@
 * ``add`` and ``reset`` make a one-time password: shown once, it only lets its owner choose their own.
 * Sessions live server-side with an absolute expiry; the browser's Streamlit session holds a random
   token whose SHA-256 is the row key. Disabling an account or resetting it ends its sessions.
-* Consecutive failed logins lock the account for a while; every login, failure, lockout and account
-  change goes to the audit trail.
+* Consecutive failed logins lock the account for a while. Each attempt is reserved in the store (one
+  atomic UPDATE) before its password is checked, so concurrent guesses get no more checks than the limit.
+  An unknown name, a locked account and a wrong password get the same line after the same work.
+* Every login, failure, lockout and account change goes to the audit trail; a failed login with an
+  unknown name is recorded as ``UNKNOWN_NAME``, never as the typed text (it may be a password).
+* OIDC (``identity_login``): the provider must have verified the e-mail, and the account is bound to the
+  provider's subject at its first login.
 """
 
 from __future__ import annotations
