@@ -92,3 +92,47 @@ def test_a_public_viewer_with_a_token_streams_no_data_before_it(runs):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+@pytest.mark.browser
+def test_token_form_in_a_real_browser(runs, tmp_path):
+    """Debian's chromium against ``mmstar view --token-env``: the form and nothing else, a wrong token
+    refused, the right one opens the leaderboard."""
+    import shutil
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (apt-get install chromium)")
+    pytest.importorskip("playwright")
+    from playwright.sync_api import sync_playwright
+    from test_page_hosts import _start
+    from test_pages_markdown_browser import CHROMIUM_ARGS
+
+    port = free_port()
+    os.environ["MMSTAR_TEST_VIEW_TOKEN"] = TOKEN
+    try:
+        proc = _start([sys.executable, "-m", "mmstar", "view", str(runs["alpha"]), "--port", str(port),
+                       "--token-env", "MMSTAR_TEST_VIEW_TOKEN"], port)
+    finally:
+        del os.environ["MMSTAR_TEST_VIEW_TOKEN"]
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}")
+            box = page.get_by_label("Access token")
+            box.wait_for(timeout=60_000)
+            page.wait_for_timeout(1000)
+            assert "alpha" not in page.content() and page.get_by_role("heading", name="Leaderboard").count() == 0
+            box.fill("not-the-token")
+            page.get_by_role("button", name="Open").click()
+            page.get_by_text("wrong access token").wait_for(timeout=30_000)
+            assert "alpha" not in page.content()
+            page.get_by_label("Access token").fill(TOKEN)
+            page.get_by_role("button", name="Open").click()
+            page.get_by_role("heading", name="Leaderboard").wait_for(timeout=60_000)
+            page.screenshot(path=str(tmp_path / "view-token.png"))
+            browser.close()
+    finally:
+        proc.terminate()
+        proc.wait(20)
