@@ -33,10 +33,13 @@ def exec_streamlit(app: Path, options: Sequence[str], env: Mapping[str, str]) ->
 # rebinding) sends its own name and gets no WebSocket, so it can read none of the data the app streams.
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # For every user of review and view: no developer menu (rerun, clear cache, settings), no tracebacks or
-# source lines on the page, no telemetry, no browser opened on a server.
+# source lines on the page, no telemetry, no browser opened on a server. Pinned on the command line, which
+# overrides a config.toml: CORS and XSRF checks on, no agent API (an HTTP door to the app), no static folder,
+# and no st.user filled from request headers a client can set.
 PRODUCTION_OPTIONS = {"server.headless": "true", "browser.gatherUsageStats": "false", "client.toolbarMode": "viewer",
                       "client.showErrorDetails": "none", "server.enableXsrfProtection": "true",
-                      "server.enableCORS": "true"}
+                      "server.enableCORS": "true", "server.enableAgentApi": "false",
+                      "server.enableStaticServing": "false", "server.trustedUserHeaders": "{}"}
 
 
 def streamlit_options(address: str, port: int, allowed_hosts: Sequence[str] = ()) -> list[str]:

@@ -19,8 +19,8 @@ pytest.importorskip("websockets")
 MARK = b"Zanzibar-marker"
 
 
-def _start(cmd: list[str], port: int) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _start(cmd: list[str], port: int, cwd=None) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=cwd)
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -38,8 +38,8 @@ def _start(cmd: list[str], port: int) -> subprocess.Popen:
 def server():
     procs: list[subprocess.Popen] = []
 
-    def start(cmd: list[str], port: int) -> None:
-        procs.append(_start(cmd, port))
+    def start(cmd: list[str], port: int, cwd=None) -> None:
+        procs.append(_start(cmd, port, cwd))
 
     yield start
     for proc in procs:
@@ -171,3 +171,23 @@ def test_an_anonymous_clear_caches_message_does_not_reload_the_runs(tmp_path, se
     clear_caches(port)
     again = read_page(port, host, seconds=30)
     assert b"Leaderboard" in again and b"no such folder" not in again
+
+
+def test_a_config_file_cannot_open_the_agent_api(tmp_path, server):
+    """Streamlit's agent API drives an app over plain HTTP; a .streamlit/config.toml in the folder the viewer
+    starts from turns it on. The options on the command line pin it off (they override the file)."""
+    from test_viewer import write_runs
+
+    runs = write_runs(tmp_path, images=False)
+    (tmp_path / ".streamlit").mkdir()
+    (tmp_path / ".streamlit" / "config.toml").write_text("[server]\nenableAgentApi = true\n")
+    port = free_port()
+    server([sys.executable, "-m", "mmstar", "view", str(runs["alpha"]), "--port", str(port)], port, cwd=tmp_path)
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/_stcore/agent/interact", data=b"{}",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=30)  # noqa: S310  a fixed loopback URL
+    assert refused.value.code == 403
