@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mmstar import taxonomy
-from mmstar.atomic import atomic_path, atomic_write_text
+from mmstar.atomic import atomic_write_text
 from mmstar.errors import MmstarError
 from mmstar.runs import Run, find_run_dirs, open_run, slugify
 from mmstar.scoring import MATCHERS
-from mmstar.writers import xlsx_safe
+from mmstar.writers import write_xlsx_table
 
 from .leakage import BenchScores, average_gain_leakage
 from .uncertainty import bootstrap_paired_difference, bootstrap_score
@@ -194,21 +194,19 @@ SUBMISSION_FILES = {"v": "{model}_{bench}.xlsx", "wv": "{model}_{bench}_wo_image
 
 def write_submission(run: Run, out_dir: Path) -> list[Path]:
     """The official leaderboard files, one per mode present: every data column but ``image``,
-    plus ``prediction`` (the raw model text, as the official evaluator expects)."""
-    import pandas as pd
-
+    plus ``prediction`` (the raw model text, as the official evaluator expects). Text cells stay text: a
+    prediction that starts with ``=`` is a string cell, never a live formula (``write_xlsx_table``)."""
     written = []
     for mode, pattern in SUBMISSION_FILES.items():
         records = run.records.get(mode)
         if records is None:
             continue
-        rows = [{"index": r.index, "question": xlsx_safe(r.question), "answer": r.answer, "category": r.category,
-                 "l2_category": r.l2_category, "bench": r.source, "prediction": xlsx_safe(r.prediction)}
+        rows = [{"index": r.index, "question": r.question, "answer": r.answer, "category": r.category,
+                 "l2_category": r.l2_category, "bench": r.source, "prediction": r.prediction}
                 for r in sorted(records, key=lambda r: r.index)]
         name = pattern.format(model=slugify(run.model), bench=slugify(run.benchmark))
         path = out_dir / name
-        with atomic_path(path, suffix=".xlsx") as tmp:
-            pd.DataFrame(rows, columns=SUBMISSION_COLUMNS).to_excel(tmp, index=False, engine="openpyxl")
+        write_xlsx_table(path, SUBMISSION_COLUMNS, rows)
         written.append(path)
     return written
 

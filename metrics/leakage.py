@@ -11,6 +11,7 @@ from pathlib import Path
 from mmstar.atomic import atomic_write_text
 from mmstar.runs import Run
 from mmstar.scoring import gain_and_leakage
+from mmstar.writers import csv_safe
 
 __all__ = ["average_gain_leakage", "evidence", "gain_and_leakage", "leakage_rows", "write_leakage_csv"]
 
@@ -114,7 +115,8 @@ def write_leakage_csv(runs: Iterable[Run], path: Path, matcher: str = "official"
     n = 0
     for run in runs:
         for row in leakage_rows(run, matcher):
-            writer.writerow(row)
+            # a question or reply that starts like a formula is shown as text by a spreadsheet
+            writer.writerow({k: csv_safe(v) for k, v in row.items()})
             n += 1
     atomic_write_text(path, buf.getvalue())
     return n

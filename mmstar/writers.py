@@ -26,6 +26,44 @@ def xlsx_safe(value: Any) -> Any:
     return _XLSX_ILLEGAL.sub("\ufffd", value) if isinstance(value, str) else value
 
 
+# a cell a spreadsheet may take for a formula when it starts with one of these (OWASP's CSV injection list)
+FORMULA_LEAD = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: a string that starts like a formula gains a leading ``'``
+    (strip one leading ``'`` from such a cell to get the original). Numbers pass unchanged."""
+    return "'" + value if isinstance(value, str) and value.startswith(FORMULA_LEAD) else value
+
+
+def write_xlsx_table(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """One sheet, atomically: a header row, then ``rows``. Every string is a string cell, never a formula,
+    even one that starts with ``=`` (pandas' ``to_excel`` makes that a live formula, which pandas then reads
+    back as an empty cell); such cells also get Excel's quote prefix, so an edit keeps them text. The value
+    read back (openpyxl, pandas) is the string written, character for character."""
+    from openpyxl import Workbook  # a core dependency
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "Sheet1"  # the name pandas' to_excel gave the files before
+    sheet.append(columns)
+    for row in rows:
+        sheet.append([_xlsx_value(row.get(c)) for c in columns])
+    for line in sheet.iter_rows(min_row=2):
+        for cell in line:
+            if isinstance(cell.value, str) and cell.value.startswith(FORMULA_LEAD):
+                cell.data_type = "s"  # openpyxl typed it "f" (formula) when the value began with "="
+                cell.quotePrefix = True
+    with atomic_path(path, suffix=".xlsx") as tmp:
+        book.save(tmp)
+
+
+def _xlsx_value(value: Any) -> Any:
+    if value is None or (isinstance(value, float) and value != value):  # None and NaN: an empty cell
+        return None
+    return xlsx_safe(value)
+
+
 def _option_columns(bench: Benchmark) -> list[str]:
     width = max((len(s.options) for s in bench if not s.options_embedded), default=0)
     return list(LETTERS[:width])
@@ -103,17 +141,15 @@ def write_tsv(bench: Benchmark, path: Path) -> None:
 
 def write_xlsx(bench: Benchmark, path: Path, predictions: dict[int, str] | None = None) -> None:
     """The official submission layout: every column but ``image`` (+ ``prediction`` if given)."""
-    import pandas as pd
-
     records = []
     for s in bench:
         rec = {"index": s.index, "question": s.question, "answer": s.answer, "category": s.category,
                "l2_category": s.l2_category, "bench": s.source}
         if predictions is not None:
             rec["prediction"] = predictions.get(s.index, "")
-        records.append({k: xlsx_safe(v) for k, v in rec.items()})
-    with atomic_path(path, suffix=".xlsx") as tmp:
-        pd.DataFrame.from_records(records).to_excel(tmp, index=False, engine="openpyxl")
+        records.append(rec)
+    columns = ["index", "question", "answer", "category", "l2_category", "bench"]
+    write_xlsx_table(path, columns + (["prediction"] if predictions is not None else []), records)
 
 
 def write_jsonl(bench: Benchmark, path: Path) -> None:

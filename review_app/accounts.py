@@ -6,8 +6,13 @@
 * ``add`` and ``reset`` make a one-time password: shown once, it only lets its owner choose their own.
 * Sessions live server-side with an absolute expiry; the browser's Streamlit session holds a random
   token whose SHA-256 is the row key. Disabling an account or resetting it ends its sessions.
-* Consecutive failed logins lock the account for a while; every login, failure, lockout and account
-  change goes to the audit trail.
+* Consecutive failed logins lock the account for a while. Each attempt is reserved in the store (one
+  atomic UPDATE) before its password is checked, so concurrent guesses get no more checks than the limit.
+  An unknown name, a locked account and a wrong password get the same line after the same work.
+* Every login, failure, lockout and account change goes to the audit trail; a failed login with an
+  unknown name is recorded as ``UNKNOWN_NAME``, never as the typed text (it may be a password).
+* OIDC (``identity_login``): the provider must have verified the e-mail, and the account is bound to the
+  provider's subject at its first login.
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from mmstar.errors import MmstarError
+from mmstar.launch import is_loopback  # noqa: F401  re-exported: the gate and the CLI use it from here
 
 from .store import Store, check_reviewer, stamp, utcnow
 
@@ -30,7 +35,9 @@ ROLES = ("reviewer", "lead")
 # parameters are stored per account, so raising SCRYPT upgrades each account at its next login.
 SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
 MIN_PASSWORD = 10
-GENERIC_FAILURE = "wrong user name or password"
+# the one line for every refused password login: unknown name, wrong password and locked account alike
+GENERIC_FAILURE = "wrong user name or password, or the account is locked for a while after repeated failures"
+UNKNOWN_NAME = "(unknown name)"  # the audit trail's account for a login with a name no account has
 
 
 class LoginError(MmstarError):
@@ -93,18 +100,6 @@ def verify_password(password: str, hashed: str, salt: str, params: str) -> bool:
 def new_password() -> str:
     """A one-time password: 16 URL-safe characters (96 random bits)."""
     return secrets.token_urlsafe(12)
-
-
-def is_loopback(host: str | None) -> bool:
-    """127.0.0.0/8, ::1 or 'localhost'; anything else (0.0.0.0, a LAN address, a name) reaches further."""
-    if not host:
-        return False
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def token_hash(token: str) -> str:
@@ -198,7 +193,7 @@ class Accounts:
                 raise MmstarError(f"user {name!r} is disabled; reset --enable re-enables it with a new password")
             values: dict[str, Any] = {"password_hash": hashed, "password_salt": salt, "password_params": params,
                                       "must_change": True, "failed_logins": 0, "locked_until": None,
-                                      "disabled": False}
+                                      "disabled": False, "oidc_subject": None}
             if role:
                 values["role"] = role
             conn.execute(self.t.update().where(self.t.c.id == row["id"]).values(**values))
@@ -210,7 +205,12 @@ class Accounts:
     # ---------------------------------------------------------------- login and sessions (the app)
 
     def login(self, name: str, password: str, *, ip: str | None = None) -> str:
-        """Check a password; returns a new session token. Raises LoginError with a line for the page."""
+        """Check a password; returns a new session token. Raises LoginError with a line for the page.
+
+        An unknown name, a wrong password and a locked account get the same line after the same work (one
+        scrypt), so neither the answer nor its time tells which names exist. The attempt is reserved in the
+        store (one atomic update) before the password is checked: concurrent guesses cannot get more than
+        ``max_failures`` checks between two lockouts."""
         name = (name or "").strip()
         if not name:
             raise LoginError("empty user name")
@@ -221,17 +221,20 @@ class Accounts:
             row = self._row(conn, name)
         if row is None:
             verify_password(password, *_DUMMY)
-            self.store.audit("login_failed", account=name, actor=name, detail={**where, "why": "unknown user"})
+            # never the typed text: a password typed into the name field must not land in the audit trail
+            self.store.audit("login_failed", account=UNKNOWN_NAME, actor=UNKNOWN_NAME,
+                             detail={**where, "why": "unknown user"})
             raise LoginError(GENERIC_FAILURE)
         now = utcnow()
-        locked = row["locked_until"] and datetime.fromisoformat(row["locked_until"]) > now
-        if locked:
-            # no password check while locked: a correct guess must not be told apart from a wrong one
+        reserved = self._reserve(row, now)
+        if reserved is None:
+            verify_password(password, *_DUMMY)  # a locked account costs what any other refusal costs
             self.store.audit("login_failed", account=name, account_id=row["id"], actor=name,
                              detail={**where, "why": "locked"})
-            raise LoginError(self._locked_message(datetime.fromisoformat(row["locked_until"]), now))
+            raise LoginError(GENERIC_FAILURE)
         if not verify_password(password, row["password_hash"], row["password_salt"], row["password_params"]):
-            raise LoginError(self._failed(row, now, where))
+            self._failed(row, reserved, now, where)
+            raise LoginError(GENERIC_FAILURE)
         if row["disabled"]:
             self.store.audit("login_failed", account=name, account_id=row["id"], actor=name,
                              detail={**where, "why": "disabled"})
@@ -248,35 +251,48 @@ class Accounts:
                              detail={**where, "method": "password"})
         return token
 
-    def _failed(self, row: Any, now: datetime, where: dict[str, str]) -> str:
-        """Count one failure (atomically: concurrent guesses all count); lock at the limit."""
-        c = self.t.c
+    def _reserve(self, row: Any, now: datetime) -> int | None:
+        """Count this attempt as a failure before its password is checked (a success clears the count), in
+        one UPDATE that only matches an unlocked account; the attempt that reaches ``max_failures`` also sets
+        the lock. Returns the attempt's number, or None when the account is locked. SQLite serialises the
+        writers, and PostgreSQL re-checks the WHERE on the row it locked, so each reservation sees the one
+        before it."""
+        c, sa = self.t.c, self.sa
+        now_s, until_s = stamp(now), stamp(now + self.lockout)
+        expired = sa.and_(c.locked_until.is_not(None), c.locked_until <= now_s)  # a lock that ran out: fresh count
+        count = sa.case((expired, 1), else_=c.failed_logins + 1)
         with self.store.engine.begin() as conn:
-            expired_lock = row["locked_until"] is not None  # a lock that ran out starts a fresh count
-            conn.execute(self.t.update().where(c.id == row["id"]).values(
-                failed_logins=1 if expired_lock else c.failed_logins + 1, locked_until=None))
-            failures = conn.execute(self.sa.select(c.failed_logins).where(c.id == row["id"])).scalar_one()
-            self.store.audit("login_failed", account=row["name"], account_id=row["id"], actor=row["name"],
-                             conn=conn, detail={**where, "why": "wrong password", "failures": failures})
-            if failures < self.max_failures:
-                return GENERIC_FAILURE
-            until = now + self.lockout
-            conn.execute(self.t.update().where(c.id == row["id"]).values(locked_until=stamp(until)))
-            self.store.audit("lockout", account=row["name"], account_id=row["id"], actor=row["name"], conn=conn,
-                             detail={**where, "failures": failures, "until": stamp(until)})
-        return f"{GENERIC_FAILURE}; after {failures} failed logins " + self._locked_message(until, now)
+            done = conn.execute(self.t.update().where(
+                c.id == row["id"], sa.or_(c.locked_until.is_(None), c.locked_until <= now_s)).values(
+                failed_logins=count, locked_until=sa.case((count >= self.max_failures, until_s), else_=None)))
+            if done.rowcount != 1:
+                return None
+            return int(conn.execute(sa.select(c.failed_logins).where(c.id == row["id"])).scalar_one())
 
-    @staticmethod
-    def _locked_message(until: datetime, now: datetime) -> str:
-        minutes = max(1, round((until - now).total_seconds() / 60))
-        return f"this account is locked for {minutes} more minute(s)"
+    def _failed(self, row: Any, attempt: int, now: datetime, where: dict[str, str]) -> None:
+        """Audit a wrong password (already counted by ``_reserve``), and the lockout it completed."""
+        self.store.audit("login_failed", account=row["name"], account_id=row["id"], actor=row["name"],
+                         detail={**where, "why": "wrong password", "failures": attempt})
+        if attempt >= self.max_failures:
+            self.store.audit("lockout", account=row["name"], account_id=row["id"], actor=row["name"],
+                             detail={**where, "failures": attempt, "until": stamp(now + self.lockout)})
 
-    def identity_login(self, identity: str, *, ip: str | None = None) -> str:
-        """An identity provider (Streamlit's OIDC login) vouched for ``identity`` (its e-mail): open a
-        session for the account of that name. Roles and disabling still come from this store."""
+    def identity_login(self, identity: str, *, subject: str, email_verified: object, ip: str | None = None) -> str:
+        """An identity provider (Streamlit's OIDC login) vouched for ``identity`` (its e-mail): open a session
+        for the account of that name. The provider must say the e-mail is verified, and the account is bound
+        to the provider's ``subject`` (its issuer and ``sub``) at its first login: a later login with the same
+        e-mail but another subject is refused (some providers let users set an e-mail they do not own).
+        ``users reset`` clears the binding. Roles and disabling still come from this store."""
+        where = {"ip": ip} if ip else {}
+        if email_verified is not True and str(email_verified).lower() != "true":
+            self.store.audit("login_failed", account=identity[:40], actor=identity[:80],
+                             detail={**where, "why": "e-mail not verified", "method": "oidc"})
+            raise LoginError(f"the identity provider has not verified the e-mail {identity}; log in with a "
+                             "verified address")
+        if not subject:
+            raise LoginError("the identity provider sent no subject (sub) claim; it cannot be used here")
         with self.store.engine.connect() as conn:
             row = self._row(conn, identity) or self._row(conn, identity.lower())
-        where = {"ip": ip} if ip else {}
         if row is None or row["disabled"]:
             why = "no account" if row is None else "disabled"
             self.store.audit("login_failed", account=identity, actor=identity, detail={**where, "why": why,
@@ -284,11 +300,22 @@ class Accounts:
             raise LoginError(f"{identity} has no enabled account here; a lead adds it with: mmstar review users "
                              f"add {identity} --db DB")
         token, now = secrets.token_urlsafe(32), utcnow()
+        c = self.t.c
         with self.store.engine.begin() as conn:
-            conn.execute(self.t.update().where(self.t.c.id == row["id"]).values(last_login=stamp(now)))
-            self._open_session(conn, row["id"], token, now)
-            self.store.audit("login", account=row["name"], account_id=row["id"], actor=row["name"], conn=conn,
-                             detail={**where, "method": "oidc"})
+            # bind at the first login, in the same statement that checks it: two first logins cannot both bind
+            bound = conn.execute(self.t.update().where(
+                c.id == row["id"], self.sa.or_(c.oidc_subject.is_(None), c.oidc_subject == subject)).values(
+                oidc_subject=subject, last_login=stamp(now))).rowcount == 1
+            if not bound:
+                self.store.audit("login_failed", account=row["name"], account_id=row["id"], actor=row["name"],
+                                 conn=conn, detail={**where, "why": "another subject", "method": "oidc"})
+            else:
+                self._open_session(conn, row["id"], token, now)
+                self.store.audit("login", account=row["name"], account_id=row["id"], actor=row["name"], conn=conn,
+                                 detail={**where, "method": "oidc", "first": row["oidc_subject"] is None})
+        if not bound:
+            raise LoginError(f"{identity} is bound to another identity at the provider; a lead can clear that "
+                             "with: mmstar review users reset NAME --db DB")
         return token
 
     def _open_session(self, conn: Any, account_id: int, token: str, now: datetime) -> None:

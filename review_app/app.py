@@ -17,10 +17,11 @@ from datetime import timedelta
 
 import streamlit as st
 from mmstar.review_app.accounts import Accounts
-from mmstar.review_app.gate import Reviewer, require_reviewer
+from mmstar.review_app.gate import Reviewer, plain, require_reviewer
 from mmstar.review_app.store import REASONS, Store, Vote, agreement, final_status, status
 
 from mmstar.errors import MmstarError
+from mmstar.launch import SERVER_MEMO
 from mmstar.loaders import load_benchmark
 from mmstar.options import LETTERS
 from mmstar.taxonomy import CAPABILITIES, capability
@@ -38,16 +39,19 @@ SHOWN = "reviewer-shown"  # display-only field; its value is never used as the r
 NOTICE = "_mmstar_review_notice"
 
 
-@st.cache_resource
+# loaded once per server process, in a memo Streamlit's "clear caches" message cannot empty (any client
+# may send it, before login too): see mmstar.launch.ServerMemo
 def _bench(path: str):
-    return load_benchmark(path)
+    return SERVER_MEMO.get(("review-candidates", path), lambda: load_benchmark(path))
 
 
-@st.cache_resource
 def _store(db: str) -> Store:
-    store = Store(db)
-    store.set_setting("candidates", CANDIDATES)
-    return store
+    def make() -> Store:
+        store = Store(db)
+        store.set_setting("candidates", CANDIDATES)
+        return store
+
+    return SERVER_MEMO.get(("review-store", db, CANDIDATES), make)
 
 
 def _sidebar(bench, latest, adjudicated, who: Reviewer):
@@ -111,12 +115,13 @@ def _show_sample(s, votes, adj: Vote | None, who: Reviewer) -> None:
                 st.image(s.image.pil(), caption=f"index {s.index} (use the fullscreen button to zoom)",
                          width="stretch")
             except MmstarError as exc:
-                st.error(f"image cannot be shown: {exc}")
+                st.error(plain(f"image cannot be shown: {exc}"))
         else:
             st.info("this sample has no image")
     with right:
-        st.caption(f"index {s.index} · source {s.source or '-'} · labelled {s.category or '-'} / "
-                   f"{s.l2_category or '-'}")
+        # st.text, not st.caption (which renders markdown): these fields come from third-party candidate files
+        st.text(f"index {s.index} · source {s.source or '-'} · labelled {s.category or '-'} / "
+                f"{s.l2_category or '-'}")
         st.subheader("Question")
         st.text(s.question)
         st.subheader("Options")
@@ -182,7 +187,7 @@ def _decision_form(s, who: Reviewer, store: Store, can_adjudicate: bool) -> bool
                            account_id=who.account_id, kind="adjudication" if adjudicate else "vote",
                            actor=who.name if who.account_id is not None else f"local:{who.name}")
     except MmstarError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         return False
     st.session_state[token_key] = uuid.uuid4().hex
     return True
@@ -209,14 +214,14 @@ def main() -> None:
     try:
         store = _store(DB)
     except MmstarError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     # the gate comes before the candidates are even loaded: nothing of them can reach a stranger's page
     who = require_reviewer(Accounts(store, session_ttl=timedelta(hours=SESSION_HOURS)), DEFAULT_REVIEWER, AUTH)
     try:
         bench = _bench(CANDIDATES)
     except MmstarError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.stop()
     everyone = store.latest_votes()
     latest = everyone if who.sees_all else _own_votes(everyone, who.name)
@@ -252,7 +257,7 @@ def main() -> None:
     if "last_saved" in st.session_state:
         st.success(f"saved your decision on index {st.session_state['last_saved']}")
     if NOTICE in st.session_state:
-        st.warning(st.session_state.pop(NOTICE))
+        st.warning(plain(st.session_state.pop(NOTICE)))
 
 
 def _next_needing(visible, latest, reviewer: str, pos: int) -> int:

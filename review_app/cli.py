@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 
 from mmstar.errors import MmstarError
-from mmstar.launch import exec_streamlit
+from mmstar.launch import exec_streamlit, streamlit_options
 
 USER_ACTIONS = ("add", "list", "disable", "reset")
 
@@ -148,8 +148,10 @@ def _serve(args: argparse.Namespace) -> int:
            "MMSTAR_REVIEW_TARGET": str(args.target_per_capability), "MMSTAR_REVIEW_AUTH": args.auth,
            "MMSTAR_REVIEW_SESSION_HOURS": str(args.session_hours)}
     app = Path(__file__).with_name("app.py")
-    options = ["--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
-               "--browser.gatherUsageStats", "false"]
+    options = streamlit_options(args.address, args.port, args.allowed_host)
+    if has_accounts and is_loopback(args.address) and not args.allowed_host:
+        print("note: the app accepts only localhost, 127.0.0.1 and ::1 as Host; behind a TLS proxy that sends its "
+              "own name, pass --allowed-host NAME (README, Team setup)", file=sys.stderr)
     if has_accounts and not is_loopback(args.address):
         print("warning: Streamlit speaks plain HTTP: put a TLS reverse proxy in front (README, Team setup)",
               file=sys.stderr)
@@ -180,6 +182,9 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--port", type=int, default=8501)
     p.add_argument("--address", default="127.0.0.1",
                    help="interface to listen on (default: loopback only; beyond it needs accounts)")
+    p.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a host name browsers use to reach the app, e.g. the TLS proxy's (repeatable); on a "
+                        "loopback bind the Host header must be one of these or a loopback name")
     p.add_argument("--auth", choices=("password", "oidc"), default="password",
                    help="how reviewers log in: the store's passwords, or Streamlit's OIDC login (st.login)")
     p.add_argument("--session-hours", type=float, default=8.0, help="a login lasts this long (default 8)")

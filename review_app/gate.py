@@ -13,6 +13,16 @@ import streamlit as st
 
 from .accounts import Account, Accounts, LoginError, is_loopback
 
+_MD_SPECIAL = frozenset("\\`*_{}[]()<>#+-.!|~:/=&$\"'%@^;?,")
+
+
+def plain(text: object) -> str:
+    """``text`` for a Streamlit notice (st.error, st.info ...), which renders markdown: every ASCII punctuation
+    mark is backslash-escaped (CommonMark shows it as itself), so a link, an image, emphasis or a bare URL
+    inside a message that quotes data stays characters on the screen. Data itself goes into st.text."""
+    return "".join("\\" + ch if ch in _MD_SPECIAL else ch for ch in str(text))
+
+
 SESSION_KEY = "_mmstar_review_session"  # a session_state key no widget uses, so the page cannot write it
 
 
@@ -91,23 +101,28 @@ def _password_login(accounts: Accounts, notice: str | None) -> None:
         try:
             st.session_state[SESSION_KEY] = accounts.login(name or "", password or "", ip=client_ip())
         except LoginError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         st.rerun()
 
 
 def _oidc_login(accounts: Accounts) -> None:
     """Streamlit's OIDC login (``st.login``, configured in .streamlit/secrets.toml [auth]): the identity
-    provider vouches for an e-mail, which must be an enabled account in this store."""
+    provider vouches for a verified e-mail, which must be an enabled account in this store, bound to the
+    provider's subject at its first login."""
     user = st.user
     if not user.is_logged_in:
         st.button("Log in with your organisation", on_click=st.login, type="primary", key="oidc-login")
         return
     email = str(user.get("email") or "")
+    issuer, sub = str(user.get("iss") or ""), str(user.get("sub") or "")
+    subject = f"{issuer} {sub}" if sub else ""  # a sub is unique per issuer only
     try:
-        st.session_state[SESSION_KEY] = accounts.identity_login(email, ip=client_ip())
+        st.session_state[SESSION_KEY] = accounts.identity_login(email, subject=subject,
+                                                                email_verified=user.get("email_verified"),
+                                                                ip=client_ip())
     except LoginError as exc:
-        st.error(str(exc))
+        st.error(plain(exc))
         st.button("Log out", on_click=st.logout, key="oidc-logout")
         return
     st.rerun()
@@ -115,7 +130,7 @@ def _oidc_login(accounts: Accounts) -> None:
 
 def _choose_password(accounts: Accounts, account: Account, token: str) -> None:
     st.title("mmstar review")
-    st.info(f"signed in as {account.name} with a one-time password: choose your own password to go on")
+    st.info(f"signed in as {plain(account.name)} with a one-time password: choose your own password to go on")
     with st.form("choose-password", clear_on_submit=True):
         new = st.text_input("New password", type="password", key="pw-new", autocomplete="new-password")
         repeat = st.text_input("Repeat it", type="password", key="pw-repeat", autocomplete="new-password")
@@ -124,13 +139,13 @@ def _choose_password(accounts: Accounts, account: Account, token: str) -> None:
         try:
             accounts.change_password(token, new or "", repeat or "")
         except LoginError as exc:
-            st.error(str(exc))
+            st.error(plain(exc))
             return
         st.rerun()
 
 
 def _sidebar_identity(accounts: Accounts, account: Account, token: str, auth: str) -> None:
-    st.sidebar.caption(f"signed in as {account.name} ({account.role})")
+    st.sidebar.text(f"signed in as {account.name} ({account.role})")
     if st.sidebar.button("Log out", key="logout"):
         accounts.logout(token)
         st.session_state.clear()

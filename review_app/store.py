@@ -111,6 +111,8 @@ class Store:
             sa.Column("locked_until", sa.String(40)),
             sa.Column("created", sa.String(40), nullable=False),
             sa.Column("last_login", sa.String(40)),
+            # the OIDC provider's issuer and subject ("iss sub") bound at the account's first OIDC login
+            sa.Column("oidc_subject", sa.String(512)),
         )
         self.sessions = sa.Table(
             "sessions", md,
@@ -137,22 +139,25 @@ class Store:
         except sa.exc.SQLAlchemyError as exc:
             raise MmstarError(f"cannot open the review database {db}: {str(exc).splitlines()[0]}") from None
 
+    # columns added after a table's first release: (table, column, DDL); old stores gain them in place
+    _ADDED = (("decisions", "account_id", "ALTER TABLE decisions ADD COLUMN account_id INTEGER"),
+              ("decisions", "kind", "ALTER TABLE decisions ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'vote'"),
+              ("accounts", "oidc_subject", "ALTER TABLE accounts ADD COLUMN oidc_subject VARCHAR(512)"))
+
     def _migrate(self) -> None:
-        """Stores written before accounts existed lack two decision columns; add them in place (old
-        rows become votes without an account id, which is what they were)."""
-        have = {c["name"] for c in self.sa.inspect(self.engine).get_columns("decisions")}
-        for name, ddl in (("account_id", "ALTER TABLE decisions ADD COLUMN account_id INTEGER"),
-                          ("kind", "ALTER TABLE decisions ADD COLUMN kind VARCHAR(16) NOT NULL DEFAULT 'vote'")):
-            if name not in have:
+        """Stores written before accounts existed lack two decision columns (old rows become votes without
+        an account id, which is what they were); stores before OIDC binding lack ``oidc_subject`` (unbound)."""
+        for table, name, ddl in self._ADDED:
+            if name not in {c["name"] for c in self.sa.inspect(self.engine).get_columns(table)}:
                 try:
                     with self.engine.begin() as conn:
                         conn.exec_driver_sql(ddl)
                 except self.sa.exc.SQLAlchemyError:
                     # another process may have added it a moment ago; anything else fails the check below
                     pass
-        have = {c["name"] for c in self.sa.inspect(self.engine).get_columns("decisions")}
-        if not {"account_id", "kind"} <= have:
-            raise MmstarError("cannot add the account columns to the decisions table")
+        for table, name, _ in self._ADDED:
+            if name not in {c["name"] for c in self.sa.inspect(self.engine).get_columns(table)}:
+                raise MmstarError(f"cannot add the column {name} to the {table} table")
 
     # ---------------------------------------------------------------- writes
 

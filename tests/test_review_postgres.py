@@ -127,3 +127,27 @@ def test_postgres_users_cli(fresh_pg):
     assert_clean_error(run_cli("review", "users", "add", "alice", "--db", fresh_pg), "user 'alice' already exists")
     proc = run_cli("review", "users", "list", "--db", fresh_pg)
     assert proc.stdout.startswith("alice\tlead\tactive"), proc.stdout
+
+
+def test_postgres_concurrent_wrong_logins_get_at_most_the_limit(fresh_pg, monkeypatch):
+    from test_review_security import check_concurrent_wrong_logins_get_at_most_the_limit
+
+    check_concurrent_wrong_logins_get_at_most_the_limit(fresh_pg, monkeypatch)
+
+
+def test_postgres_oidc_needs_a_verified_email_and_binds_the_subject(fresh_pg):
+    from test_review_security import check_oidc_needs_a_verified_email_and_binds_the_subject
+
+    check_oidc_needs_a_verified_email_and_binds_the_subject(fresh_pg)
+
+
+def test_postgres_locked_and_unknown_names_get_the_same_answer_and_work(fresh_pg, monkeypatch):
+    from test_review_security import check_locked_and_unknown_names_get_the_same_answer_and_work
+
+    check_locked_and_unknown_names_get_the_same_answer_and_work(fresh_pg, monkeypatch)
+
+
+def test_postgres_unknown_names_are_not_stored(fresh_pg):
+    from test_review_security import check_unknown_names_are_not_stored
+
+    check_unknown_names_are_not_stored(fresh_pg)

@@ -14,6 +14,7 @@ import os
 import pandas as pd
 import streamlit as st
 from mmstar.viewer import charts
+from mmstar.viewer.access import require_token
 from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
 from mmstar.viewer.probes import FLAG_COLUMNS, TABLE_COLUMNS, evidence_column, fired_line, probe_rows
@@ -34,6 +35,7 @@ from mmstar.viewer.samples import (
 from mmstar.viewer.samples import sample_list as list_table
 
 from mmstar import taxonomy
+from mmstar.launch import SERVER_MEMO
 from mmstar.runs import MODES
 
 PATHS = tuple(json.loads(os.environ.get("MMSTAR_VIEW_PATHS", "[]")))
@@ -46,14 +48,14 @@ MATCHER_HELP = {"official": "the official MMStar matcher (first character of the
                 "judge": "the robust extractor, with the judge model's letter where it was asked"}
 
 
-@st.cache_resource(show_spinner="Reading run directories ...")
+# loaded once per server process, in a memo Streamlit's "clear caches" message cannot empty (any client
+# may send it, before the token too): see mmstar.launch.ServerMemo; "Reload runs" clears it
 def _view(paths: tuple[str, ...], seed: int) -> ViewData:
-    return load(paths, seed)
+    return SERVER_MEMO.get(("view", paths, seed), lambda: load(paths, seed))
 
 
-@st.cache_resource
 def _images(spec: str | None) -> Images:
-    return Images(spec)
+    return SERVER_MEMO.get(("view-images", spec), lambda: Images(spec))
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -282,14 +284,17 @@ def page_probes(view: ViewData, matcher: str) -> None:
 
 def main() -> None:
     st.set_page_config(page_title="mmstar view", layout="wide")
-    view = _view(PATHS, SEED)
+    require_token()  # before any run is read: a stranger's session gets the token form and nothing else
+    with st.spinner("Reading run directories ..."):
+        view = _view(PATHS, SEED)
     st.sidebar.title("mmstar view")
     where = st.sidebar.radio("Page", PAGES, key="page")
     matcher = st.sidebar.radio("Matcher", view.matchers, key="matcher", help="; ".join(
         f"{k}: {MATCHER_HELP[k]}" for k in view.matchers))
     st.sidebar.text(f"{len(view.runs)} run(s)")
     if st.sidebar.button("Reload runs", key="reload", help="read the run directories again (a run still going)"):
-        for cached in (_view, _radar_png, _mg_ml_png):
+        SERVER_MEMO.clear()
+        for cached in (_radar_png, _mg_ml_png):
             cached.clear()
         st.rerun()
     _problems(view)

@@ -9,7 +9,9 @@ import sys
 from pathlib import Path
 
 from mmstar.errors import MmstarError
-from mmstar.launch import exec_streamlit
+from mmstar.launch import exec_streamlit, is_loopback, streamlit_options
+
+from .access import TOKEN_ENV_VAR
 
 
 def _check(paths: list[str], seed: int = 0):
@@ -30,14 +32,28 @@ def _cmd_view(args: argparse.Namespace) -> int:
 
     require("streamlit", "review")
     require("matplotlib", "plots")
+    check_access(args.address, args.token_env)
     view = _check(args.run_dirs, args.seed)
     env = {**os.environ, "MMSTAR_VIEW_PATHS": json.dumps([str(Path(p).resolve()) for p in args.run_dirs]),
-           "MMSTAR_VIEW_DATA": args.data or "", "MMSTAR_VIEW_SEED": str(args.seed)}
+           "MMSTAR_VIEW_DATA": args.data or "", "MMSTAR_VIEW_SEED": str(args.seed),
+           TOKEN_ENV_VAR: args.token_env or ""}
     app = Path(__file__).with_name("app.py")
-    options = ["--server.port", str(args.port), "--server.address", args.address, "--server.headless", "true",
-               "--browser.gatherUsageStats", "false", "--client.toolbarMode", "minimal"]
-    print(f"viewer on http://{args.address}:{args.port} (Ctrl-C to stop): {len(view.runs)} run(s)")
+    options = streamlit_options(args.address, args.port, args.allowed_host)
+    gate = f"; access token from ${args.token_env}" if args.token_env else ""
+    print(f"viewer on http://{args.address}:{args.port} (Ctrl-C to stop): {len(view.runs)} run(s){gate}")
     return exec_streamlit(app, options, env)
+
+
+def check_access(address: str, token_env: str | None) -> None:
+    """Beyond loopback anyone who reaches the port would read every run: refuse that without a token."""
+    from .access import token_from_env
+
+    if token_env:
+        token_from_env(token_env)
+    elif not is_loopback(address):
+        raise MmstarError(f"refusing --address {address}: the viewer would show every run to anyone who reaches "
+                          "the port; put a token in an environment variable and pass --token-env NAME (README, "
+                          "Security), or keep 127.0.0.1")
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
@@ -60,6 +76,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     view.add_argument("--data", help="data spec to take images from (default: the one each run's manifest records)")
     view.add_argument("--port", type=int, default=8502)
     view.add_argument("--address", default="127.0.0.1", help="interface to listen on (default: loopback only)")
+    view.add_argument("--token-env", metavar="NAME",
+                      help="the environment variable holding an access token (at least 24 characters) that every "
+                           "browser session must give before any data is shown; required beyond loopback")
+    view.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                      help="a host name browsers use to reach the viewer (repeatable); on a loopback bind the Host "
+                           "header must be one of these or a loopback name")
     view.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     view.set_defaults(func=_cmd_view)
     rep = sub.add_parser("report", help="one self-contained HTML report: leaderboard, charts, leaked samples, "
