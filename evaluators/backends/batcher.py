@@ -19,7 +19,9 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .base import GenerationConfig, Request, Response
+from .base import GenerationConfig, Request, Response, _parts
+
+TEMPLATE_SLACK = 1024  # tokens a chat template may add around the text (system prompt, role markers)
 
 # apply_chat_template's own arguments, which the backend sets: a request may not turn them
 RESERVED_TEMPLATE_KWARGS = frozenset({
@@ -78,8 +80,10 @@ class Pending:
 class Batcher:
     """Gathers queued requests into backend calls on one worker thread."""
 
-    def __init__(self, models: Mapping[str, Servable], max_batch: int = 32, batch_wait_s: float = 0.01) -> None:
+    def __init__(self, models: Mapping[str, Servable], max_batch: int = 32, batch_wait_s: float = 0.01,
+                 contexts: Mapping[str, int | None] | None = None) -> None:
         self.models, self.max_batch, self.batch_wait_s = models, max(1, max_batch), max(0.0, batch_wait_s)
+        self.contexts = dict(contexts or {})  # model -> context window, where known: prompts are checked
         self.queue: queue.Queue[Pending | None] = queue.Queue()
         self.batch_sizes: list[int] = []
         self.batch_kwargs: list[dict[str, Any]] = []  # each batch's chat_template_kwargs, beside its size
@@ -118,6 +122,9 @@ class Batcher:
 
     def _run(self, items: list[Pending]) -> None:
         backend = self.models[items[0].model]
+        items = [p for p in items if not self._over_context(backend, p)]
+        if not items:
+            return
         try:  # the group shares one config: the first request's is everyone's, for this call only
             responses = backend.generate([p.request for p in items], gen=items[0].gen(backend.gen))
         except Exception as exc:  # the server must keep serving; the failure goes to these clients
@@ -126,3 +133,26 @@ class Batcher:
         self.batch_kwargs.append(items[0].chat_template_kwargs)
         for p, r in zip(items, responses):
             p.future.set_result(r)
+
+    def _over_context(self, backend: Servable, pending: Pending) -> bool:
+        """Refuse (400) a request whose prompt and budget exceed the model's context, before it can
+        hold a batch up. Counted here, on the thread that owns the backend (tokenizers are not
+        re-entrant); a text prompt whose UTF-8 bytes alone fit is not counted (no tokenizer makes more
+        tokens than bytes, and TEMPLATE_SLACK covers the chat template's own)."""
+        context, count = self.contexts.get(pending.model), getattr(backend, "prompt_length", None)
+        if context is None or count is None:
+            return False
+        budget = pending.max_tokens or backend.gen.max_new_tokens
+        text = sum(len(p.get("text", "").encode()) for m in pending.request.messages for p in _parts(m))
+        if not pending.request.has_image and text + TEMPLATE_SLACK + budget <= context:
+            return False
+        try:
+            tokens = count(pending.request, pending.gen(backend.gen))
+        except Exception:  # a request that cannot be encoded fails in generate, with its reason
+            return False
+        if tokens + budget <= context:
+            return False
+        pending.future.set_result(Response(
+            error=f"the prompt is {tokens} tokens and max_tokens {budget}: {tokens + budget} is over the model's "
+                  f"context length of {context} tokens", extra={"status": 400, "code": "context_length_exceeded"}))
+        return True

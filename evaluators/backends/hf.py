@@ -330,6 +330,11 @@ class HFBackend:
             enc["token_type_ids"] = self.torch.zeros_like(enc["input_ids"])
         return enc
 
+    def prompt_length(self, request: Request, gen: GenerationConfig | None = None) -> int:
+        """Tokens of one request's prompt as the model would see it, image tokens included (``mmstar
+        serve`` checks it against the context before the request joins a batch)."""
+        return int(self._encode([self._materialise(request.messages)], gen)["input_ids"].shape[1])
+
     # ------------------------------------------------------------------ generation
 
     def prepare(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> Prepared:
