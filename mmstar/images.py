@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import warnings
 from typing import Any
 
@@ -60,9 +61,11 @@ def open_image(data: bytes, origin: str, *, decode: bool = True) -> Any:
                 img.load()
             else:
                 img.verify()  # reads the whole file: a truncated or corrupt image fails here
-    except Image.DecompressionBombError as exc:  # beyond Pillow's own limit: refused in open()
-        raise DataError(origin, f"image is over Pillow's decompression-bomb limit ({exc}); over the cap of "
-                                f"{pixel_cap():,} pixels") from None
+    except Image.DecompressionBombError as exc:  # beyond Pillow's own limit too: refused inside open()
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f"{int(found.group(1)):,} pixels" if found else "beyond Pillow's decompression-bomb limit"
+        raise DataError(origin, f"image is {size}, over the cap of {pixel_cap():,} (a decompression bomb?; "
+                                f"Pillow refuses it too, whatever {ENV} says)") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise DataError(origin, f"corrupt or unsupported image ({exc})") from None
     return img
