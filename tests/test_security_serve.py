@@ -120,9 +120,9 @@ def test_the_body_size_is_capped_declared_or_streamed(server):
 
 @pytest.mark.parametrize("raw", [
     b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}',
-    b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "temperature": Infinity}',
-    b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": -Infinity}',
-    b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "temperature": 1e999}',
+    b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": Infinity}',
+    b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "top_p": -Infinity}',
+    b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 1e999}',
     b"[" * 100_000 + b"]" * 100_000,
     b'{"model": "lm", "messages": [{"role": "user", "content": "hi"}], "chat_template_kwargs": {"a": '
     + b'{"b": ' * 40 + b"1" + b"}" * 41 + b"}",
