@@ -71,7 +71,7 @@ def test_a_cross_site_text_plain_post_is_refused(server):
 
 def test_a_public_bind_wants_a_key_of_the_documented_length():
     with pytest.raises(MmstarError, match=f"at least {MIN_KEY_LENGTH} characters, not 1"):
-        make_server({}, host="0.0.0.0", api_key="k")  # noqa: S104 - the refusal is the point
+        make_server({}, host="0.0.0.0", api_key="k")
     srv = make_server({}, host="127.0.0.1", api_key="k")  # loopback: any key (or none) is the operator's choice
     srv.server_close()
     proc = run_cli("serve", "--model", "x", "--host", "0.0.0.0", "--api-key-env", "SHORT_KEY",
