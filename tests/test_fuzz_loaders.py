@@ -108,7 +108,7 @@ def test_xlsx_cells(tmp_path_factory, cols):
 @settings(SETTINGS, max_examples=15)
 @given(cols=columns())
 @example(cols={"index": [0, 1], "question": [QUESTION] * 2, "answer": ["A", "B"],  # one that loads, with a bomb
-               "image": [{"bytes": BOMB, "path": None}, {"bytes": None, "path": "img.png"}]})
+               "image": [{"bytes": BOMB, "path": None}, {"bytes": PNG, "path": None}]})
 def test_datasets_save_to_disk_folder(tmp_path_factory, cols):
     datasets = pytest.importorskip("datasets")
     root = _folder(tmp_path_factory) / "saved"
