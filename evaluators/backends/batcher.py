@@ -19,9 +19,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
-from .base import GenerationConfig, Request, Response, _parts
-
-TEMPLATE_SLACK = 1024  # tokens a chat template may add around the text (system prompt, role markers)
+from .base import GenerationConfig, Request, Response
 
 # apply_chat_template's own arguments, which the backend sets: a request may not turn them
 RESERVED_TEMPLATE_KWARGS = frozenset({
@@ -122,37 +120,36 @@ class Batcher:
 
     def _run(self, items: list[Pending]) -> None:
         backend = self.models[items[0].model]
-        items = [p for p in items if not self._over_context(backend, p)]
-        if not items:
-            return
-        try:  # the group shares one config: the first request's is everyone's, for this call only
-            responses = backend.generate([p.request for p in items], gen=items[0].gen(backend.gen))
+        gen = items[0].gen(backend.gen)  # the group shares one config: the first request's, for this call only
+        try:
+            responses, generated = self._generate(backend, items, gen)
         except Exception as exc:  # the server must keep serving; the failure goes to these clients
-            responses = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items)
-        self.batch_sizes.append(len(items))
-        self.batch_kwargs.append(items[0].chat_template_kwargs)
+            responses, generated = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items), len(items)
+        if generated:
+            self.batch_sizes.append(generated)
+            self.batch_kwargs.append(items[0].chat_template_kwargs)
         for p, r in zip(items, responses):
             p.future.set_result(r)
 
-    def _over_context(self, backend: Servable, pending: Pending) -> bool:
-        """Refuse (400) a request whose prompt and budget exceed the model's context, before it can
-        hold a batch up. Counted here, on the thread that owns the backend (tokenizers are not
-        re-entrant); a text prompt whose UTF-8 bytes alone fit is not counted (no tokenizer makes more
-        tokens than bytes, and TEMPLATE_SLACK covers the chat template's own)."""
-        context, count = self.contexts.get(pending.model), getattr(backend, "prompt_length", None)
-        if context is None or count is None:
-            return False
-        budget = pending.max_tokens or backend.gen.max_new_tokens
-        text = sum(len(p.get("text", "").encode()) for m in pending.request.messages for p in _parts(m))
-        if not pending.request.has_image and text + TEMPLATE_SLACK + budget <= context:
-            return False
-        try:
-            tokens = count(pending.request, pending.gen(backend.gen))
-        except Exception:  # a request that cannot be encoded fails in generate, with its reason
-            return False
-        if tokens + budget <= context:
-            return False
-        pending.future.set_result(Response(
-            error=f"the prompt is {tokens} tokens and max_tokens {budget}: {tokens + budget} is over the model's "
-                  f"context length of {context} tokens", extra={"status": 400, "code": "context_length_exceeded"}))
-        return True
+    def _generate(self, backend: Any, items: list[Pending], gen: GenerationConfig) -> tuple[list[Response], int]:
+        """The batch's responses and how many reached the model. Where the backend prepares batches
+        (HF), each prompt's length comes from the batch's own encoding, at no extra cost: a request
+        whose prompt and budget exceed the model's context is refused (400) before the batch
+        generates, so it cannot hold the others up; only then are the rest prepared again."""
+        requests = [p.request for p in items]
+        context = self.contexts.get(items[0].model)
+        if context is None or not hasattr(backend, "prompt_lengths") or not hasattr(backend, "prepare"):
+            return backend.generate(requests, gen=gen), len(items)
+        prepared = backend.prepare(requests, gen)
+        budget = gen.max_new_tokens
+        over = {i: n for i, n in enumerate(backend.prompt_lengths(prepared)) if n is not None and n + budget > context}
+        if not over:
+            return backend.generate_prepared(prepared), len(items)
+        responses = [Response(error=f"the prompt is {n} tokens and max_tokens {budget}: {n + budget} is over the "
+                                    f"model's context length of {context} tokens",
+                              extra={"status": 400, "code": "context_length_exceeded"}) for n in over.values()]
+        out: dict[int, Response] = dict(zip(over, responses))
+        keep = [i for i in range(len(items)) if i not in over]
+        if keep:  # padded to the refused prompt's length: encoded again without it
+            out.update(zip(keep, backend.generate([requests[i] for i in keep], gen=gen)))
+        return [out[i] for i in range(len(items))], len(keep)
