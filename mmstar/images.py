@@ -13,7 +13,6 @@ from __future__ import annotations
 import io
 import os
 import re
-import warnings
 from typing import Any
 
 from .errors import DataError, MmstarError
@@ -52,15 +51,14 @@ def open_image(data: bytes, origin: str, *, decode: bool = True) -> Any:
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with warnings.catch_warnings():
-            # the cap below decides; Pillow's warning between its two limits would only repeat it
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            img = Image.open(io.BytesIO(data))
-            check_pixels(*img.size, origin)
-            if decode:
-                img.load()
-            else:
-                img.verify()  # reads the whole file: a truncated or corrupt image fails here
+        # (no warnings.catch_warnings here: it is not thread-safe, and images open on worker threads;
+        # Pillow's warning fires only above 89 megapixels, which the default cap refuses anyway)
+        img = Image.open(io.BytesIO(data))
+        check_pixels(*img.size, origin)
+        if decode:
+            img.load()
+        else:
+            img.verify()  # reads the whole file: a truncated or corrupt image fails here
     except Image.DecompressionBombError as exc:  # beyond Pillow's own limit too: refused inside open()
         found = re.search(r"\((\d+) pixels\)", str(exc))
         size = f"{int(found.group(1)):,} pixels" if found else "beyond Pillow's decompression-bomb limit"

@@ -140,3 +140,27 @@ def test_a_404_does_not_echo_a_long_model_name(server):
     assert len(resp.content) < 1000 and "1,000,002 characters" in resp.json()["error"]["message"]
     path = httpx.get(f"{server.url}/{'p' * 60_000}")  # httpx's own URL limit is 65,536
     assert path.status_code == 404 and len(path.content) < 1000
+
+
+def test_allowed_host_names_and_the_wildcard_rule():
+    """A reverse proxy's public name is answered once named; a wildcard bind has no one name to check
+    (it requires a key instead), so there the key, not Host, is the check."""
+    from mmstar.evaluators.backends.serve_guard import Guard, Refused
+
+    guard = Guard.create("127.0.0.1", ["Models.Example.org"])
+    for ok in ("models.example.org", "MODELS.example.org:443", "models.example.org.", "127.0.0.1:8000"):
+        guard.check_host({"host": ok})
+    for bad in ("example.org", "models.example.org.evil", "", "10.0.0.5"):
+        with pytest.raises(Refused) as caught:
+            guard.check_host({"host": bad})
+        assert caught.value.status == 403
+    Guard.create("0.0.0.0").check_host({"host": "anything.example"})
+    Guard.create("10.0.0.5").check_host({"host": "10.0.0.5:8000"})
+    srv = make_server({}, allowed_hosts=("proxy.example",))
+    stop = serve_in_thread(srv)
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/v1/models"
+        assert httpx.get(url, headers={"Host": "proxy.example"}).status_code == 200
+        assert httpx.get(url, headers={"Host": "other.example"}).status_code == 403
+    finally:
+        stop()
