@@ -27,7 +27,7 @@ def _with_bomb(n=4, at=1, data=BOMB, **kw):
     return items
 
 
-def test_the_cap_is_one_clear_data_error_and_configurable(monkeypatch):
+def test_the_cap_is_one_clear_data_error_and_configurable(monkeypatch, capsys):
     for data, words in ((BOMB, "400,000,000 pixels"), (BIG, "12000 x 12000 = 144,000,000 pixels")):
         with pytest.raises(DataError, match="over the cap of 64,000,000") as caught:
             ImageRef(data=data, origin="x.tsv, row 7").pil()
@@ -41,6 +41,10 @@ def test_the_cap_is_one_clear_data_error_and_configurable(monkeypatch):
     monkeypatch.setenv(ENV, "lots")
     with pytest.raises(Exception, match=f"{ENV}='lots' must be a positive whole number"):
         pixel_cap()
+    from mmstar.app.cli import main
+
+    assert main(["data", "info", "nothing-here.parquet"]) == 2  # refused before the command runs
+    assert capsys.readouterr().err.strip() == f"mmstar: error: {ENV}='lots' must be a positive whole number of pixels"
 
 
 def test_data_validate_names_the_row_and_goes_on(tmp_path):
