@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 from mmstar.errors import DataError, require
-from mmstar.images import open_image
+from mmstar.images import open_image, pixel_cap
 from mmstar.sample import ImageRef
 
 from .base import Request, Response
@@ -339,6 +339,7 @@ def make_server(models: Mapping[str, Servable], host: str = "127.0.0.1", port: i
     """Serve each backend under its model name; each takes a per-call ``gen`` (``HFBackend`` does).
     ``allowed_hosts``: ``Host`` names answered besides loopback and ``host`` (a proxy's public name)."""
     check_exposure(host, api_key)
+    pixel_cap()  # a bad MMSTAR_MAX_IMAGE_PIXELS fails the start, not each image request
     guard = Guard.create(host, allowed_hosts, max_body_bytes)
     app = create_app(models, api_key=api_key, fail_first=fail_first, max_batch=max_batch, batch_wait_s=batch_wait_s,
                      guard=guard)
