@@ -13,7 +13,10 @@ for that request: a batch gathers only requests that agree on all three.
 protocol, not token-by-token latency. A malformed request is a 400 / 404 with an OpenAI-style error
 body before it reaches the model; every answer carries ``id``, ``created`` and ``usage``. With an API
 key, every ``/v1`` route wants ``Authorization: Bearer KEY`` (a constant-time comparison) and answers
-401 otherwise; without one, the server binds to loopback only.
+401 otherwise; without one, the server binds to loopback only. Before any of that, ``serve_guard.py``
+checks the ``Host`` header (403: DNS rebinding), the JSON content type (415: cross-site posts), the body
+size (413) and the JSON itself (400: NaN, Infinity, nesting); images are opened under the pixel cap of
+``mmstar.images``, and the batcher refuses a prompt beyond the model's context (400) before it generates.
 """
 
 from __future__ import annotations
