@@ -156,6 +156,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from mmstar.images import pixel_cap
+
+        pixel_cap()  # a bad MMSTAR_MAX_IMAGE_PIXELS is one line now, not an error on every image later
         return int(args.func(args) or 0)
     except MmstarError as exc:
         print(f"mmstar: error: {exc}", file=sys.stderr)

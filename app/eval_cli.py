@@ -290,7 +290,8 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         models[name] = backends.create(args.backend, path, kind, gen, options)
         print(f"loaded {name} ({kind}) from {path}")
     server = make_server(models, args.host, args.port, max_batch=args.max_batch,
-                         batch_wait_s=args.batch_wait_ms / 1000, api_key=key)
+                         batch_wait_s=args.batch_wait_ms / 1000, api_key=key, allowed_hosts=tuple(args.allowed_host),
+                         max_body_bytes=args.max_body_bytes)
     host, port = server.server_address[:2]
     shown = f"[{host}]" if ":" in str(host) else host
     guard = f"; requests need the key in ${args.serve_api_key_env}" if key else ""
@@ -348,7 +349,13 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--port", type=int, default=8000, help="0 picks a free port")
     s.add_argument("--api-key-env", dest="serve_api_key_env", metavar="NAME",
                    help="environment variable holding a key: every request must send it as a bearer token (401 "
-                   "otherwise); a --host beyond loopback needs it")
+                   "otherwise); a --host beyond loopback needs it, of at least 16 characters")
+    s.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                   help="a Host header name answered besides loopback names and --host (e.g. a reverse proxy's "
+                   "public name); others get 403, against DNS rebinding")
+    s.add_argument("--max-body-bytes", type=int, default=None, metavar="N",
+                   help="the largest request body (413 beyond it; default 64 MiB). Images are capped at "
+                   "$MMSTAR_MAX_IMAGE_PIXELS pixels (default 64,000,000)")
     s.add_argument("--max-batch", type=int, default=32, help="requests gathered into one generate call")
     s.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long to wait for more requests")
     s.add_argument("--max-new-tokens", type=int, default=32, help="when a request gives no max_tokens")

@@ -5,7 +5,9 @@ derived from them (so every client, attempt and path sees the same latency for t
 A share of requests (``--slow-share``) is many times slower than the rest, as on a busy server or a
 provider's API. ``--fail-share`` answers that share of *attempts* with a 429, a 500 or a dropped
 connection; ``--refuse-share`` refuses that share of *requests* as providers do (context length,
-content filter), always the same ones. Raw asyncio HTTP/1.1 with keep-alive, so the faults are real
+content filter), always the same ones. ``--echo-credentials`` refuses every request with a 401 whose
+body repeats the request's Authorization header and path, as careless providers do (the secret
+redaction tests). Raw asyncio HTTP/1.1 with keep-alive, so the faults are real
 (a dropped connection is a closed socket) and the stand-in costs the client's machine little.
 
     python benchmarks/api_standin.py --port 0 --slow-share 0.05 --slow-ms 1500
@@ -45,8 +47,8 @@ def _completion(body: dict[str, Any], finish: str, content: str | None, usage: d
 
 class StandIn:
     def __init__(self, fast_ms: tuple[float, float] = (30, 60), slow_share: float = 0.05, slow_ms: float = 1500,
-                 fail_share: float = 0.0, refuse_share: float = 0.0, seed: int = 0) -> None:
-        self.fast_ms, self.slow_share, self.slow_ms = fast_ms, slow_share, slow_ms
+                 fail_share: float = 0.0, refuse_share: float = 0.0, seed: int = 0, echo: bool = False) -> None:
+        self.fast_ms, self.slow_share, self.slow_ms, self.echo = fast_ms, slow_share, slow_ms, echo
         self.fail_share, self.refuse_share = fail_share, refuse_share
         self.rng = random.Random(seed)
         self.reset()
@@ -127,6 +129,11 @@ class StandIn:
                 elif path.endswith("/reset"):
                     self.reset()
                     status, body, extra = 200, {"ok": True}, {}
+                elif method == "POST" and self.echo:
+                    status, extra = 401, {}
+                    body = {"error": {"message": f"Incorrect API key provided: {headers.get('authorization', '')} "
+                                                 f"for {path}", "type": "invalid_request_error",
+                                      "code": "invalid_api_key"}}
                 elif method == "POST" and path.endswith("/chat/completions"):
                     status, body, extra = await self.answer(raw)
                 else:
@@ -134,8 +141,8 @@ class StandIn:
                 if body is None:  # a dropped connection: no answer at all
                     return
                 data = json.dumps(body).encode()
-                reason = {200: "OK", 400: "Bad Request", 404: "Not Found", 429: "Too Many Requests",
-                          500: "Internal Server Error"}.get(status, "Error")
+                reason = {200: "OK", 400: "Bad Request", 401: "Unauthorized", 404: "Not Found",
+                          429: "Too Many Requests", 500: "Internal Server Error"}.get(status, "Error")
                 out = [f"HTTP/1.1 {status} {reason}", "Content-Type: application/json", f"Content-Length: {len(data)}",
                        *(f"{k}: {v}" for k, v in extra.items())]
                 writer.write(("\r\n".join(out) + "\r\n\r\n").encode() + data)
@@ -150,7 +157,7 @@ class StandIn:
 
 async def _main(args: argparse.Namespace) -> None:
     standin = StandIn((args.fast_ms_low, args.fast_ms_high), args.slow_share, args.slow_ms, args.fail_share,
-                      args.refuse_share, args.seed)
+                      args.refuse_share, args.seed, args.echo_credentials)
     server = await asyncio.start_server(standin.handle, "127.0.0.1", args.port, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     print(f"listening http://127.0.0.1:{port}/v1", flush=True)
@@ -179,6 +186,8 @@ def main() -> None:
     p.add_argument("--fail-share", type=float, default=0.0, help="share of attempts answered 429 / 500 / dropped")
     p.add_argument("--refuse-share", type=float, default=0.0, help="share of requests refused as providers do")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--echo-credentials", action="store_true", help="refuse every request with a 401 that echoes "
+                   "its Authorization header and path")
     asyncio.run(_main(p.parse_args()))
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import io
 import json
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -72,13 +71,10 @@ class ImageRef:
         return self._loader()
 
     def pil(self):
-        from PIL import Image, UnidentifiedImageError
+        """Decode, after the size check of :func:`mmstar.images.open_image` (a bomb is one DataError)."""
+        from .images import open_image
 
-        try:
-            img = Image.open(io.BytesIO(self.data()))
-            img.load()
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            raise DataError(self.origin or "image", f"corrupt or unsupported image ({exc})") from exc
+        img = open_image(self.data(), self.origin or "image")
         return img.convert("RGB") if img.mode not in ("RGB", "L") else img
 
     def digest(self) -> str:

@@ -61,7 +61,8 @@ def test_concurrent_requests_are_batched_and_answer_as_batch_1(tiny_pairs):
         assert short["usage"]["completion_tokens"] == 1
         assert backend.gen.max_new_tokens == 6
         assert _ask(url, "nope", "hi").status_code == 404
-        bad = httpx.post(f"{url}/chat/completions", content=b"{not json", timeout=10)
+        bad = httpx.post(f"{url}/chat/completions", content=b"{not json", timeout=10,
+                         headers={"Content-Type": "application/json"})
         assert bad.status_code == 400
     finally:
         stop()

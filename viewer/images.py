@@ -14,6 +14,7 @@ import threading
 from typing import Any
 
 from mmstar.errors import MmstarError
+from mmstar.images import open_image
 from mmstar.records import Manifest
 
 
@@ -53,7 +54,10 @@ class Images:
         if sample.image is None:
             return None, f"sample {index} of {spec} has no image"
         try:
-            return sample.image.data(), ""
+            data = sample.image.data()
+            # the browser decodes what it is sent: a decompression bomb is refused here, by its header
+            open_image(data, sample.image.origin or f"index {index}", decode=False)
+            return data, ""
         except MmstarError as exc:
             return None, str(exc)
 
@@ -63,13 +67,11 @@ class Images:
         data, why = self.image(manifest, index, question)
         if data is None:
             return None, why
-        from PIL import Image, UnidentifiedImageError
-
         try:
-            img = Image.open(io.BytesIO(data))
+            img = open_image(data, f"index {index}")  # the pixel cap first: a bomb is one line, not a traceback
             img.thumbnail((size, size))
             buf = io.BytesIO()
             img.convert("RGB").save(buf, format="JPEG", quality=80)
-        except (UnidentifiedImageError, OSError, SyntaxError) as exc:
-            return None, f"corrupt image at index {index} ({exc})"
+        except (MmstarError, OSError, ValueError) as exc:
+            return None, f"image at index {index} cannot be shown ({exc})"
         return buf.getvalue(), ""

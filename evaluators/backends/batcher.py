@@ -78,8 +78,10 @@ class Pending:
 class Batcher:
     """Gathers queued requests into backend calls on one worker thread."""
 
-    def __init__(self, models: Mapping[str, Servable], max_batch: int = 32, batch_wait_s: float = 0.01) -> None:
+    def __init__(self, models: Mapping[str, Servable], max_batch: int = 32, batch_wait_s: float = 0.01,
+                 contexts: Mapping[str, int | None] | None = None) -> None:
         self.models, self.max_batch, self.batch_wait_s = models, max(1, max_batch), max(0.0, batch_wait_s)
+        self.contexts = dict(contexts or {})  # model -> context window, where known: prompts are checked
         self.queue: queue.Queue[Pending | None] = queue.Queue()
         self.batch_sizes: list[int] = []
         self.batch_kwargs: list[dict[str, Any]] = []  # each batch's chat_template_kwargs, beside its size
@@ -118,11 +120,36 @@ class Batcher:
 
     def _run(self, items: list[Pending]) -> None:
         backend = self.models[items[0].model]
-        try:  # the group shares one config: the first request's is everyone's, for this call only
-            responses = backend.generate([p.request for p in items], gen=items[0].gen(backend.gen))
+        gen = items[0].gen(backend.gen)  # the group shares one config: the first request's, for this call only
+        try:
+            responses, generated = self._generate(backend, items, gen)
         except Exception as exc:  # the server must keep serving; the failure goes to these clients
-            responses = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items)
-        self.batch_sizes.append(len(items))
-        self.batch_kwargs.append(items[0].chat_template_kwargs)
+            responses, generated = [Response(error=f"{type(exc).__name__}: {exc}"[:300])] * len(items), len(items)
+        if generated:
+            self.batch_sizes.append(generated)
+            self.batch_kwargs.append(items[0].chat_template_kwargs)
         for p, r in zip(items, responses):
             p.future.set_result(r)
+
+    def _generate(self, backend: Any, items: list[Pending], gen: GenerationConfig) -> tuple[list[Response], int]:
+        """The batch's responses and how many reached the model. Where the backend prepares batches
+        (HF), each prompt's length comes from the batch's own encoding, at no extra cost: a request
+        whose prompt and budget exceed the model's context is refused (400) before the batch
+        generates, so it cannot hold the others up; only then are the rest prepared again."""
+        requests = [p.request for p in items]
+        context = self.contexts.get(items[0].model)
+        if context is None or not hasattr(backend, "prompt_lengths") or not hasattr(backend, "prepare"):
+            return backend.generate(requests, gen=gen), len(items)
+        prepared = backend.prepare(requests, gen)
+        budget = gen.max_new_tokens
+        over = {i: n for i, n in enumerate(backend.prompt_lengths(prepared)) if n is not None and n + budget > context}
+        if not over:
+            return backend.generate_prepared(prepared), len(items)
+        responses = [Response(error=f"the prompt is {n} tokens and max_tokens {budget}: {n + budget} is over the "
+                                    f"model's context length of {context} tokens",
+                              extra={"status": 400, "code": "context_length_exceeded"}) for n in over.values()]
+        out: dict[int, Response] = dict(zip(over, responses))
+        keep = [i for i in range(len(items)) if i not in over]
+        if keep:  # padded to the refused prompt's length: encoded again without it
+            out.update(zip(keep, backend.generate([requests[i] for i in keep], gen=gen)))
+        return [out[i] for i in range(len(items))], len(keep)

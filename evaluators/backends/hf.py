@@ -291,6 +291,18 @@ class HFBackend:
             enc["token_type_ids"] = self.torch.zeros_like(enc["input_ids"])
         return enc
 
+    @staticmethod
+    def prompt_lengths(prepared: Prepared) -> list[int | None]:
+        """Each request's prompt tokens in a prepared batch (image tokens included; None where the
+        request failed or the batch was not encoded here): ``mmstar serve`` checks them against the
+        context before the batch generates, at no extra encoding."""
+        out: list[int | None] = [None] * prepared.n
+        mask = prepared.encoded.get("attention_mask") if prepared.encoded is not None else None
+        if mask is not None:
+            for slot, length in zip(prepared.slots, mask.sum(dim=1).tolist()):
+                out[slot] = int(length)
+        return out
+
     # ------------------------------------------------------------------ generation
 
     def prepare(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> Prepared:

@@ -9,7 +9,10 @@ think in batches (the judge, the curation filter) on the same pool.
 
 A request that fails or that the provider refuses (context length, image size, content filter) gets
 its reason in ``Response.error`` (kind first: ``context_length: ...``) and empty text: never an answer.
-The API key comes from the environment and is never written to the manifest or logs.
+The API key comes from the environment and is never written to the manifest or logs. Secrets that
+reach a stored text anyway are redacted: a provider that echoes the key (or any bearer-like token) in
+its error body has it replaced by ``***`` before the error lands in ``v/wv/t.jsonl``, and credentials
+inside ``--base-url`` (``https://user:pass@host``, ``?api_key=...``) are cut from the manifest's URL.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ import base64
 import concurrent.futures
 import json
 import os
+import re
 import threading
-from collections.abc import Mapping, Sequence
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from mmstar.errors import MmstarError, require
@@ -33,6 +38,62 @@ from .registry import REASONING_EFFORTS
 # what the backend itself sends: --extra-body may add provider switches, not replace these
 _OWN_KEYS = frozenset({"model", "messages", "stream", "n"})
 _TOKENS_PER_IMAGE = 800  # a rough prompt-token estimate per image, for --tpm pacing (corrected by usage)
+
+
+# query parameters that carry credentials (api_key, access_token, sig, ...): their values are redacted
+_SECRET_PARAM = re.compile(r"key|token|secret|pass|auth|sig|credential|session", re.IGNORECASE)
+# secret-looking spans of free text: bearer tokens, OpenAI-style keys, key=value pairs, URL credentials
+_SECRET_TEXT = (
+    (re.compile(r"(?i)\b(bearer\s+)[\w.~+/=-]{8,}"), r"\1***"),
+    (re.compile(r"(?i)\b(basic\s+)[A-Za-z0-9+/=]{8,}"), r"\1***"),
+    (re.compile(r"\b(sk|pk|rk)-[\w-]{8,}"), r"\1-***"),
+    (re.compile(r"""(?i)\b((?:api[_-]?key|access[_-]?token|secret|password|token|x-api-key)["']?\s*[:=]\s*["']?)"""
+                r"""[^\s"',;&}]{6,}"""), r"\1***"),
+    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s@:]+:[^/\s@]+@"), r"\1***@"),
+)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its credentials: the user-info's password and the values of key-like query
+    parameters become ``***`` (the host, path and other parameters stay: they say which server)."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return "***"
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hostport = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hostport}" if ":" in userinfo else f"***@{hostport}"
+    query = urllib.parse.urlencode([(k, "***" if _SECRET_PARAM.search(k) else v)
+                                    for k, v in urllib.parse.parse_qsl(parts.query, keep_blank_values=True)],
+                                   safe="*")
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def url_secrets(url: str) -> list[str]:
+    """The credentials inside ``url``: the user-info and its password, key-like query values."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+    except ValueError:
+        return [url]
+    # a user name alone may be a token (https://TOKEN@host); beside a password it is just a name
+    out = [parts.password or "", "" if parts.password else parts.username or ""]
+    out += [urllib.parse.unquote(x) for x in out]
+    out += [v for k, v in urllib.parse.parse_qsl(parts.query) if _SECRET_PARAM.search(k)]
+    return [x for x in out if x]
+
+
+def redact(text: str, secrets: Iterable[str] = ()) -> str:
+    """``text`` with each known secret and anything token-like replaced by ``***``."""
+    for secret in sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, "***")
+        quoted = urllib.parse.quote(secret, safe="")
+        if quoted != secret:
+            text = text.replace(quoted, "***")
+    for pattern, replacement in _SECRET_TEXT:
+        text = pattern.sub(replacement, text)
+    return text
 
 
 def to_openai_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -128,6 +189,8 @@ class OpenAIBackend:
         # OpenAI's reasoning models refuse max_tokens; most other servers take both names
         self.budget_key = "max_completion_tokens" if max_completion_tokens or reasoning_effort else "max_tokens"
         key = os.environ.get(api_key_env, "")
+        # what a stored error must never hold: the key, and any credentials inside the URL
+        self._secrets = (key, *url_secrets(self.base_url))
         headers = (("Content-Type", "application/json"),) + ((("Authorization", f"Bearer {key}"),) if key else ())
         self._endpoint_config = pool.EndpointConfig(
             f"{self.base_url}/chat/completions", headers, self.concurrency, rpm, tpm, timeout, max_retries, backoff)
@@ -152,7 +215,7 @@ class OpenAIBackend:
             return self._endpoint
 
     def describe(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"backend": "openai", "model": self.model, "base_url": self.base_url,
+        out: dict[str, Any] = {"backend": "openai", "model": self.model, "base_url": redact_url(self.base_url),
                                "api_key_env": self.api_key_env, "concurrency": self.concurrency,
                                "max_retries": self.max_retries, "budget_key": self.budget_key}
         for name in ("rpm", "tpm", "reasoning_effort"):
@@ -206,7 +269,24 @@ class OpenAIBackend:
             done: concurrent.futures.Future[Response] = concurrent.futures.Future()
             done.set_result(pool.failure("image", str(exc)))
             return done
-        return self.endpoint().submit(body, parse_reply, self._estimate(req))
+        return self._redacted(self.endpoint().submit(body, parse_reply, self._estimate(req)))
+
+    def _redacted(self, sent: concurrent.futures.Future[Response]) -> concurrent.futures.Future[Response]:
+        """The response with its error redacted: a provider may echo the key (or another token) in
+        its error body, and the error text is stored with the predictions."""
+        out: concurrent.futures.Future[Response] = concurrent.futures.Future()
+
+        def settle(done: concurrent.futures.Future[Response]) -> None:
+            try:
+                resp = done.result()
+            except Exception as exc:  # the pool's own failure: one client error, redacted too
+                resp = pool.failure("client_error", f"{type(exc).__name__}: {exc}")
+            if resp.error:
+                resp.error = redact(resp.error, self._secrets)
+            out.set_result(resp)
+
+        sent.add_done_callback(settle)
+        return out
 
     def generate(self, requests: Sequence[Request]) -> list[Response]:
         futures = [self.submit(r) for r in requests]

@@ -13,7 +13,10 @@ for that request: a batch gathers only requests that agree on all three.
 protocol, not token-by-token latency. A malformed request is a 400 / 404 with an OpenAI-style error
 body before it reaches the model; every answer carries ``id``, ``created`` and ``usage``. With an API
 key, every ``/v1`` route wants ``Authorization: Bearer KEY`` (a constant-time comparison) and answers
-401 otherwise; without one, the server binds to loopback only.
+401 otherwise; without one, the server binds to loopback only. Before any of that, ``serve_guard.py``
+checks the ``Host`` header (403: DNS rebinding), the JSON content type (415: cross-site posts), the body
+size (413) and the JSON itself (400: NaN, Infinity, nesting); images are opened under the pixel cap of
+``mmstar.images``, and the batcher refuses a prompt beyond the model's context (400) before it generates.
 """
 
 from __future__ import annotations
@@ -22,8 +25,6 @@ import asyncio
 import base64
 import binascii
 import hmac
-import io
-import ipaddress
 import json
 import socket
 import threading
@@ -32,14 +33,16 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
-from mmstar.errors import MmstarError, require
+from mmstar.errors import DataError, require
+from mmstar.images import open_image, pixel_cap
 from mmstar.sample import ImageRef
 
 from .base import Request, Response
 from .batcher import Batcher, Pending, Servable, template_kwargs
+from .serve_guard import Guard, Refused, check_exposure, clip, is_loopback
 
-__all__ = ["ApiError", "Servable", "Server", "check_exposure", "create_app", "from_openai_messages",
-           "make_server", "serve_in_thread", "template_kwargs"]
+__all__ = ["ApiError", "Guard", "Servable", "Server", "check_exposure", "create_app", "from_openai_messages",
+           "is_loopback", "make_server", "serve_in_thread", "template_kwargs"]
 
 ROLES = {"system": "system", "developer": "system", "user": "user", "assistant": "assistant"}
 
@@ -52,41 +55,25 @@ class ApiError(Exception):
         self.status, self.message, self.param, self.code = status, message, param, code
 
     def body(self) -> dict[str, Any]:
-        kind = {401: "authentication_error", 404: "not_found_error"}.get(
+        kind = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}.get(
             self.status, "server_error" if self.status >= 500 else "invalid_request_error")
         return {"error": {"message": self.message, "type": kind, "param": self.param, "code": self.code}}
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
-
-
-def check_exposure(host: str, api_key: str | None) -> None:
-    """Beyond loopback the model is on the network: refuse that without a key."""
-    if not is_loopback(host) and not api_key:
-        raise MmstarError(f"--host {host} serves beyond this machine; give --api-key-env NAME (an environment "
-                          "variable holding the key that every request must then carry as a bearer token)")
-
-
-def _decode_image(url: str) -> ImageRef:
+def _decode_image(url: str, where: str) -> ImageRef:
     if not url.startswith("data:"):
         raise ApiError(400, "only data: image URLs are accepted (the server fetches nothing)", param="messages",
                        code="invalid_image_url")
     try:
         data = base64.b64decode(url.split(",", 1)[1], validate=True)
-        from PIL import Image
-
-        with Image.open(io.BytesIO(data)) as img:
-            img.verify()  # reads the whole file: a truncated or corrupt image fails here, not in the model
-    except (IndexError, binascii.Error, ValueError, OSError, SyntaxError) as exc:
-        raise ApiError(400, f"undecodable image ({type(exc).__name__}: {exc})"[:300], param="messages",
+    except (IndexError, binascii.Error, ValueError) as exc:
+        raise ApiError(400, f"{where}: undecodable image ({type(exc).__name__}: {exc})"[:300], param="messages",
                        code="invalid_image") from None
-    return ImageRef(data=data)
+    try:  # the pixel cap on the header, then the whole file read (verify): a bad image fails here, not in the model
+        open_image(data, where, decode=False)
+    except DataError as exc:
+        raise ApiError(400, f"undecodable image: {exc}"[:300], param="messages", code="invalid_image") from None
+    return ImageRef(data=data, origin=where)
 
 
 def from_openai_messages(messages: Any) -> list[dict[str, Any]]:
@@ -97,7 +84,7 @@ def from_openai_messages(messages: Any) -> list[dict[str, Any]]:
     for i, m in enumerate(messages):
         role = m.get("role") if isinstance(m, dict) else None
         if role not in ROLES:
-            raise ApiError(400, f"messages[{i}]: role must be one of {', '.join(ROLES)}, not {role!r}",
+            raise ApiError(400, f"messages[{i}]: role must be one of {', '.join(ROLES)}, not {clip(role)}",
                            param="messages")
         content = m.get("content")
         if isinstance(content, str):
@@ -106,10 +93,11 @@ def from_openai_messages(messages: Any) -> list[dict[str, Any]]:
         if not isinstance(content, list):
             raise ApiError(400, f"messages[{i}]: content must be text or a list of parts", param="messages")
         parts = []
-        for p in content:
+        for j, p in enumerate(content):
             kind = p.get("type") if isinstance(p, dict) else None
             if kind == "image_url" and isinstance(p.get("image_url"), dict):
-                parts.append({"type": "image", "image": _decode_image(str(p["image_url"].get("url", "")))})
+                image = _decode_image(str(p["image_url"].get("url", "")), f"messages[{i}].content[{j}]")
+                parts.append({"type": "image", "image": image})
             elif kind == "text" and isinstance(p.get("text"), str):
                 parts.append({"type": "text", "text": p["text"]})
             else:
@@ -155,7 +143,8 @@ def parse_request(body: Any, models: Mapping[str, Servable], contexts: Mapping[s
     if not isinstance(model, str) or not model:
         raise ApiError(400, "model is required", param="model")
     if model not in models:
-        raise ApiError(404, f"unknown model {model!r}; served: {', '.join(models)}", param="model",
+        # the name clipped: a 404 must not echo a 100 MB model name back
+        raise ApiError(404, f"unknown model {clip(model)}; served: {', '.join(models)}", param="model",
                        code="model_not_found")
     if body.get("n") not in (None, 1):
         raise ApiError(400, "n must be 1 (one answer per request)", param="n")
@@ -183,7 +172,7 @@ class _Service:
         self.contexts = {name: context_length(b) for name, b in self.models.items()}
         self.failures = list(fail_first)
         self.counters = {"requests": 0, "failed_on_purpose": 0, "unauthorized": 0}
-        self.batcher = Batcher(self.models, max_batch, batch_wait_s)
+        self.batcher = Batcher(self.models, max_batch, batch_wait_s, self.contexts)
         self.created = int(time.time())
 
     def authorize(self, headers: Mapping[str, str]) -> None:
@@ -231,9 +220,10 @@ async def _sse(done: dict[str, Any], include_usage: bool) -> AsyncIterator[bytes
 
 
 def create_app(models: Mapping[str, Servable], *, api_key: str | None = None, fail_first: tuple[int, ...] = (),
-               max_batch: int = 32, batch_wait_s: float = 0.01) -> Any:
+               max_batch: int = 32, batch_wait_s: float = 0.01, guard: Guard | None = None) -> Any:
     """The ASGI app; ``app.state.service`` holds the batcher and counters. ``fail_first``: HTTP statuses
-    returned, in order, to the first chat requests (e.g. (429, 500)), to exercise clients' retries."""
+    returned, in order, to the first chat requests (e.g. (429, 500)), to exercise clients' retries.
+    ``guard``: the Host, content-type, body-size and JSON checks (serve_guard.py; loopback by default)."""
     require("starlette", "serve")
     from starlette.applications import Starlette
     from starlette.exceptions import HTTPException
@@ -242,39 +232,46 @@ def create_app(models: Mapping[str, Servable], *, api_key: str | None = None, fa
     from starlette.routing import Route
 
     service = _Service(models, api_key, tuple(fail_first), max_batch, batch_wait_s)
+    guard = guard or Guard.create()
 
     def refuse(err: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
         if err.status == 401:
             headers = {**(headers or {}), "WWW-Authenticate": "Bearer"}
         return JSONResponse(err.body(), status_code=err.status, headers=headers)
 
+    def refused(err: Refused) -> JSONResponse:
+        return refuse(ApiError(err.status, err.message, code=err.code))
+
     async def list_models(request: HttpRequest) -> JSONResponse:
         try:
+            guard.check_host(request.headers)
             service.authorize(request.headers)
+        except Refused as err:
+            return refused(err)
         except ApiError as err:
             return refuse(err)
         return JSONResponse(service.models_body())
 
     async def chat(request: HttpRequest) -> Any:
         try:
+            guard.check_host(request.headers)  # before the key: a rebinding page learns nothing
             service.authorize(request.headers)
             service.counters["requests"] += 1
             if service.failures:  # the event loop is one thread: no lock needed
                 status = service.failures.pop(0)
                 service.counters["failed_on_purpose"] += 1
                 return refuse(ApiError(status, f"injected {status}"), {"Retry-After": "0"})
-            raw = await request.body()
-            try:
-                body = json.loads(raw)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise ApiError(400, f"the body is not valid JSON ({exc})"[:200]) from None
+            guard.check_json_type(request.headers)
+            body = guard.parse_json(await guard.read_body(request.headers, request.stream()))
             # decoding images is CPU work: off the event loop, which keeps serving other requests
             pending = await asyncio.to_thread(parse_request, body, service.models, service.contexts)
+        except Refused as err:
+            return refused(err)
         except ApiError as err:
             return refuse(err)
         resp = await asyncio.wrap_future(service.batcher.submit(pending))
-        if resp.error:
-            return refuse(ApiError(500, resp.error))
+        if resp.error:  # the batcher marks the client's faults (a prompt over the context) with their status
+            return refuse(ApiError(int(resp.extra.get("status", 500)), resp.error, code=resp.extra.get("code")))
         done = _completion(pending, resp)
         if body.get("stream") is True:
             options = body.get("stream_options") if isinstance(body.get("stream_options"), dict) else {}
@@ -283,11 +280,19 @@ def create_app(models: Mapping[str, Servable], *, api_key: str | None = None, fa
         return JSONResponse(done)
 
     async def health(request: HttpRequest) -> JSONResponse:
+        try:
+            guard.check_host(request.headers)
+        except Refused as err:
+            return refused(err)
         return JSONResponse({"status": "ok"})
 
     async def http_error(request: HttpRequest, exc: Exception) -> JSONResponse:
         status = getattr(exc, "status_code", 500)
-        return refuse(ApiError(status, f"{request.method} {request.url.path}: {getattr(exc, 'detail', exc)}",
+        try:
+            guard.check_host(request.headers)
+        except Refused as err:
+            return refused(err)
+        return refuse(ApiError(status, f"{request.method} {clip(request.url.path)}: {getattr(exc, 'detail', exc)}",
                                code="not_found" if status == 404 else None))
 
     routes = [Route(p, chat, methods=["POST"]) for p in ("/v1/chat/completions", "/chat/completions")]
@@ -332,10 +337,15 @@ class Server:
 
 def make_server(models: Mapping[str, Servable], host: str = "127.0.0.1", port: int = 0,
                 fail_first: tuple[int, ...] = (), max_batch: int = 32, batch_wait_s: float = 0.01,
-                api_key: str | None = None) -> Server:
-    """Serve each backend under its model name; each takes a per-call ``gen`` (``HFBackend`` does)."""
+                api_key: str | None = None, allowed_hosts: tuple[str, ...] = (),
+                max_body_bytes: int | None = None) -> Server:
+    """Serve each backend under its model name; each takes a per-call ``gen`` (``HFBackend`` does).
+    ``allowed_hosts``: ``Host`` names answered besides loopback and ``host`` (a proxy's public name)."""
     check_exposure(host, api_key)
-    app = create_app(models, api_key=api_key, fail_first=fail_first, max_batch=max_batch, batch_wait_s=batch_wait_s)
+    pixel_cap()  # a bad MMSTAR_MAX_IMAGE_PIXELS fails the start, not each image request
+    guard = Guard.create(host, allowed_hosts, max_body_bytes)
+    app = create_app(models, api_key=api_key, fail_first=fail_first, max_batch=max_batch, batch_wait_s=batch_wait_s,
+                     guard=guard)
     return Server(app, host, port)
 
 
