@@ -73,14 +73,14 @@ def _esp(w: np.ndarray) -> np.ndarray:
     return e
 
 
-def _inclusion(w: np.ndarray, m: int) -> tuple[np.ndarray, np.ndarray]:
+def _inclusion(w: np.ndarray, m: int, pairs: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """For P(H) proportional to prod_{l in H} w_l over the size-m subsets H of the k letters: the
     probability that each letter is in H, and that each pair is (diagonal = the first)."""
     k = len(w)
     em = _esp(w)[m]
     p1 = np.array([w[i] * _esp(np.delete(w, i))[m - 1] for i in range(k)]) / em
     p2 = np.diag(p1)
-    if m >= 2:
+    if pairs and m >= 2:
         for i in range(k):
             for j in range(i + 1, k):
                 p2[i, j] = p2[j, i] = w[i] * w[j] * _esp(np.delete(w, [i, j]))[m - 2] / em
@@ -113,12 +113,15 @@ def order_test(hit_rows: Sequence[Sequence[bool]], answer_pos: Sequence[int], it
         return {"p": 1.0, "expected": None, "observed": 100 * sum(bool(r[0]) for r in hit_rows) / max(n, 1),
                 "informative": 0, "weights": []}
     k_max = max(k for k, _, _ in groups)
+    sizes: dict[tuple[int, int], int] = {}  # the fit needs (k, m) only: the letter set's law ignores a0
+    for (k, m, _a0), c in groups.items():
+        sizes[(k, m)] = sizes.get((k, m), 0) + c
     beta = np.zeros(k_max)
     for _ in range(iterations):  # MM / iterative scaling: expected letter counts meet the observed ones
         w = np.exp(beta)
         expected = np.zeros(k_max)
-        for (k, m, _a0), c in groups.items():
-            expected[:k] += c * _inclusion(w[:k], m)[0]
+        for (k, m), c in sizes.items():
+            expected[:k] += c * _inclusion(w[:k], m, pairs=False)[0]
         step = np.log((counts[:k_max] + 1e-9) / (expected + 1e-9))
         beta = np.clip(beta + step - step.mean(), -30, 30)
         if np.max(np.abs(step)) < 1e-9:
