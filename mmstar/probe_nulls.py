@@ -141,7 +141,7 @@ def order_test(hit_rows: Sequence[Sequence[bool]], answer_pos: Sequence[int], it
     informative = sum(groups.values())
     p = 1.0 if v_eff <= 1e-9 else _sf((observed - e_gamma) / math.sqrt(v_eff))
     decided = sum(bool(r[0]) for r in hit_rows) - observed  # right in every order: counted in both
-    return {"p": p, "expected": 100 * (e_gamma + decided) / n, "observed": 100 * (observed + decided) / n,
+    return {"p": p, "expected": float(100 * (e_gamma + decided) / n), "observed": 100 * (observed + decided) / n,
             "informative": informative, "weights": [float(x) for x in w / w.sum()]}
 
 
