@@ -140,8 +140,8 @@ def _letter_run(run_dir, memorised, answers="ABCD"):
     """30 samples in wv and v whose answers cycle through ``answers``; each reply is the original
     answer's letter in every order (a memorised letter, right only in the original order) on the
     ``memorised`` samples, and "A" in every order on the others (a preference for A)."""
-    lines = [_order_lines(i, ABCD, answers[i % len(answers)], [answers[i % len(answers)] if i in memorised else "A"] * 4)
-             for i in range(30)]
+    letter = [answers[i % len(answers)] for i in range(30)]
+    lines = [_order_lines(i, ABCD, letter[i], [letter[i] if i in memorised else "A"] * 4) for i in range(30)]
     plain, rotated = zip(*lines)
     for mode in ("wv", "v"):
         write_records(run_dir / f"{mode}.jsonl", [r.__class__.from_dict({**r.to_dict(), "mode": mode}) for r in plain])

@@ -11,7 +11,8 @@ original order, wrong once the options move, on the even i, whose answers stand 
 letter-adjusted test fires in wv); in v and t the original letter on i % 3 == 0 and the moved answer
 otherwise (flags 0, 3, 6, 9 in v and 0 in t, all answered A in the original order: a preference for
 A explains them, order does not fire there). slots: the hidden text written out on all but 4 in wv
-(fires: 11 masks wv reproduced and t did not, one the other way) and on 4 in t (does not fire). swap: the v answer again whatever the image, but on 11 (fires: S_swap far above the chance of
+(fires: 11 masks wv reproduced and t did not, one the other way) and on 4 in t (does not fire).
+swap: the v answer again whatever the image, but on 11 (fires: S_swap far above the chance of
 its letters, the backbone near its own); its evidence flag is "right with another image, the backbone
 wrong" (all but 0, 4, 8, where t is right, and 11). backbone: t is right only where wv is (no fire)."""
 
