@@ -198,6 +198,12 @@ def test_leaderboard_probe_columns_appear_with_probes_only(run_dir, tmp_path):
     row = rows[0]
     assert row["order_circular_wv"] == 33.33 and row["slot_rate_t"] == 50.0 and row["swap_S"] == 25.0
     assert row["image_dependence"] == 50.0 and row["order_circular_v"] is None and row["probes_fired"] == ""
+    # the verdicts' p's (3 significant digits); None where the verdict did not run or has no test
+    block = compute_scores(run_dir)["probes"]
+    adjusted = block["backbone"]["t"]["p_adjusted"]
+    assert row["backbone_t_p"] == 0.5 and row["backbone_t_p_adjusted"] == float(f"{adjusted:.3g}")
+    assert row["swap_v_p"] == float(f"{block['swap']['v']['p']:.3g}") and row["order_wv_p"] == 1.0
+    assert row["slots_t_p"] is None and row["order_v_p"] is None and row["backbone_gap"] == pytest.approx(-33.33)
     for f in run_dir.glob("*-*.jsonl"):
         f.unlink()
     write_csv(build_rows([open_run(run_dir)]), tmp_path / "without.csv")
