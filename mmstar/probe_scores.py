@@ -75,7 +75,7 @@ def order_mode(run: Run, mode: str, matcher: str = "official", seed: int = 0) ->
         fig = order_figures(hits, choices, seed, n_options)
     except ValueError:
         return None
-    kept = [i for i in fig["rows"] if letters.get(i, ([], ""))[1] in letters[i][0]]
+    kept = [i for i in fig["rows"] if i in letters and letters[i][1] in letters[i][0]]  # an answer among its options
     test = order_test([fig["rows"][i] for i in kept], [letters[i][0].index(letters[i][1]) for i in kept])
     fig.update(p=test["p"], null="letter_bias", letter_expected=test["expected"], informative=test["informative"])
     return fig
