@@ -73,21 +73,33 @@ def _esp(w: np.ndarray) -> np.ndarray:
     return e
 
 
+def _without(e: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Row i: the elementary symmetric polynomials of ``w`` without its i-th weight, from those of
+    all of ``w`` (``e``), by e_j(w) = e_j(w \\ i) + w_i e_{j-1}(w \\ i)."""
+    out = np.zeros((len(w), len(e) - 1))
+    out[:, 0] = 1.0
+    for j in range(1, len(e) - 1):
+        out[:, j] = e[j] - w * out[:, j - 1]
+    return out
+
+
 def _inclusion(w: np.ndarray, m: int, pairs: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """For P(H) proportional to prod_{l in H} w_l over the size-m subsets H of the k letters: the
     probability that each letter is in H, and that each pair is (diagonal = the first)."""
-    k = len(w)
-    em = _esp(w)[m]
-    p1 = np.array([w[i] * _esp(np.delete(w, i))[m - 1] for i in range(k)]) / em
+    e = _esp(w)
+    one = _without(e, w)  # (k, k): e_j(w without i)
+    p1 = w * one[:, m - 1] / e[m]
     p2 = np.diag(p1)
     if pairs and m >= 2:
+        k = len(w)
         for i in range(k):
-            for j in range(i + 1, k):
-                p2[i, j] = p2[j, i] = w[i] * w[j] * _esp(np.delete(w, [i, j]))[m - 2] / em
+            two = _without(one[i], np.delete(w, i))  # e_j(w without i and the other one)
+            others = [j for j in range(k) if j != i]
+            p2[i, others] = w[i] * w[others] * two[:, m - 2] / e[m]
     return p1, p2
 
 
-def order_test(hit_rows: Sequence[Sequence[bool]], answer_pos: Sequence[int], iterations: int = 200
+def order_test(hit_rows: Sequence[Sequence[bool]], answer_pos: Sequence[int], iterations: int = 100
                ) -> dict[str, Any]:
     """The letter-adjusted test of the original order. ``hit_rows[s][r]``: the sample's hit with its
     options rotated r places (r = 0 the original, len = its option count k); ``answer_pos[s]``: the
@@ -117,15 +129,17 @@ def order_test(hit_rows: Sequence[Sequence[bool]], answer_pos: Sequence[int], it
     for (k, m, _a0), c in groups.items():
         sizes[(k, m)] = sizes.get((k, m), 0) + c
     beta = np.zeros(k_max)
-    for _ in range(iterations):  # MM / iterative scaling: expected letter counts meet the observed ones
+    for _ in range(iterations):  # Newton on the conditional likelihood: expected letter counts meet observed
         w = np.exp(beta)
-        expected = np.zeros(k_max)
+        grad, info = counts[:k_max].copy(), np.zeros((k_max, k_max))
         for (k, m), c in sizes.items():
-            expected[:k] += c * _inclusion(w[:k], m, pairs=False)[0]
-        step = np.log((counts[:k_max] + 1e-9) / (expected + 1e-9))
-        beta = np.clip(beta + step - step.mean(), -30, 30)
-        if np.max(np.abs(step)) < 1e-9:
+            p1, p2 = _inclusion(w[:k], m)
+            grad[:k] -= c * p1
+            info[:k, :k] += c * (p2 - np.outer(p1, p1))
+        if np.max(np.abs(grad)) < 1e-10 * max(1.0, float(counts.sum())):
             break
+        step = np.clip(np.linalg.pinv(info) @ grad, -5, 5)  # one weight is free: pinv fixes the gauge
+        beta = np.clip(beta + step - step.mean(), -30, 30)
     w = np.exp(beta)
     # score of the original-order indicator (gamma) and of the letters (beta), with their covariance
     e_gamma, v_gg = 0.0, 0.0
@@ -139,7 +153,9 @@ def order_test(hit_rows: Sequence[Sequence[bool]], answer_pos: Sequence[int], it
         v_bb[:k, :k] += c * cov
     v_eff = v_gg - v_gb @ np.linalg.pinv(v_bb) @ v_gb
     informative = sum(groups.values())
-    p = 1.0 if v_eff <= 1e-9 else _sf((observed - e_gamma) / math.sqrt(v_eff))
+    # under a thousandth of a sample's variance left once the letters are fitted: no information (a
+    # degenerate fit, e.g. a letter never hit, would otherwise divide rounding error by rounding error)
+    p = 1.0 if v_eff <= 1e-3 else _sf((observed - e_gamma) / math.sqrt(v_eff))
     decided = sum(bool(r[0]) for r in hit_rows) - observed  # right in every order: counted in both
     return {"p": p, "expected": float(100 * (e_gamma + decided) / n), "observed": 100 * (observed + decided) / n,
             "informative": informative, "weights": [float(x) for x in w / w.sum()]}

@@ -31,6 +31,26 @@ def test_holm_adjusts_in_steps_and_the_block_fires_on_the_adjusted_p():
     assert block["fired"] == ["order", "recall"]
 
 
+def test_the_letter_sets_law_matches_enumeration():
+    """The order test's inclusion probabilities (P(H) proportional to the product of the letters'
+    weights over the size-m letter sets H) against brute-force enumeration of the sets."""
+    import itertools
+
+    import numpy as np
+
+    from mmstar.probe_nulls import _inclusion
+
+    w = np.array([0.3, 1.7, 0.9, 2.5, 1.1])
+    for m in range(1, len(w)):
+        sets = list(itertools.combinations(range(len(w)), m))
+        weight = np.array([np.prod(w[list(h)]) for h in sets])
+        weight /= weight.sum()
+        p1, p2 = _inclusion(w, m)
+        assert p1 == pytest.approx([sum(x for h, x in zip(sets, weight) if i in h) for i in range(len(w))])
+        for i, j in itertools.product(range(len(w)), repeat=2):
+            assert p2[i, j] == pytest.approx(sum(x for h, x in zip(sets, weight) if i in h and j in h))
+
+
 def test_exact_tests_on_hand_counts():
     # 5 samples only the first side reproduced, 1 only the second: P(X >= 5 | n = 6, 1/2) = 7/64
     assert mcnemar_upper([1] * 5 + [0] + [1, 0], [0] * 5 + [1] + [1, 0])[0] == pytest.approx(7 / 64)
