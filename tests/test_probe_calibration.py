@@ -69,6 +69,21 @@ def _hidden_text_shown(sample, q) -> bool:
             or any(len(o.split()) >= 2 and f" {o} " in hidden for o in others))
 
 
+def test_shown_elsewhere_compares_normalised_texts_both_ways():
+    from mmstar.probe_variants import shown_elsewhere
+    from mmstar.sample import Sample
+
+    options = {"A": "The cat on the mat", "B": "cat on the mat, asleep", "C": "a dog in the garden",
+               "D": "-3 metres of rope", "E": "3 metres of rope"}
+    s = Sample(0, "Where is the cat? Look in the garden shed.\nOptions: ...", options, "A", options_embedded=False)
+    stem = "Where is the cat? Look in the garden shed."
+    assert shown_elsewhere(s, "A", stem)  # B holds "cat on mat" (case, articles, punctuation gone)
+    assert shown_elsewhere(s, "B", stem)  # it holds A's text whole (two words or more)
+    assert shown_elsewhere(s, "D", stem) and shown_elsewhere(s, "E", stem)  # a sign is not a new text
+    assert not shown_elsewhere(s, "C", stem)  # "dog in garden" is nowhere else
+    assert shown_elsewhere(s.with_(options={**options, "C": "the garden shed"}), "C", stem)  # the question shows it
+
+
 def test_no_mask_hides_a_text_the_prompt_still_shows(questions):
     # mmstar-probes-v1 hid such an option 39 times over these 4 seeds (21 times one that another option
     # still shows whole); copying it counted as memory
