@@ -18,7 +18,9 @@ only, since the memory is of a letter, not an option), and otherwise guesses: it
 with the sample's own preference strength (Beta-distributed around the model's, so some samples
 lean hard and others not at all), else a letter at random among the options it has not ruled out
 (a fifth of unknown samples have one wrong option ruled out). With another sample's image the LVLM
-knows what the text gives and what it memorised. A mask is reproduced by wv and by t each with
+knows what the text gives and what it memorised. A model with ``primacy`` narrows half of its
+unknown samples to the answer and one wrong option and picks the one at the earlier letter that
+often (a position preference that is not one per letter). A mask is reproduced by wv and by t each with
 probability 0.7 when it is guessable, and with 0.5 by the side that memorised the text.
 """
 
@@ -59,6 +61,7 @@ class SimModel:
     leak: str | None = None
     leak_in: str = "lvlm"
     leak_share: float = 0.0
+    primacy: float = 0.0  # > 0: half the unknown samples narrowed to two options, the earlier letter picked so often
 
 
 @dataclass
@@ -141,12 +144,17 @@ def simulate(model: SimModel, questions: Questions, seed: int) -> SimRun:
              "backbone": (strength(model.backbone_bias), letters.index(model.backbone_bias_letter))}
     run = SimRun(model, seed, a0, k, leaked=leaked, slot_samples=questions.slot_samples)
     valid = rot[None, :] < k[:, None]
+    narrowed = rng.random(n) < 0.5 if model.primacy > 0 else None  # drawn only then: other models' runs unchanged
 
     def answer(side: str, knows_any_order: np.ndarray, extra_rows: int = k_max) -> np.ndarray:
         s, letter = sides[side]
         memo_letter = leaked & (model.leak == "letter") & (model.leak_in == side)
         memo_text = leaked & (model.leak == "text") & (model.leak_in == side)
         got = _guess(rng, n, extra_rows, k, s, letter, ruled_out[:, :extra_rows])
+        if narrowed is not None:  # a preference for the earlier of the two options left, not for a letter
+            a_at, d_at = answer_at[:, :extra_rows], (wrong[:, None] - rot[None, :extra_rows]) % k[:, None]
+            early = rng.random((n, extra_rows)) < model.primacy
+            got = np.where(narrowed[:, None], np.where(early, np.minimum(a_at, d_at), np.maximum(a_at, d_at)), got)
         known = (knows_any_order | memo_text)[:, None] | (memo_letter[:, None] & (rot[None, :extra_rows] == 0))
         return np.where(valid[:, :extra_rows], np.where(known, answer_at[:, :extra_rows], got), -1)
 
@@ -282,6 +290,7 @@ CLEAN = {
     "20% text-answerable": SimModel("clean-text20", text_answerable=0.2),
     "20% text-answerable, B 60%, backbone A 60%": SimModel("clean-text20-B60", "B", 0.6, "A", 0.6, 0.2),
     "5% of masks guessable": SimModel("clean-guess5", guessable_slots=0.05),
+    "half narrowed to two options, the earlier picked 80%": SimModel("clean-primacy", primacy=0.8),
     "all: B 60%, backbone D 35%, 20% text, 5% masks": SimModel("clean-all", "B", 0.6, "D", 0.35, 0.2,
                                                               guessable_slots=0.05),
 }
