@@ -134,7 +134,7 @@ def test_the_old_rule_fired_on_a_letter_preference_and_this_one_does_not(questio
     assert not verdicts(run)["order"]["wv"]["fires"]
 
 
-@pytest.mark.slow  # 2,400 clean and 400 leaked simulated runs: minutes on a busy 2-core machine
+@pytest.mark.slow  # 2,600 clean and 200 leaked simulated runs: 6 min on a busy 2-core machine
 def test_the_issue_bounds_on_the_full_counts(questions):
     """Every rule fires in at most 5% of 200 clean runs per setting (the run's fired list in at most
     10%); a 10% letter leak is caught in at least 80% of 100 runs, a 25% one in at least 95%."""
