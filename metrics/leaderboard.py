@@ -43,15 +43,20 @@ def _with_ci(*names: str) -> list[str]:
 
 # the leakage probes (scores.json's "probes" block): written only when some run of the table ran a
 # probe, so the columns of a table without probes stay as 0.1.0 wrote them
+# each verdict (probe, mode) gives its p against its null and Holm's adjusted p over the run
+VERDICTS = [("order", "v"), ("order", "wv"), ("order", "t"), ("slots", "wv"), ("slots", "t"), ("swap", "v"),
+            ("backbone", "t")]
+P_COLUMNS = [f"{probe}_{mode}_{key}" for probe, mode in VERDICTS for key in ("p", "p_adjusted")]
 PROBE_COLUMNS = [*_with_ci(*(f"order_circular_{m}" for m in ("v", "wv", "t")),
                            *(f"order_sensitivity_{m}" for m in ("v", "wv", "t")), "slot_rate_wv", "slot_rate_t",
-                           "swap_S", "image_dependence", "swap_excess"), "probes_fired"]
+                           "swap_S", "image_dependence", "swap_excess"), "probes_fired",
+                 *_with_ci("backbone_gap"), *P_COLUMNS]
 # (column, probe, mode, key in the probe's figures)
 _PROBE_SOURCES = [
     *((f"order_{fig}_{m}", "order", m, fig) for fig in ("circular", "sensitivity") for m in ("v", "wv", "t")),
     *((f"slot_rate_{m}", "slots", m, "rate") for m in ("wv", "t")),
     ("swap_S", "swap", "v", "S_swap"), ("image_dependence", "swap", "v", "image_dependence"),
-    ("swap_excess", "swap", "v", "excess")]
+    ("swap_excess", "swap", "v", "excess"), ("backbone_gap", "backbone", "t", "gap")]
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -88,6 +93,10 @@ def probe_columns(block: dict[str, Any]) -> dict[str, Any]:
         if fig:
             out.update({column: _r(fig.get(key)), f"{column}_low": _r(fig.get(f"{key}_low")),
                         f"{column}_high": _r(fig.get(f"{key}_high"))})
+    for probe, mode in VERDICTS:
+        fig = (block.get(probe) or {}).get(mode) or {}
+        for key in ("p", "p_adjusted"):  # 3 significant digits: a p is read on a log scale
+            out[f"{probe}_{mode}_{key}"] = None if fig.get(key) is None else float(f"{fig[key]:.3g}")
     out["probes_fired"] = ";".join(block.get("fired") or [])
     return out
 

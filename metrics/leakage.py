@@ -40,7 +40,8 @@ def average_gain_leakage(per_bench: Sequence[BenchScores]) -> tuple[float | None
 
 
 # the per-sample flags of the leakage probes (mmstar.probes.sample_flags) -> the probe's short name
-PROBE_FLAGS = {"follows_position": "order", "reproduces_masked": "slots", "same_answer_any_image": "swap"}
+PROBE_FLAGS = {"drops_when_moved": "order", "follows_position": "order", "reproduces_masked": "slots",
+               "right_any_image": "swap", "same_answer_any_image": "swap", "backbone_knows": "backbone"}
 LEAK_COLUMNS = ["model", "benchmark", "index", "source", "category", "l2_category", "question", "answer",
                 "wv_prediction", "t_prediction", "t_hit", "backbone_missed", *PROBE_FLAGS, "evidence"]
 
@@ -62,25 +63,26 @@ def probe_sample_flags(run: Run) -> dict[int, dict[str, bool]]:
 
 
 def firing_flags(run: Run, matcher: str = "official", seed: int = 0) -> dict[int, list[str]]:
-    """index -> the probes that count as evidence on the sample: a probe that fires for the run (its
-    figure's interval clear of 0, by the core's rules) and flagged the sample in a mode where it
-    fired. A flag alone is not evidence: an LLM that always answers "A" follows the position on every
-    sample in t, yet its order sensitivity is 0 and the order probe does not fire."""
+    """index -> the signals that count as evidence on the sample: a probe (or the backbone signal)
+    that fires for the run (Holm-adjusted p < 0.05 against its null, by the core's rules) and flagged
+    the sample with its evidence flag in a mode where it fired. A flag alone is not evidence: a clean
+    model that prefers a letter is right in the original order and wrong once the options move on
+    many samples, yet its letter-adjusted order test does not fire."""
     if not run.probe_records:
         return {}
-    from mmstar.probes import PROBE_MODES, PROBES, order_mode, slots_mode, swap_mode
+    from mmstar.probe_scores import SIGNALS, figures
 
     found: dict[int, set[str]] = {}
-    for probe in PROBES:
-        for mode in PROBE_MODES[probe]:
-            fig = (order_mode(run, mode, matcher, seed) if probe == "order" else slots_mode(run, mode, seed)
-                   if probe == "slots" else swap_mode(run, matcher, seed))
-            if fig is None or not fig["fires"]:
+    for probe, per_mode in figures(run, matcher, seed).items():
+        for fig in per_mode.values():
+            if not fig["fires"]:
                 continue
-            for index, flagged in fig["flags"].items():
+            for index, flagged in (fig.get("flags") or {}).items():
                 if flagged:
                     found.setdefault(int(index), set()).add(probe)
-    return {i: [p for p in PROBES if p in probes] for i, probes in found.items()}
+    known = [p for p in SIGNALS if any(p in f for f in found.values())]
+    extra = sorted({p for f in found.values() for p in f} - set(known))
+    return {i: [p for p in (*known, *extra) if p in probes] for i, probes in found.items()}
 
 
 def leakage_rows(run: Run, matcher: str = "official") -> list[dict[str, object]]:

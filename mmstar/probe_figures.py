@@ -5,7 +5,8 @@ comes with a seeded bootstrap interval over the same samples, as MG does:
 
 - ``order``: CircularEval accuracy (a sample counts only when every rotation of its options is
   answered right), option-order sensitivity (accuracy on the original order minus the mean over the
-  moved orders) and, per sample, "answers follow the position, not the option". Each sample is
+  moved orders) and, per sample, "right in the original order, wrong in most moved orders" (the
+  evidence flag) and "answers follow the position, not the option". Each sample is
   judged on its own rotations (a 3-option sample has shifts 0-2, a 4-option one 0-3), so a benchmark
   that mixes option counts keeps every sample;
 - ``slots``: the rate at which a model reproduces a hidden text it was never shown;
@@ -31,6 +32,13 @@ def follows_position(letters: Sequence[str | None]) -> bool:
     return len(letters) >= 2 and None not in letters and len(set(letters)) == 1
 
 
+def drops_when_moved(row: Sequence[bool]) -> bool:
+    """Right in the original order and wrong in more than half of the moved orders: what a model that
+    memorised the answer's letter does (once the options move it falls to chance; it seldom keeps the
+    old letter, so ``follows_position`` misses it)."""
+    return len(row) >= 2 and bool(row[0]) and sum(not h for h in row[1:]) > (len(row) - 1) / 2
+
+
 def _own_shifts(index: Any, hits: Mapping[int, Mapping[Any, bool]], n_options: Mapping[Any, int] | None) -> int:
     if n_options is not None and index in n_options:
         return int(n_options[index])
@@ -53,7 +61,7 @@ def order_figures(hits: Mapping[int, Mapping[Any, bool]], choices: Mapping[int, 
             complete.append(index)
     if not complete:
         raise ValueError("no sample was answered in every order of its options")
-    circular, sensitivity, original, rotated, flags = [], [], [], [], {}
+    circular, sensitivity, original, rotated, flags, follows, rows = [], [], [], [], {}, {}, {}
     for index in complete:
         k = _own_shifts(index, hits, n_options)
         row = [bool(hits[s][index]) for s in range(k)]
@@ -62,14 +70,17 @@ def order_figures(hits: Mapping[int, Mapping[Any, bool]], choices: Mapping[int, 
         original.append(float(row[0]))
         rotated.append(moved)
         sensitivity.append(row[0] - moved)
-        flags[index] = follows_position([choices.get(s, {}).get(index) for s in range(k)])
+        follows[index] = follows_position([choices.get(s, {}).get(index) for s in range(k)])
+        flags[index] = drops_when_moved(row)
+        rows[index] = row
     circ, sens = bootstrap_mean(circular, seed), bootstrap_mean(sensitivity, seed)
     n = len(complete)
     return {
         "n": n, "left_out": len(seen) - n, "circular": circ.estimate, "circular_low": circ.low,
         "circular_high": circ.high, "original": 100 * sum(original) / n, "rotated": 100 * sum(rotated) / n,
         "sensitivity": sens.estimate, "sensitivity_low": sens.low, "sensitivity_high": sens.high,
-        "follows_position": sum(flags.values()), "flags": flags,
+        "follows_position": sum(follows.values()), "drops_when_moved": sum(flags.values()), "flags": flags,
+        "more_flags": {"follows_position": follows}, "rows": rows,
     }
 
 

@@ -1,10 +1,30 @@
-"""The leakage probes (issue 21), one import: the variants and work items (``probe_variants``), the
-figures (``probe_figures``) and their scoring from a run's records (``probe_scores``), e.g.
-``mmstar.probes.sample_flags(run)``. docs/architecture.md, "Leakage probes", says what each probe
-asks and when it fires."""
+"""The leakage probes (issues 21, 30), one import: the variants and work items (``probe_variants``),
+the figures (``probe_figures``), the nulls, p-values and Holm (``probe_nulls``) and their scoring
+from a run's records (``probe_scores``), e.g. ``mmstar.probes.sample_flags(run)``.
+docs/architecture.md, "Leakage probes", says what each probe asks, its null and when it fires."""
 
-from .probe_figures import compare, follows_position, mcnemar_exact, order_figures, rate_figures, swap_figures
-from .probe_scores import order_mode, probe_block, probe_table, sample_flags, slots_mode, swap_mode
+from .probe_figures import (
+    compare,
+    drops_when_moved,
+    follows_position,
+    mcnemar_exact,
+    order_figures,
+    rate_figures,
+    swap_figures,
+)
+from .probe_nulls import apply_holm, excess_test, holm, mcnemar_upper, order_test
+from .probe_scores import (
+    EVIDENCE_FLAGS,
+    SIGNALS,
+    backbone_mode,
+    figures,
+    order_mode,
+    probe_block,
+    probe_table,
+    sample_flags,
+    slots_mode,
+    swap_mode,
+)
 from .probe_variants import (
     MASK,
     PROBE_MODES,
@@ -27,6 +47,7 @@ from .probe_variants import (
     render_question,
     rotate,
     rotations,
+    shown_elsewhere,
     slot_question,
     slot_reply_matches,
     swap_images,
@@ -34,10 +55,52 @@ from .probe_variants import (
 )
 
 __all__ = [
-    "MASK", "PROBES", "PROBE_MODES", "PROBE_PROMPT_VERSION", "SLOT_PROMPT", "SLOT_WORD_PROMPT", "ProbeItem",
-    "SlotQuestion", "check_probe_input", "compare", "derangement", "follows_position", "max_options", "mcnemar_exact",
-    "normalise", "order_figures", "order_mode", "parse_probes", "probe_block", "probe_file", "probe_files",
-    "probe_items", "probe_modes", "probe_prompts", "probe_table", "rate_figures", "render_question", "rotate",
-    "rotations", "sample_flags", "slot_question", "slot_reply_matches", "slots_mode", "swap_figures", "swap_images",
-    "swap_mode", "word_question",
+    "EVIDENCE_FLAGS",
+    "MASK",
+    "PROBES",
+    "PROBE_MODES",
+    "PROBE_PROMPT_VERSION",
+    "SIGNALS",
+    "SLOT_PROMPT",
+    "SLOT_WORD_PROMPT",
+    "ProbeItem",
+    "SlotQuestion",
+    "apply_holm",
+    "backbone_mode",
+    "check_probe_input",
+    "compare",
+    "derangement",
+    "drops_when_moved",
+    "excess_test",
+    "figures",
+    "follows_position",
+    "holm",
+    "max_options",
+    "mcnemar_exact",
+    "mcnemar_upper",
+    "normalise",
+    "order_figures",
+    "order_mode",
+    "order_test",
+    "parse_probes",
+    "probe_block",
+    "probe_file",
+    "probe_files",
+    "probe_items",
+    "probe_modes",
+    "probe_prompts",
+    "probe_table",
+    "rate_figures",
+    "render_question",
+    "rotate",
+    "rotations",
+    "sample_flags",
+    "shown_elsewhere",
+    "slot_question",
+    "slot_reply_matches",
+    "slots_mode",
+    "swap_figures",
+    "swap_images",
+    "swap_mode",
+    "word_question",
 ]

@@ -56,7 +56,7 @@ def test_mmstar_demo_reproduces_the_figures(tmp_path):
     assert leak["ML"] >= 20, leak
     assert 15 <= clean["S_t"] <= 35  # the base LLM knows the format, not the answers: chance is 25
     # the probes (all 360 samples): none fires on the clean model, at least two on the contaminated one,
-    # each with its interval clear of zero (that is what "fires" means)
+    # each with a Holm-adjusted p below 0.05 against its null (that is what "fires" means)
     assert clean["probes"]["fired"] == [], clean["probes"]
     assert len(leak["probes"]["fired"]) >= 2, leak["probes"]
     assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "radar.png").read_bytes()[:4] == b"\x89PNG"

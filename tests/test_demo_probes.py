@@ -21,13 +21,15 @@ WHERE = {"order": {"v", "wv", "t"}, "slots": {"wv", "t"}, "swap": {"v"}}
 
 
 def _check_block(block, n):
-    assert block["version"] == "mmstar-probes-v1" and block["seed"] == 0
-    assert {p: set(block[p]) for p in DEMO_PROBES} == WHERE
+    assert block["version"] == "mmstar-probes-v2" and block["seed"] == 0
+    assert {p: set(block[p]) for p in DEMO_PROBES} == WHERE and set(block["backbone"]) == {"t"}
     assert {fig["n"] for fig in block["order"].values()} == {n} and block["swap"]["v"]["n"] == n
-    for probe, per_mode in ((p, block[p]) for p in DEMO_PROBES):
-        for fig in per_mode.values():
-            assert isinstance(fig["fires"], bool), probe
-    assert block["fired"] == [p for p in DEMO_PROBES if any(f["fires"] for f in block[p].values())]
+    signals = [*DEMO_PROBES, "backbone"]
+    for probe, per_mode in ((p, block[p]) for p in signals):
+        for fig in per_mode.values():  # every verdict: its p, Holm's p, its null, fires on the adjusted p
+            assert isinstance(fig["fires"], bool) and isinstance(fig["null"], str), probe
+            assert 0 <= fig["p"] <= fig["p_adjusted"] <= 1 and fig["fires"] == (fig["p_adjusted"] < 0.05), probe
+    assert block["fired"] == [p for p in signals if any(f["fires"] for f in block[p].values())]
 
 
 @pytest.mark.slow  # loads the demo models twice: over a minute on a busy 2-core machine
@@ -46,6 +48,7 @@ def test_probe_demo_runs_every_probe_where_it_belongs(tmp_path):
     assert run.scores["probes"] == block  # what scores.json holds
     table = probe_table(block)
     assert table.count(" order ") == 3 and table.count(" slots ") == 2 and table.count(" swap ") == 1
+    assert table.count("\n  backbone ") == 1 and table.count(" adj ") == 7  # every verdict's p and Holm's p
     # a second call resumes: nothing left to ask, the same block
     assert probe_demo(label, vlm, backbone, bench, tmp_path, quiet=True, limit=12) == block
 
@@ -59,10 +62,12 @@ def test_mmstar_demo_prints_the_probe_table_and_reports_it(tmp_path):
     n = min(PROBE_LIMIT, 360)
     assert f"leakage probes (order, slots, swap) on the first {n} of 360 samples:" in out
     for label in ("demo-clean", "demo-contaminated"):
-        assert f"{label}: leakage probes (mmstar-probes-v1, seed 0)" in out
+        assert f"{label}: leakage probes (mmstar-probes-v2, seed 0)" in out
         _check_block(open_run(tmp_path / "runs" / label / "mmstar-demo").scores["probes"], n)
     assert re.search(r"probes took \d+\.\d s", out)
     report = (tmp_path / "report.html").read_text()
     assert "<h2>Leakage evidence</h2>" in report
-    assert report.count('data-run="demo-clean / mmstar-demo" data-probe=') == 11
-    assert report.count('data-run="demo-contaminated / mmstar-demo" data-probe=') == 11
+    for label in ("demo-clean", "demo-contaminated"):  # 14 figures, 7 of them verdicts with p and Holm's p
+        assert len(re.findall(rf'data-run="{label} / mmstar-demo" data-probe="\w+" data-mode="\w+" data-fig=',
+                              report)) == 14
+        assert len(re.findall(rf'data-run="{label} / mmstar-demo" [^>]* data-p="p_adjusted">\d', report)) == 7

@@ -72,14 +72,15 @@ def test_probes_stream_through_the_request_pool_on_the_openai_backend(standin, t
     served = httpx.get(url.replace("/v1", "/stats"), timeout=10).json()["served"]
     assert served == 3 * limit + sum(map(len, expected.values()))  # every request once, nothing else
     block = result.scores["probes"]
-    assert set(block) == {"version", "seed", "order", "slots", "swap", "fired"}
+    assert set(block) == {"version", "seed", "order", "slots", "swap", "backbone", "fired"}
+    assert set(block["backbone"]) == {"t"} and block["backbone"]["t"]["null"] == "wv_vs_t"
     assert set(block["order"]) == {"v", "wv", "t"} and set(block["slots"]) == {"wv", "t"}
     assert set(block["swap"]) == {"v"}
     assert block["order"]["wv"]["n"] == limit and block["swap"]["v"]["n"] == limit
     assert json.loads((result.run_dir / "scores.json").read_text())["probes"] == json.loads(json.dumps(block))
     manifest = json.loads((result.run_dir / "manifest.json").read_text())
     entry = manifest["probes"]
-    assert entry["version"] == "mmstar-probes-v1" and entry["seed"] == 0
+    assert entry["version"] == "mmstar-probes-v2" and entry["seed"] == 0
     assert entry["names"] == ["order", "slots", "swap"]
     assert "[MASK]" not in entry["prompts"]["slots-option"] and "{mask}" in entry["prompts"]["slots-option"]
     assert {k: v["ran"] for k, v in entry["files"].items()} == {k: len(v) for k, v in expected.items()}
@@ -124,13 +125,13 @@ def test_probes_on_the_demo_models_through_the_batched_loop_via_api_and_cli(tmp_
     result = mmstar.evaluate(str(DEMO_MODELS / "contaminated"), data=DEMO, limit=limit, out=tmp_path / "api",
                              progress=False, probes="order,slots,swap", probe_words=True, **flags)
     expected = _check_run(result.run_dir, limit)
-    assert set(result.scores["probes"]["fired"]) <= {"order", "slots", "swap"}
+    assert set(result.scores["probes"]["fired"]) <= {"order", "slots", "swap", "backbone"}
     proc = run_cli("eval", "--model", str(DEMO_MODELS / "contaminated"), "--backbone", flags["backbone"],
                    "--data", str(DEMO), "--limit", str(limit), "--device", "cpu",
                    "--batch-size", "3", "--out", str(tmp_path / "cli"), "--no-progress", "--probes",
                    "order,slots,swap", "--probe-words", env={"OMP_NUM_THREADS": "2"})
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "leakage probes (mmstar-probes-v1, seed 0)" in proc.stdout
+    assert "leakage probes (mmstar-probes-v2, seed 0)" in proc.stdout
     cli_dir = tmp_path / "cli" / result.run_dir.parent.name / result.run_dir.name
     _check_run(cli_dir, limit)
     for name in expected:  # the same requests whatever the batch size or the entry point: the same replies

@@ -1,5 +1,5 @@
 """``mmstar report``'s "Leakage evidence" section (issue 21.2): the probe table (each figure with its
-interval, flagged samples, fires) and the samples a probe flagged with what else points at them;
+interval, flagged samples, p, Holm's p, null, fires) and the samples a probe flagged with what else points at them;
 run data shown as escaped text, never as HTML. The run is ``test_view_probes``'s (written by the
 runner's own probe records), with a ``<script>`` in one question."""
 
@@ -27,7 +27,7 @@ def test_report_has_the_leakage_evidence_section(tmp_path):
     fired = block["fired"]
     assert "swap" in fired
     assert html.escape(f"leaky / mini: fires: {', '.join(fired)}") in section
-    rows_per_mode = {"order": 2, "slots": 1, "swap": 3}  # the figures each probe shows per mode
+    rows_per_mode = {"order": 2, "slots": 1, "swap": 3, "backbone": 3}  # the figures each signal shows per mode
     assert section.count("<td>fires</td>") == sum(rows_per_mode[p] for p in rows_per_mode
                                                   for fig in block[p].values() if fig["fires"])
     # every figure of the block, with its interval, found by run / probe / mode / figure
@@ -42,16 +42,22 @@ def test_report_has_the_leakage_evidence_section(tmp_path):
             assert cell, (probe, mode, label)
             assert cell.groups() == (f"{fig[fig_key]:.2f}", f"{fig[f'{fig_key}_low']:.2f}",
                                      f"{fig[f'{fig_key}_high']:.2f}"), (probe, mode)
+    # each verdict's p and Holm-adjusted p, with its null, on the row of the figure it tests
+    for probe, per_mode in block.items():
+        for mode, fig in per_mode.items() if isinstance(per_mode, dict) else ():
+            where = f'data-run="leaky / mini" data-probe="{probe}" data-mode="{mode}"'
+            assert f'{where} data-p="p">{fig["p"]:.2g}</td>' in section, (probe, mode)
+            assert f'{where} data-p="p_adjusted">{fig["p_adjusted"]:.2g}</td><td>{fig["null"]}</td>' in section
     assert "plain / mini" not in section  # no probe ran there: no rows, no flagged samples
     # the flagged samples: the ones ML flags too come first, each with its evidence
     marks = dict(re.findall(r'data-run="leaky / mini" data-index="(\d+)">([^<]*)</td>', section))
     assert {int(i): e for i, e in marks.items() if int(i) in EVIDENCE} == EVIDENCE
     # most kinds of evidence first, ML's counting one more; ties in sample order
-    assert list(marks) == ["2", "6", "10", "0", "1", "4", "7", "8", "3", "5", "9"]  # 11: no evidence
-    assert marks["3"] == "swap"  # follows the position in v, where order never fires: no order evidence
+    assert list(marks) == ["2", "6", "10", "0", "1", "3", "5", "7", "8", "9", "4", "11"]
+    assert marks["3"] == "slots+swap"  # drops when moved in v, where order does not fire: no order evidence
     assert marks["1"] == "slots+swap"  # wv wrong on 1: not leaked, yet it wrote out the hidden option
-    # flagged by a probe that fires: all but 11 (swap); by ML too: 2, 6, 10
-    assert "leaky / mini: 11 sample(s) flagged by a probe that fires, 3 of them by ML too" in section
+    # flagged by a probe that fires: all (4 by order alone, 11 by slots alone); by ML too: 2, 6, 10
+    assert "leaky / mini: 12 sample(s) flagged by a probe that fires, 3 of them by ML too" in section
     # run data is text: the question's <script> is escaped wherever it appears
     assert "<script" not in text and "<b>" not in text and html.escape(SCRIPT) in section
 

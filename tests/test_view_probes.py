@@ -6,11 +6,15 @@ The run is written as the runner writes one: v/wv/t lines, and each probe's line
 runner's own ``probe_record`` from the core's work items (``mmstar.probes.probe_items``) with scripted
 replies; ``write_scores`` then scores it all, probes block included. Per index i of 12 samples:
 v always right; wv right on even i; t right on i % 4 == 0 (so ML's evidence, wv right and t wrong, on
-2, 6, 10). order: in wv the original letter in every rotation (a position follower: the probe fires
-in wv, flagging the even i, whose plain wv reply is that letter); in v and t the original letter on
-i % 3 == 0 and the moved answer otherwise (flags 0, 3, 6, 9 in v and 0 in t, where order does not
-fire). slots: the hidden text written out on 1, 2, 6, 7 in wv (fires) and on 4 in t (does not fire).
-swap: the v answer again whatever the image, but on 11 (fires: S_swap far above chance)."""
+2, 6, 10). order: in wv the original letter in every rotation (a memorised letter: right in the
+original order, wrong once the options move, on the even i, whose answers stand at A, B and C: the
+letter-adjusted test fires in wv); in v and t the original letter on i % 3 == 0 and the moved answer
+otherwise (flags 0, 3, 6, 9 in v and 0 in t, all answered A in the original order: a preference for
+A explains them, order does not fire there). slots: the hidden text written out on all but 4 in wv
+(fires: 11 masks wv reproduced and t did not, one the other way) and on 4 in t (does not fire).
+swap: the v answer again whatever the image, but on 11 (fires: S_swap far above the chance of
+its letters, the backbone near its own); its evidence flag is "right with another image, the backbone
+wrong" (all but 0, 4, 8, where t is right, and 11). backbone: t is right only where wv is (no fire)."""
 
 import csv
 import json
@@ -32,16 +36,19 @@ from mmstar.sample import Benchmark
 from mmstar.writers import write_benchmark
 
 N = 12
-REPRODUCES_WV, REPRODUCES_T = [1, 2, 6, 7], [4]
+REPRODUCES_WV, REPRODUCES_T = [i for i in range(12) if i != 4], [4]
 # the per-sample flags, set in any mode
 FOLLOWS = [0, 2, 3, 4, 6, 8, 9, 10]  # wv: the even i; v: i % 3 == 0; t: 0
-REPRODUCES = [1, 2, 4, 6, 7]
+REPRODUCES = list(range(12))
+DROPS = [0, 2, 3, 4, 6, 8, 9, 10]  # wv: the even i; v: the A samples 0, 3, 6, 9
+RIGHT_ANY_IMAGE = [1, 2, 3, 5, 6, 7, 9, 10]
 SAME_ANSWER = list(range(N - 1))
-# the leaked list (wv right: even i) and what points at leakage on each: ML, and the probes that fire
+# the leaked list (wv right: even i) and what points at leakage on each: ML, and the signals that fire
 # and flagged the sample where they fired (order in wv, slots in wv, swap); 4's t reproduction is no
-# evidence (slots does not fire in t), nor are v's position flags on 3 and 9
-EVIDENCE = {0: "order+swap", 2: "ML+order+slots+swap", 4: "order+swap", 6: "ML+order+slots+swap", 8: "order+swap",
-            10: "ML+order+swap"}
+# evidence (slots does not fire in t), nor are v's flags on 3 and 9, nor swap on 0, 4, 8 (the backbone
+# answers them too)
+EVIDENCE = {0: "order+slots", 2: "ML+order+slots+swap", 4: "order", 6: "ML+order+slots+swap", 8: "order+slots",
+            10: "ML+order+slots+swap"}
 
 
 def _wrong(answer: str) -> str:
@@ -129,7 +136,10 @@ def test_leaked_list_gains_the_probe_flags_and_marks_ml_and_probe_evidence(probe
     leaky = {int(r["index"]): r for r in rows if r["model"] == "leaky"}
     assert {i: r["evidence"] for i, r in leaky.items()} == EVIDENCE
     assert [i for i, r in leaky.items() if r["follows_position"] == "True"] == [i for i in FOLLOWS if i in EVIDENCE]
-    assert [i for i, r in leaky.items() if r["reproduces_masked"] == "True"] == [2, 4, 6]  # 4: in t only
+    assert [i for i, r in leaky.items() if r["reproduces_masked"] == "True"] == [0, 2, 4, 6, 8, 10]  # 4: in t only
+    assert [i for i, r in leaky.items() if r["drops_when_moved"] == "True"] == [i for i in DROPS if i in EVIDENCE]
+    assert [i for i, r in leaky.items() if r["right_any_image"] == "True"] == [2, 6, 10]
+    assert {r["backbone_knows"] for r in leaky.values()} == {"False"}  # wv right on every listed sample
     assert all(r["same_answer_any_image"] == "True" for r in leaky.values())
     assert {r["backbone_missed"] for i, r in leaky.items() if "ML" in r["evidence"]} == {"True"}
     # no probe ran: the flags are empty (not False), the evidence is ML's alone
@@ -148,12 +158,17 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     rows = probe_rows("leaky / mini", block)
     assert [(r["probe"], r["mode"]) for r in rows][:2] == [("order", "v"), ("order", "v")]
     assert {(r["probe"], r["mode"]) for r in rows} == {("order", "v"), ("order", "wv"), ("order", "t"),
-                                                       ("slots", "wv"), ("slots", "t"), ("swap", "v")}
-    assert len(rows) == 3 * 2 + 2 + 3 and all(list(r) == TABLE_COLUMNS for r in rows)
+                                                       ("slots", "wv"), ("slots", "t"), ("swap", "v"),
+                                                       ("backbone", "t")}
+    assert len(rows) == 3 * 2 + 2 + 3 + 3 and all(list(r) == TABLE_COLUMNS for r in rows)
+    # each verdict's p, Holm's p and null on the row of the figure it tests, and only there
+    verdicts = [(r["probe"], r["mode"], r["figure"]) for r in rows if r["p"] is not None]
+    assert len(verdicts) == 7 and all(block[p][m]["p"] is not None for p, m, _ in verdicts)
+    assert {r["null"] for r in rows if r["p"] is not None} == {"letter_bias", "wv_vs_t", "t_vs_wv", "backbone"}
     sens = next(r for r in rows if r["probe"] == "order" and r["mode"] == "wv" and "sensitivity" in r["figure"])
     fig = block["order"]["wv"]
-    assert (sens["value"], sens["low"], sens["high"], sens["fires"]) == (
-        fig["sensitivity"], fig["sensitivity_low"], fig["sensitivity_high"], fig["fires"])
+    assert (sens["value"], sens["low"], sens["high"], sens["fires"], sens["p"], sens["p_adjusted"]) == (
+        fig["sensitivity"], fig["sensitivity_low"], fig["sensitivity_high"], fig["fires"], fig["p"], fig["p_adjusted"])
     slots = next(r for r in rows if r["probe"] == "slots" and r["mode"] == "wv")
     assert slots["flagged"] == len(REPRODUCES_WV) and slots["n"] == block["slots"]["wv"]["n"]
     assert probe_rows("plain / mini", None) == []
@@ -162,16 +177,22 @@ def test_view_data_probe_table_flags_filters_and_evidence(probed, tmp_path):
     assert _flagged(frame, "follows position") == FOLLOWS
     assert _flagged(frame, "reproduces masked") == REPRODUCES
     assert _flagged(frame, "same answer any image") == SAME_ANSWER
+    assert _flagged(frame, "drops when moved") == DROPS and _flagged(frame, "right any image") == RIGHT_ANY_IMAGE
+    assert _flagged(frame, "backbone knows") == []
     f = samples.filter_samples
     assert f(frame, "official", SampleFilter(flag="reproduces masked"))["index"].tolist() == REPRODUCES
     assert f(frame, "official", SampleFilter(flag="follows position", categories=["coarse perception"])
              )["index"].tolist() == [0, 6]
     evidenced = f(frame, "official", SampleFilter(flag="probe evidence"))["index"].tolist()
-    assert evidenced == list(range(N - 1))  # swap fires and flags all but 11; nothing else flags 11
+    assert evidenced == list(range(N))  # slots (wv) flags all but 4, order (wv) flags 4
     listed = samples.sample_list(frame, "official")
-    assert [listed["evidence"][i] for i in (6, 1, 3, 4)] == ["ML+order+slots+swap", "slots+swap", "swap", "order+swap"]
-    assert listed["flags"][3] == "needs image, follows position, same answer any image"  # flags, not evidence
-    assert listed["flags"][6] == "leaked, follows position, reproduces masked, same answer any image"
+    assert [listed["evidence"][i] for i in (6, 1, 3, 4, 11)] == ["ML+order+slots+swap", "slots+swap", "slots+swap",
+                                                                 "order", "slots"]
+    # flags, not evidence: 3 drops when moved in v only, where order does not fire
+    assert listed["flags"][3] == ("needs image, follows position, reproduces masked, same answer any image, "
+                                  "drops when moved, right any image")
+    assert listed["flags"][6] == ("leaked, follows position, reproduces masked, same answer any image, "
+                                  "drops when moved, right any image")
     # a run without probes: NA flags, no evidence column, the probe filters select nothing
     other = view.run("plain / mini").frame
     assert other["follows position"].isna().all() and samples.probes_ran(other) == []
@@ -203,8 +224,12 @@ def test_app_probe_table_and_the_sample_browser_probe_flags(monkeypatch, probed,
     assert not at.exception, at.exception
     assert f"leaky / mini: {'fires: ' + ', '.join(fired) if fired else 'no probe fires'}" in [t.value for t in at.text]
     table = at.dataframe[0].value
-    assert list(table.columns) == ["run", "probe", "mode", "n", "figure", "value", "95%", "flagged", "fires"]
-    assert set(table["run"]) == {"leaky / mini"} and len(table) == 11
+    assert list(table.columns) == ["run", "probe", "mode", "n", "figure", "value", "95%", "flagged", "p",
+                                   "p_adjusted", "null", "fires"]
+    assert set(table["run"]) == {"leaky / mini"} and len(table) == 14
+    assert len(at.get("image")) == 1  # the chart of the verdicts' intervals
+    gap = table[(table["probe"] == "backbone") & table["figure"].str.startswith("S_wv - S_t")].iloc[0]
+    assert gap["p"] == block["backbone"]["t"]["p"] and gap["null"] == "wv_vs_t" and not gap["fires"]
     circ = table[(table["mode"] == "t") & table["figure"].str.startswith("CircularEval")].iloc[0]
     fig = block["order"]["t"]
     assert circ["value"] == fig["circular"]
@@ -217,7 +242,8 @@ def test_app_probe_table_and_the_sample_browser_probe_flags(monkeypatch, probed,
     assert "probe evidence" in at.sidebar.selectbox(key="f-flag").options
     at.selectbox(key="sample").set_value(6).run()
     texts = [t.value for t in at.text]
-    assert "flags: leaked, follows position, reproduces masked, same answer any image" in texts
+    assert ("flags: leaked, follows position, reproduces masked, same answer any image, drops when moved, "
+            "right any image") in texts
     assert any(t.startswith("leakage evidence: ML+order+slots+swap (probes run on this sample: ") for t in texts)
     at.selectbox(key="model-a").set_value("plain / mini").run()
     options = at.sidebar.selectbox(key="f-flag").options

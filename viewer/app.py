@@ -17,7 +17,14 @@ from mmstar.viewer import charts
 from mmstar.viewer.access import require_token
 from mmstar.viewer.data import ViewData, load
 from mmstar.viewer.images import Images
-from mmstar.viewer.probes import FLAG_COLUMNS, TABLE_COLUMNS, evidence_column, fired_line, probe_rows
+from mmstar.viewer.probes import (
+    FLAG_COLUMNS,
+    TABLE_COLUMNS,
+    evidence_column,
+    fired_line,
+    interval_figure,
+    probe_rows,
+)
 from mmstar.viewer.samples import (
     EVIDENCE_FILTER,
     FLAGS,
@@ -267,8 +274,10 @@ def page_probes(view: ViewData, matcher: str) -> None:
                "(CircularEval counts a sample only when every rotation is right; sensitivity = accuracy on the "
                "original order minus the rotated mean). slots: a wrong option's text masked, the model asked to "
                "write it out without the image (wv) and as the LLM (t). swap: each sample asked with another "
-               "sample's image of the same capability. A probe fires when its evidence has a 95% interval clear "
-               "of 0: order sensitivity or slots in wv or t, S_swap over chance.")
+               "sample's image of the same capability. backbone: S_wv - S_t on the same samples. Each verdict "
+               "has a p against a stated null (order: the model's own letter preferences; slots: wv against t "
+               "on the same masks; swap: the backbone's excess over its own letter chance; backbone: S_wv "
+               "against S_t), Holm-adjusted over the run; it fires when p_adjusted < 0.05.")
     keys = [vr.key for vr in view.runs if vr.run.probe_records]
     if not keys:
         st.info("No run here has probe records (run with --probes order,slots,swap).")
@@ -276,6 +285,8 @@ def page_probes(view: ViewData, matcher: str) -> None:
     rows = [r for k in keys for r in probe_rows(k, view.probes(k, matcher))]
     for k in keys:
         st.text(fired_line(k, view.probes(k, matcher)))
+    st.image(charts.png(interval_figure(rows)), caption="each verdict's figure with its 95% interval and "
+             "Holm-adjusted p (red: fires)")
     table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     table.insert(7, "95%", [_fmt_ci(lo, hi) for lo, hi in zip(table["low"], table["high"])])
     st.dataframe(table.drop(columns=["low", "high"]), hide_index=True, key="probe-table",

@@ -117,6 +117,10 @@ def _leaked_section(view: ViewData, images: Images, matcher: str, limit: int) ->
     return "\n".join(out) or "<p>No run has both wv and t predictions.</p>"
 
 
+def _p(p: float | None) -> str:
+    return "" if p is None else f"{p:.2g}"
+
+
 def probe_table_html(view: ViewData, matcher: str) -> str:
     """Every run's probe figures (``viewer.probes.probe_rows``); each value cell names its run, probe,
     mode and figure (``data-run`` ... ``data-fig``) so a reader (or a test) can find it."""
@@ -125,7 +129,8 @@ def probe_table_html(view: ViewData, matcher: str) -> str:
         return "<p>No run here has probe records (mmstar eval --probes order,slots,swap).</p>"
     out = ["<ul>" + "".join(f"<li>{_e(fired_line(k, view.probes(k, matcher)))}</li>" for k in keys) + "</ul>",
            "<table id=probes><tr>" + "".join(f"<th>{h}</th>" for h in (
-               "run", "probe", "mode", "n", "figure", "value (95% interval)", "flagged samples", "fires")) + "</tr>"]
+               "run", "probe", "mode", "n", "figure", "value (95% interval)", "flagged samples", "p", "p (Holm)",
+               "null", "fires")) + "</tr>"]
     for k in keys:
         for r in probe_rows(k, view.probes(k, matcher)):
             where = f'data-run="{_e(k)}" data-probe="{_e(r["probe"])}" data-mode="{_e(r["mode"])}"'
@@ -134,7 +139,9 @@ def probe_table_html(view: ViewData, matcher: str) -> str:
                        f"<td class=num>{_num(r['n'])}</td><td>{_e(r['figure'])}</td>"
                        f'<td class=num {where} data-fig="{_e(r["figure"])}">{_num(r["value"])}'
                        f"{_ci(r['low'], r['high'])}</td><td class=num>{flagged}</td>"
-                       f"<td>{'fires' if r['fires'] else ''}</td></tr>")
+                       f'<td class=num {where} data-p="p">{_p(r["p"])}</td>'
+                       f'<td class=num {where} data-p="p_adjusted">{_p(r["p_adjusted"])}</td>'
+                       f"<td>{_e(r['null'] or '')}</td><td>{'fires' if r['fires'] else ''}</td></tr>")
     out.append("</table>")
     return "\n".join(out)
 
@@ -200,11 +207,15 @@ the sample-level evidence behind ML.</p>
 <p class=note>Beyond ML: the leakage probes. order rotates every sample's options with the answer moved
 (CircularEval: right in every rotation; sensitivity: original-order accuracy minus the rotated mean);
 slots hides a wrong option's text and asks the model without the image (wv) and its LLM (t) to write it out;
-swap asks each sample with another sample's image of the same capability. A probe fires when its evidence
-has a 95% interval clear of 0 (order sensitivity or slots in wv or t; S_swap over chance). Evidence per
-sample: ML (right without the image, the LLM backbone wrong), and each probe that fires and flagged the
-sample where it fired: order (the same letter in every order), slots (the hidden text reproduced), swap
-(the same answer whatever the image). A flag of a probe that does not fire is no evidence.</p>
+swap asks each sample with another sample's image of the same capability; backbone compares S_wv with S_t
+on the same samples. Each verdict has a p against a stated null (order: the model's own letter preferences
+on this benchmark's answer positions; slots: wv against t on the same masks; swap: the backbone's excess
+over the chance of its own letter choices; backbone: S_wv against S_t), Holm-adjusted over the run's
+verdicts; it fires when the adjusted p is below 0.05. Evidence per sample: ML (right without the image, the
+LLM backbone wrong), and each signal that fires and flagged the sample where it fired: order (right in the
+original order, wrong in most rotations), slots (the hidden text reproduced), swap (right with another
+sample's image, the backbone wrong), backbone (right text-only, the LVLM wrong without the image). A flag of
+a signal that does not fire is no evidence.</p>
 {probe_table_html(view, matcher)}
 {_evidence_section(view, matcher, max_leaked)}
 </body></html>
