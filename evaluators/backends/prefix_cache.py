@@ -26,6 +26,9 @@ from typing import Any
 
 MIN_PREFIX_TOKENS = 16  # below this, the extra forward pass costs more than it saves
 ATTENTION_LAYER_TYPES = ("full_attention", "sliding_attention")
+# transformers' cache layers whose update is ``torch.cat([self.keys, new])`` (nothing written in place),
+# so a row-expanded view of the prefix is safe to hand them; any other layer gets its own copies
+CONCATENATING_LAYERS = ("DynamicLayer", "DynamicSlidingWindowLayer")
 
 
 def common_prefix_len(rows: list[list[int]] | list[tuple[int, ...]]) -> int:
@@ -163,9 +166,19 @@ class PrefixReuse:
 
     def cache_for(self, split: PrefixSplit) -> Any:
         """A fresh cache holding the prefix once per row (generation appends to it in place)."""
+        rows = split.input_ids.shape[0]
         kv = copy.deepcopy(self._prefix_kv(split.prefix))
-        kv.batch_repeat_interleave(split.input_ids.shape[0])
-        self.reused_rows += split.input_ids.shape[0]
+        for layer in kv.layers:
+            if type(layer).__name__ in CONCATENATING_LAYERS and getattr(layer, "keys", None) is not None:
+                # the prefix row seen ``rows`` times, without a copy: these layers never write into their
+                # tensors but concatenate the next step's keys onto them (a new tensor), so the first step
+                # makes the one per-row copy that ``batch_repeat_interleave`` would have made beforehand
+                # and then thrown away (mode t, 2 shots, batch 32: 12% of its CPU time); same values, same bits
+                layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+                layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+            else:
+                layer.batch_repeat_interleave(rows)
+        self.reused_rows += rows
         return kv
 
     def generate_kwargs(self, split: PrefixSplit) -> dict[str, Any]:
