@@ -35,12 +35,22 @@ def common_prefix_len(rows: list[list[int]] | list[tuple[int, ...]]) -> int:
     """Length of the longest token prefix every row shares."""
     if not rows:
         return 0
+    first = tuple(rows[0])
     n = min(len(r) for r in rows)
-    first = rows[0]
-    for k in range(n):
-        tok = first[k]
-        if any(r[k] != tok for r in rows[1:]):
-            return k
+    for row in rows[1:]:
+        # slices compare in C; a token-by-token loop in Python cost mode t's parent 0.45 s of CPU per
+        # 360 two-shot prompts (~600 shared tokens each); a mismatch is found by halving
+        row = tuple(row)
+        if row[:n] == first[:n]:
+            continue
+        same, differ = 0, n  # row[:same] == first[:same], row[:differ] != first[:differ]
+        while differ - same > 1:
+            mid = (same + differ) // 2
+            if row[:mid] == first[:mid]:
+                same = mid
+            else:
+                differ = mid
+        n = same
     return n
 
 
