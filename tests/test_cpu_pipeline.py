@@ -184,8 +184,10 @@ def test_plan_stays_within_the_cores(cores):
     cuda_pil = plan_workers("vlm", "cuda:0", requested=None, weight_bytes=small, device_capable=False, cores=cores)
     assert cuda_pil.image_device is None and not cuda_pil.generate
     assert cuda_pil.workers == (0 if cores == 1 else max(1, cores // 4))
-    text = plan_workers("llm", "cpu", requested=8, weight_bytes=small, cores=cores)
-    assert text.workers == 0 and text.torch_threads is None  # the text-only path is the path before
+    text = plan_workers("llm", "cpu", requested=8, weight_bytes=large, cores=cores)
+    assert text.workers == 0 and text.torch_threads is None  # text gets no workers that only prepare
+    small_text = plan_workers("llm", "cpu", requested=None, weight_bytes=small, cores=cores)
+    assert (small_text.workers, small_text.generate) == ((0, False) if cores == 1 else (cores, True))
     for plan in (cpu_small, cpu_large, cuda, cuda_pil):
         assert plan.cores == cores
 

@@ -20,6 +20,9 @@ def test_common_prefix_len():
     assert common_prefix_len([[7, 8], [9]]) == 0
     assert common_prefix_len([[1, 2, 3]]) == 3
     assert common_prefix_len([]) == 0
+    assert common_prefix_len([(1, 2, 3, 4), [1, 2, 3, 5], [1, 2, 3, 4, 6]]) == 3  # the candidate is a tuple
+    assert common_prefix_len([[5] * 700 + [1], [5] * 700 + [2], [5] * 300]) == 300
+    assert common_prefix_len([[5] * 700 + [1], [5] * 699 + [2, 1]]) == 699
 
 
 def test_attention_window_reads_the_config():

@@ -7,10 +7,11 @@ one, a plain transcript otherwise). Batched greedy generation with left padding.
 LVLM batches run in worker processes (``workers``, ``prep_workers.py``) within a budget of the cores
 this process may use: on CPU a small model's workers prepare and generate whole batches side by
 side; otherwise they prepare (decode, image processing, templating, tokenising) while the parent
-generates on the cores they leave. Either way no core runs two compute threads. Image processors
-are the ones transformers picks (torchvision-backed where installed; ``image_backend`` chooses);
-on CUDA without workers their tensor work runs on the device. ``describe()`` records all of it in
-the manifest.
+generates on the cores they leave. A small LLM on CPU (mode t, the curation filter's inspectors)
+generates in the workers too, each with its own copy of the shared prefix's cache. Either way no
+core runs two compute threads. Image processors are the ones transformers picks (torchvision-backed
+where installed; ``image_backend`` chooses); on CUDA without workers their tensor work runs on the
+device. ``describe()`` records all of it in the manifest.
 """
 
 from __future__ import annotations
@@ -49,6 +50,9 @@ class Prepared:
     gen: GenerationConfig | None = None  # this batch's own settings (a server request's); None: the backend's
     responses: list[Response] | None = None  # already generated (by a worker process)
     too_large: str = ""  # a worker's generation did not fit (BatchTooLarge's message); the parent decides
+    # text-only rows as shared prefix + suffixes (prefix reuse), chosen when the batch was prepared: the
+    # candidate prefix shrinks batch after batch, so the choice is made where batches pass in run order
+    split: PrefixSplit | None = None
 
 
 def _has_image(conversation: list[dict[str, Any]]) -> bool:
@@ -166,8 +170,19 @@ class HFBackend:
                 self.torch.set_num_threads(self.plan.torch_threads)
             self._pool = PrepWorkers(self.plan.workers, self._work, self._work, threads=self.plan.worker_threads)
         requests = list(requests)
-        inner = self._pool.submit(requests, gen)
         outer: Future = Future()
+        if self.prefix is not None:
+            # text with prefix reuse: the parent tokenises and picks the shared prefix, batch after batch
+            # in run order as the path without workers does, so every batch gets the same prefix (and the
+            # same bits) whichever worker runs it; each worker prefills that prefix once, for itself
+            try:
+                prepared = self.prepare(requests, gen)
+            except Exception as exc:  # the batch's error, raised where the run loop waits for it
+                outer.set_exception(exc)
+                return outer
+            inner = self._pool.submit([], gen, prepared)
+        else:
+            inner = self._pool.submit(requests, gen)
 
         def attach(done: Future) -> None:  # the parent still holds the requests: they never travel back
             try:
@@ -185,17 +200,20 @@ class HFBackend:
         """CPU seconds of the worker processes so far (the run loop adds them to the mode's own)."""
         return self._pool.cpu_seconds if self._pool is not None else 0.0
 
-    def _work(self, requests: Sequence[Request], gen: GenerationConfig | None = None) -> Prepared:
-        """One batch in a worker: prepared, and generated too when the plan says so. What goes back
-        is small: no decoded images (the conversations are re-attached in the parent and decoded
-        again only if the batch has to be encoded again), and no tensors once the responses exist."""
-        prepared = self.prepare(requests, gen)
+    def _work(self, requests: Sequence[Request], gen: GenerationConfig | None = None,
+              prepared: Prepared | None = None) -> Prepared:
+        """One batch in a worker: prepared (unless the parent sent it ``prepared``), and generated too
+        when the plan says so. What goes back is small: no decoded images (the conversations are
+        re-attached in the parent and decoded again only if the batch has to be encoded again), and no
+        tensors once the responses exist."""
+        if prepared is None:
+            prepared = self.prepare(requests, gen)
         if self.plan.generate:
             # never split here: whether a batch that does not fit is halved or reported (the
             # --batch-size auto probe) is the parent's call, in generate_prepared
             try:
                 prepared.responses = self.generate_prepared(prepared, split_on_oom=False)
-                prepared.encoded = None
+                prepared.encoded = prepared.split = None
             except BatchTooLarge as exc:
                 prepared.too_large = str(exc)
         prepared.conversations = []
@@ -228,6 +246,8 @@ class HFBackend:
             image_processor = getattr(self.processor, "image_processor", None)
             out.update(image_processor=type(image_processor).__name__ if image_processor is not None else None,
                        image_backend=self.image_backend, **self.plan.describe())
+        else:  # who ran the batches: worker processes (prepare+generate) or the parent (none)
+            out.update({k: v for k, v in self.plan.describe().items() if k != "image_device"})
         return out
 
     def close(self) -> None:
@@ -319,6 +339,7 @@ class HFBackend:
                 prepared.errors[i] = Response(error=str(exc))
         if prepared.conversations and not _mixes_images(prepared.conversations):
             prepared.encoded = self._encode(prepared.conversations, gen)
+            prepared.split = self._split(prepared.encoded, gen)
         return prepared
 
     def generate_prepared(self, prepared: Prepared, split_on_oom: bool = True) -> list[Response]:
@@ -330,7 +351,8 @@ class HFBackend:
             raise BatchTooLarge(prepared.too_large)
         responses: list[Response | None] = [prepared.errors.get(i) for i in range(prepared.n)]
         if prepared.conversations:
-            outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom, prepared.gen)
+            outs = self._generate_split(prepared.conversations, prepared.encoded, split_on_oom, prepared.gen,
+                                        prepared.split)
             for i, resp in zip(prepared.slots, outs):
                 responses[i] = resp
         return [r if r is not None else Response(error="no response") for r in responses]
@@ -339,12 +361,14 @@ class HFBackend:
         return self.generate_prepared(self.prepare(requests, gen))
 
     def _generate_split(self, conversations: list[list[dict[str, Any]]], encoded: Any = None,
-                        split_on_oom: bool = True, gen: GenerationConfig | None = None) -> list[Response]:
-        """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests)."""
+                        split_on_oom: bool = True, gen: GenerationConfig | None = None,
+                        split: PrefixSplit | None = None) -> list[Response]:
+        """Generate; on CUDA out-of-memory halve the batch and retry (down to single requests).
+        ``split``: the prefix split ``prepare`` chose for ``encoded`` (None: no reuse)."""
         if _mixes_images(conversations):
             return self._generate_by_image_presence(conversations, gen)
         try:
-            return self._generate_batch(conversations, encoded, gen)
+            return self._generate_batch(conversations, encoded, gen, split)
         except self.torch.cuda.OutOfMemoryError as exc:
             self.torch.cuda.empty_cache()
             if not split_on_oom and len(conversations) > 1:
@@ -419,12 +443,13 @@ class HFBackend:
         return self.prefix.split(encoded)
 
     def _generate_batch(self, conversations: list[list[dict[str, Any]]], encoded: Any = None,
-                        gen: GenerationConfig | None = None) -> list[Response]:
+                        gen: GenerationConfig | None = None, split: PrefixSplit | None = None) -> list[Response]:
         torch = self.torch
         gen = gen or self.gen
-        # conversations a worker prepared come back undecoded: decode them if this batch is encoded again
-        enc = encoded if encoded is not None else self._encode([self._materialise(c) for c in conversations], gen)
-        split = self._split(enc, gen)
+        enc = encoded
+        if enc is None:  # a half batch after out-of-memory; conversations a worker prepared come back undecoded
+            enc = self._encode([self._materialise(c) for c in conversations], gen)
+            split = self._split(enc, gen)
         if split is not None:  # shared prefix from the cache, then the suffixes
             enc = self.prefix.generate_kwargs(split)
         else:

@@ -26,18 +26,31 @@ from typing import Any
 
 MIN_PREFIX_TOKENS = 16  # below this, the extra forward pass costs more than it saves
 ATTENTION_LAYER_TYPES = ("full_attention", "sliding_attention")
+# transformers' cache layers whose update is ``torch.cat([self.keys, new])`` (nothing written in place),
+# so a row-expanded view of the prefix is safe to hand them; any other layer gets its own copies
+CONCATENATING_LAYERS = ("DynamicLayer", "DynamicSlidingWindowLayer")
 
 
 def common_prefix_len(rows: list[list[int]] | list[tuple[int, ...]]) -> int:
     """Length of the longest token prefix every row shares."""
     if not rows:
         return 0
+    first = tuple(rows[0])
     n = min(len(r) for r in rows)
-    first = rows[0]
-    for k in range(n):
-        tok = first[k]
-        if any(r[k] != tok for r in rows[1:]):
-            return k
+    for row in rows[1:]:
+        # slices compare in C; a token-by-token loop in Python cost mode t's parent 0.45 s of CPU per
+        # 360 two-shot prompts (~600 shared tokens each); a mismatch is found by halving
+        row = tuple(row)
+        if row[:n] == first[:n]:
+            continue
+        same, differ = 0, n  # row[:same] == first[:same], row[:differ] != first[:differ]
+        while differ - same > 1:
+            mid = (same + differ) // 2
+            if row[:mid] == first[:mid]:
+                same = mid
+            else:
+                differ = mid
+        n = same
     return n
 
 
@@ -163,9 +176,19 @@ class PrefixReuse:
 
     def cache_for(self, split: PrefixSplit) -> Any:
         """A fresh cache holding the prefix once per row (generation appends to it in place)."""
+        rows = split.input_ids.shape[0]
         kv = copy.deepcopy(self._prefix_kv(split.prefix))
-        kv.batch_repeat_interleave(split.input_ids.shape[0])
-        self.reused_rows += split.input_ids.shape[0]
+        for layer in kv.layers:
+            if type(layer).__name__ in CONCATENATING_LAYERS and getattr(layer, "keys", None) is not None:
+                # the prefix row seen ``rows`` times, without a copy: these layers never write into their
+                # tensors but concatenate the next step's keys onto them (a new tensor), so the first step
+                # makes the one per-row copy that ``batch_repeat_interleave`` would have made beforehand
+                # and then thrown away (mode t, 2 shots, batch 32: 12% of its CPU time); same values, same bits
+                layer.keys = layer.keys.expand(rows, *layer.keys.shape[1:])
+                layer.values = layer.values.expand(rows, *layer.values.shape[1:])
+            else:
+                layer.batch_repeat_interleave(rows)
+        self.reused_rows += rows
         return kv
 
     def generate_kwargs(self, split: PrefixSplit) -> dict[str, Any]:

@@ -1,6 +1,7 @@
-"""Worker processes for LVLM batches: they prepare them (image decoding, image processing,
-templating, tokenising) while the parent generates, or, on CPU with a small model, prepare and
-generate whole batches side by side (:func:`plan_workers` decides, within the cores the process may use).
+"""Worker processes for model batches: they prepare LVLM batches (image decoding, image processing,
+templating, tokenising) while the parent generates, or, on CPU with a small model (an LVLM, or an LLM
+in mode t, the curation filter and the text probes), prepare and generate whole batches side by side
+(:func:`plan_workers` decides, within the cores the process may use).
 
 Why processes and not threads: the generation loop of ``model.generate`` is Python (one interpreter
 lock) and so is much of a processor's work (chat templates, argument checks, ``BatchFeature``);
@@ -69,8 +70,9 @@ class WorkerPlan:
 def plan_workers(kind: str, device: str, *, requested: int | None, weight_bytes: int, sharded: bool = False,
                  device_capable: bool = False, cores: int | None = None,
                  omp_threads: str | None = None) -> WorkerPlan:
-    """The plan for one backend. ``requested`` is ``--workers`` (None: auto). Text-only models get
-    none (tokenising a text prompt costs less than sending it to a process). On CUDA the parent
+    """The plan for one backend. ``requested`` is ``--workers`` (None: auto). A text-only model gets
+    workers only where they generate (a small one on CPU): tokenising a text prompt costs less than
+    sending it to a process, so workers that would only prepare are not worth it. On CUDA the parent
     generates; auto gives no workers when the image processor can run on the device (the prefetch
     thread then decodes and tokenises, the GPU resizes and normalises), else a quarter of the cores
     prepare. On CPU a small model runs whole batches in ``cores`` workers of one thread each; a
@@ -79,7 +81,7 @@ def plan_workers(kind: str, device: str, *, requested: int | None, weight_bytes:
     cores = cpu_budget() if cores is None else max(1, cores)
     on_cuda = device.startswith("cuda")
     generate = not on_cuda and not sharded and weight_bytes <= SMALL_MODEL_BYTES
-    if kind != "vlm":
+    if kind != "vlm" and not generate:
         workers = 0
     elif requested is not None:
         workers = requested

@@ -175,14 +175,14 @@ def run_probes(run_dir: Path, manifest: Manifest, bench: Benchmark, plan: ProbeP
 
 def _run_batched(run_dir: Path, name: str, mode: str, todo: list[ProbeItem], stats: dict[str, Any],
                  config: EvalConfig, backend_of: Callable[[str], Backend], manifest: Manifest) -> None:
-    from .runner import _recorded_batch, _run_batches, _sizer
+    from .runner import _recorded_batch, _run_batches, _sizer, _worker_cpu
 
     backend = backend_of(mode)
     path = probe_path(run_dir, name)
     bar = _progress(len(todo), name, config.progress)
     todo = sorted(todo, key=_length, reverse=True)  # as run_mode: similar lengths share a batch
     sizer = _sizer(config, len(todo), _recorded_batch(manifest, mode, config), backend)
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), time.process_time() + _worker_cpu(backend, config)  # + the workers', as run_mode
 
     def write(batch: list[ProbeItem], responses: list[Response | None]) -> None:
         records = [probe_record(it, r or Response(error="no response")) for it, r in zip(batch, responses)]
@@ -193,7 +193,8 @@ def _run_batched(run_dir: Path, name: str, mode: str, todo: list[ProbeItem], sta
 
     for _size in _run_batches(todo, mode, config, backend, sizer, write, build=probe_requests):
         pass
-    stats.update(seconds=round(time.perf_counter() - start, 3), cpu_seconds=round(time.process_time() - cpu, 3),
+    cpu_now = time.process_time() + _worker_cpu(backend, config)
+    stats.update(seconds=round(time.perf_counter() - start, 3), cpu_seconds=round(cpu_now - cpu, 3),
                  batch_size=sizer.size if sizer.settled else (sizer.fits or sizer.size))
     if bar is not None:
         bar.close()
