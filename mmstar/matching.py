@@ -305,7 +305,8 @@ def extract_choice(response: str | None, options: Mapping[str, str] | None = Non
     return extract_answer(response, options).choice
 
 
-def extract_answer(response: str | None, options: Mapping[str, str] | None = None) -> Extraction:
+def extract_answer(response: str | None, options: Mapping[str, str] | None = None, *,
+                   finish_reason: str | None = None) -> Extraction:
     """The robust extractor with its reason.
 
     The thinking part of the reply is set aside first (a reply ending inside it is

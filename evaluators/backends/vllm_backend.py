@@ -14,7 +14,7 @@ from typing import Any
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
-from .base import GenerationConfig, Request, Response, render_plain
+from .base import GenerationConfig, Request, Response, finish_reason, render_plain
 from .hf import resolve_device_dtype
 
 
@@ -119,4 +119,4 @@ class VLLMBackend:
         # UTF-8 byte sequence where HF writes U+FFFD), so equal tokens give equal predictions
         text = self.tokenizer.decode(list(gen.token_ids), skip_special_tokens=True)
         return Response(text=text.strip(), prompt_tokens=len(out.prompt_token_ids or []),
-                        completion_tokens=len(gen.token_ids))
+                        completion_tokens=len(gen.token_ids), finish_reason=finish_reason(gen.finish_reason))
