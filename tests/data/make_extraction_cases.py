@@ -357,7 +357,7 @@ UNPARSED = [
     ("truncated thinking (magistral)", "[THINK]Option C fits, so", COLORS),
     ("thinking only, no answer", "<think>The answer is B.</think>", COLORS),
     ("thinking only, no answer", "<think>\nI think it is C.\n</think>\n\n", COLORS),
-    ("contradicting boxes", "First \\boxed{A}. Hmm, actually \\boxed{B}.", COLORS),
+    ("contradicting boxes", "First \\boxed{A}. Then \\boxed{B}.", COLORS),
     ("contradicting json", '{"answer": "A"} or maybe {"answer": "C"}', COLORS),
     ("chinese contradiction", "答案是A或B", COLORS),
     ("chinese contradiction", "可能选A，也可能选C", COLORS),

@@ -1,0 +1,286 @@
+"""The commitments a reply makes, each with its position, kind and strength.
+
+A commitment names one letter (``letter``) or several (``letter`` None: "A or B"). Kinds and their
+strength (``STRENGTH``): structured answers (a box, a JSON answer key, a tool call, an answer tag),
+final-answer statements and corrections are the strongest; answer statements in any language and
+check marks next; a letter standing on its own (opening the reply, ending it, alone on a line)
+next; an option's text, value or ordinal below those; a letter merely picked in passing last.
+Corrections and retractions (``cues``) take back what was said before them.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from .lexicon import (
+    CHECK_NO,
+    CHECK_WORDS_NO,
+    CHECK_WORDS_YES,
+    CHECK_YES,
+    CORRECTION_CUES,
+    HEDGES,
+    OR_WORDS,
+    RETRACTIONS,
+)
+
+STRENGTH = {
+    "letter": 5, "boxed": 5, "json": 5, "tool_call": 5, "tag": 5,
+    "final_answer": 4, "correction": 4,
+    "statement": 3, "cjk": 3, "check": 3, "several": 3,
+    "leading": 2, "trailing": 2, "own_line": 2,
+    "option_text": 1, "value": 1, "mentioned": 0,
+}
+# what a reply cut by the token budget may still be read by: commitments made in so many words
+EXPLICIT = frozenset({"letter", "boxed", "json", "tool_call", "tag", "final_answer", "correction", "statement", "cjk",
+                      "check", "several", "leading"})
+
+
+@dataclass(frozen=True)
+class Commitment:
+    pos: int
+    kind: str
+    letter: str | None  # None: several letters at once ("A or B")
+
+    @property
+    def strength(self) -> int:
+        return STRENGTH[self.kind]
+
+
+Nested = Callable[[str], tuple[str | None, str]]  # decides a box's / JSON value's / tag's content
+
+# ------------------------------------------------------------------ patterns (from the 0.2 extractor)
+_OR = "|".join(re.escape(w) if not w.isascii() else rf"\b{w}\b" for w in sorted(OR_WORDS, key=len, reverse=True))
+_SEVERAL = re.compile(rf"\(?(?<![A-Za-z])([A-J])\)?\s*(?:{_OR}|,|/|&|、)\s*(?:option\s*)?\(?([A-J])(?![A-Za-z])")
+# "A or B is correct" offers both; "A and B are too small" weighs them (and offers neither)
+_SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may be)\s+(?:both\s+|all\s+|equally\s+)?"
+                              r"(?:correct|right|possible|plausible|likely|valid|"
+                              r"the\s+(?:answer|correct|right|best))", re.I)
+_SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cannot|can't|don't|do not)\b", re.I)
+_STATEMENT_CI = re.compile(
+    r"(?:final answer|correct answer|correct option|right answer|best answer|answer|best guess|guess|"
+    r"correct choice|choose|select|pick|go with|opt for|(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
+    re.I)
+_FINAL_CI = re.compile(r"final answer|final choice", re.I)
+_NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
+_HEDGED = re.compile(HEDGES, re.I)
+_AFFIRM = re.compile(
+    r"(?<![A-Za-z])(?:(?:option|choice)\s*)?\(?([A-J])\)?\s+is\s+(?:the\s+)?(?:"
+    r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice)"
+    r"|(?:correct|right)(?=\s*(?:[.,;!]|$))|answer\b)", re.I)
+_STATEMENT_TAIL = re.compile(
+    r"\s*(?:would be|should be|is|are|:|=|-|—|–)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*"
+    r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
+_CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|答案|应选|故选|"
+             r"选择|選択|选|選|回答|答え|正解|정답|답)")
+_CJK_ANSWER = re.compile(
+    _CJK_HEAD + r"(?:\s*(?:应该|应|是|为|為|は|은|는|이|:|：)\s*)*(?:选项|選項)?\s*[(\[【]?\s*([A-J])(?![A-Za-z])")
+_CJK_FINAL = re.compile(r"^(?:最终|最終|최종)")
+_TAIL_LETTER = re.compile(
+    r"(?:^|[.!?:;]\s+|\n\s*)(?:[(\[]([A-Ja-j])[)\]]|(?i:option|choice)\s*([A-Ja-j])[).:!]?|([A-J])[).:!]?)\s*$")
+_WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|would|could|might|may)\b", re.I)
+_LINE_LETTER = re.compile(r"(?m)^[ \t]*(?:\(([A-J])\)|([A-J])[).:]?)[ \t]*$")
+_LAST_LETTER = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?[.)\]!]?\s*$")
+_LEADING_LETTER = re.compile(
+    r"^(?:(?i:option|choice)\s*)?[(\[]?(?:([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))"
+    r"|([a-j])(?:[)\]]|[.:]?[ \t]*\n|\s+(?=[^a-z0-9\s])))")
+_CUES = re.compile("|".join(f"(?:{c})" for c in CORRECTION_CUES + RETRACTIONS), re.I)
+_CORRECTED_TO = re.compile(
+    r"[\s,:;.!—–-]*(?:(?:it'?s|it\s+is|the\s+(?:correct\s+|right\s+)?answer\s+is|I\s+meant?|make\s+that|should\s+be|"
+    r"is|option|choice|then)\s*[,:]?\s*)*\(?([A-J])(?![\w'])", re.I)
+_BOXED_HEAD = re.compile(r"\\boxed\s*\{|<\|begin_of_box\|>")
+_JSON_OBJECT = re.compile(r"\{[^{}]*\}")
+_JSON_KEYS = ("answer", "final_answer", "choice", "option", "correct_answer", "correct_option", "selected_option",
+              "prediction", "selection", "letter", "答案")
+_FENCE = re.compile(r"```(?:json)?")
+_TAG = re.compile(r"<(answer|final_answer|choice|option|selected_option|final|result)\b[^>]*>(.*?)</\1\s*>",
+                  re.S | re.I)
+_CALL = re.compile(r"\b(?:submit_answer|answer|select_option|choose|final_answer|select)\s*\(\s*(?:\w+\s*=\s*)?"
+                   r"[\"']?([^\"')]*)[\"']?\s*\)")
+_CHECK_LINE = re.compile(
+    r"(?m)^[ \t>*\-•]*(?:(?i:option|choice)\s*)?[(\[]?([A-J])[)\]]?[.:)]?(?![\w'])([^\n]*)$")
+_MARK_YES = re.compile(rf"[{CHECK_YES}]|(?<!\w)(?<!not )(?<!in){CHECK_WORDS_YES}(?!\w)", re.I)
+_MARK_NO = re.compile(rf"[{CHECK_NO}]|(?<!\w){CHECK_WORDS_NO}(?!\w)", re.I)
+_INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?\s*([{CHECK_YES}{CHECK_NO}])")
+
+
+def _free(text: str, at: int) -> bool:
+    """Not negated ("not A") and not hedged ("if ..., the answer is A", "at first I thought A")."""
+    start = max(0, at - 60)
+    before = text[start:at]
+    sentence = re.split(r"[.!?\n]\s", before)[-1]
+    return not _NEGATED.search(text, max(0, at - 40), at) and not _HEDGED.search(sentence)
+
+
+# ------------------------------------------------------------------ structured answers
+
+
+def boxed(text: str, nested: Nested) -> list[Commitment]:
+    out = []
+    for head in _BOXED_HEAD.finditer(text):
+        if head.group().startswith("<"):
+            end = text.find("<|end_of_box|>", head.end())
+            content = text[head.end():end if end >= 0 else len(text)]
+        else:
+            depth, i = 1, head.end()
+            while i < len(text) and depth:
+                depth += {"{": 1, "}": -1}.get(text[i], 0)
+                i += 1
+            content = text[head.end():i - 1] if depth == 0 else text[head.end():]
+        out.append(Commitment(head.start(), "boxed", nested(content)[0]))
+    return out
+
+
+def _json_values(obj: object) -> list[str]:
+    if isinstance(obj, dict):
+        keys = {str(k).strip().lower(): v for k, v in obj.items()}
+        key = next((k for k in _JSON_KEYS if k in keys), None)
+        if key is not None and isinstance(keys[key], (str, int, float)) and not isinstance(keys[key], bool):
+            return [str(keys[key])]
+    return []
+
+
+def json_answers(text: str, nested: Nested) -> tuple[list[Commitment], bool]:
+    """A JSON object with an answer key (single-quoted Python dicts too); and whether the whole
+    reply is one JSON object (then nothing else in it is read)."""
+    out = []
+    for m in _JSON_OBJECT.finditer(text):
+        obj = None
+        for candidate in (m.group(), m.group().replace("'", '"')):
+            try:
+                obj = json.loads(candidate)
+                break
+            except json.JSONDecodeError:
+                continue
+        kind = "tool_call" if re.search(r'"(?:name|function|arguments)"', text[max(0, m.start() - 200):m.start()]) \
+            else "json"
+        out.extend(Commitment(m.start(), kind, nested(v)[0]) for v in _json_values(obj))
+    whole = _FENCE.sub("", text).strip()
+    return out, whole.startswith("{") and whole.endswith("}")
+
+
+def calls_and_tags(text: str, nested: Nested) -> list[Commitment]:
+    out = [Commitment(m.start(), "tag", nested(m.group(2))[0]) for m in _TAG.finditer(text)]
+    out += [Commitment(m.start(), "tool_call", nested(m.group(1))[0]) for m in _CALL.finditer(text)]
+    return out
+
+
+# ------------------------------------------------------------------ statements
+
+
+def statements(text: str, allowed: str) -> list[Commitment]:
+    """"The answer is (B)", "Answer: C", "B is the answer", "Final answer: D" (English, and any
+    language the rewrite put in English); CJK answer phrases."""
+    out: list[Commitment] = []
+    for head in _STATEMENT_CI.finditer(text):
+        if not _free(text, head.start()):
+            continue
+        m = _STATEMENT_TAIL.match(text, head.end())
+        if not m:
+            continue
+        group = next(i for i, g in enumerate(m.groups(), 1) if g)
+        letter, at = m.group(group).upper(), m.start(group)
+        if "\n" in text[head.end():at] and not _heading(text, head.start(), at):
+            continue  # "... is the right answer\n\n(A) red is not shown": the letter opens a new line
+        kind = "final_answer" if _FINAL_CI.fullmatch(head.group()) else "statement"
+        several = _SEVERAL.match(text, at - 1 if text[at - 1] in "([" else at)
+        if several and several.group(1) != several.group(2):
+            out.append(Commitment(head.start(), kind, None))
+        elif letter in allowed:
+            out.append(Commitment(head.start(), kind, letter))
+    out += [Commitment(m.start(), "statement", m.group(1).upper()) for m in _AFFIRM.finditer(text)
+            if m.group(1).upper() in allowed and _free(text, m.start())]
+    for m in _CJK_ANSWER.finditer(text):
+        if m.group(1) in allowed:
+            out.append(Commitment(m.start(), "final_answer" if _CJK_FINAL.match(m.group()) else "cjk", m.group(1)))
+    return out
+
+
+def several(text: str, allowed: str) -> list[Commitment]:
+    """"A or B", "A или B", "B 또는 C": two letters offered at once, unless both are being ruled out."""
+    out = []
+    for m in _SEVERAL.finditer(text):
+        if m.group(1) != m.group(2) and {m.group(1), m.group(2)} <= set(allowed) and _free(text, m.start()) \
+                and (_SEVERAL_OFFERED.match(text, m.end()) or not _SEVERAL_WEIGHED.match(text, m.end())):
+            out.append(Commitment(m.start(), "several", None))
+    return out
+
+
+def _heading(text: str, head_start: int, letter_at: int) -> bool:
+    line_start = text.rfind("\n", 0, head_start) + 1
+    return not text[line_start:head_start].strip() or ":" in text[head_start:letter_at]
+
+
+def checks(text: str, allowed: str) -> tuple[list[Commitment], set[int]]:
+    """Check-lists that mark options right or wrong (marks or words): the one marked right, when
+    at least two options are marked; and the lines they sit on (not read as letters again)."""
+    marked, lines = [], set()
+    for m in _CHECK_LINE.finditer(text):
+        rest = m.group(2)
+        yes, no = bool(_MARK_YES.search(rest)), bool(_MARK_NO.search(rest))
+        if yes != no and m.group(1) in allowed:
+            marked.append((m.start(1), m.group(1), yes))
+    for m in _INLINE_MARK.finditer(text):
+        if m.group(1) in allowed and not any(p == m.start(1) for p, _l, _y in marked):
+            marked.append((m.start(1), m.group(1), m.group(2) in CHECK_YES))
+    if len(marked) < 2:
+        return [], set()
+    for at, _l, _y in marked:
+        lines.add(text.rfind("\n", 0, at) + 1)
+    return [Commitment(at, "check", letter) for at, letter, yes in marked if yes], lines
+
+
+# ------------------------------------------------------------------ letters standing on their own
+
+
+def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_lines: set[int]) -> list[Commitment]:
+    """A letter ending the reply, alone on a line, or opening it (unless it is being weighed)."""
+    out = []
+    tail = _TAIL_LETTER.search(text)
+    if tail:
+        group = next(i for i, g in enumerate(tail.groups(), 1) if g)
+        at = tail.start(group)
+        if _free(text, at) and tail.group(group).upper() in allowed:
+            out.append(Commitment(at, "trailing", tail.group(group).upper()))
+    for m in _LINE_LETTER.finditer(text):
+        letter = m.group(1) or m.group(2)
+        if letter in allowed and _free(text, m.start()):
+            out.append(Commitment(m.start(), "own_line", letter))
+    lead = _leading(text, allowed, options)
+    if lead and 0 not in skip_lines:
+        out.append(lead)
+    return out
+
+
+def _leading(text: str, allowed: str, options: Mapping[str, str] | None) -> Commitment | None:
+    m = _LEADING_LETTER.match(text)
+    letter = m and (m.group(1) or m.group(2).upper())
+    if not letter or letter not in allowed or (m.group(1) and _is_article(text, letter)):
+        return None
+    at = m.start(1 if m.group(1) else 2)
+    first_line = text[:text.find("\n")] if "\n" in text else text
+    if _WEIGHED.match(text, at + 1) or (_MARK_NO.search(first_line) and not _MARK_YES.search(first_line)):
+        return None  # "Option A (red) is wrong. ...", "A. red ❌": weighed, not chosen
+    return Commitment(at, "leading", letter)
+
+
+def _is_article(text: str, letter: str) -> bool:
+    """'A man is ...' starts with the article, not option A; 'I think' is the pronoun."""
+    return letter in ("A", "I") and re.match(rf"^{letter}\s+[a-z]", text) is not None
+
+
+def cues(text: str) -> list[tuple[int, int]]:
+    """(start, end) of each correction or retraction cue."""
+    return [(m.start(), m.end()) for m in _CUES.finditer(text)]
+
+
+def corrections(text: str, allowed: str, spans: list[tuple[int, int]]) -> list[Commitment]:
+    """The letter a correction lands on: "wait, no, C", "Sorry, I mean C", "Actually the answer is C"."""
+    out = []
+    for _start, end in spans:
+        m = _CORRECTED_TO.match(text, end)
+        if m and m.group(1).upper() in allowed:
+            out.append(Commitment(m.start(1), "correction", m.group(1).upper()))
+    return out
