@@ -75,7 +75,7 @@ _REFUSAL = re.compile(
 # letters a reply names: any of them conflicts with an option text; only a picked one ("(D) fits",
 # "Probably B.") may decide, and only when it is the one letter named ("Option A is red" describes)
 _CANDIDATE = re.compile(
-    r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(?:$|\n|[.,;:!)]|\s+(?:is|seems|appears|would)\b))",
+    r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(?:$|\n|[.,;:!)]|\s\(|\s+(?:is|seems|appears|would)\b))",
     re.I)
 _PICKED = re.compile(r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(?:$|\n|[.,;:!)]))", re.I)
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
@@ -240,7 +240,7 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
         found += from_json
     checked, check_lines = cm.checks(text, allowed)
     spans = cm.cues(text)
-    local = (cm.statements(text, allowed) + cm.several(text, allowed) + checked
+    local = (cm.statements(text, allowed) + cm.several(text, allowed) + cm.numbered(text, allowed) + checked
              + cm.positional(text, allowed, options, check_lines) + cm.corrections(text, allowed, spans))
     found += [Commitment(cleaned.origin(c.pos), c.kind, c.letter) for c in local]
     cue_at = [cleaned.origin(a) for a, _b in spans]
@@ -320,9 +320,11 @@ def _by_content(text: str, allowed: str, options: Mapping[str, str] | None) -> D
     named = _letters_in(_CANDIDATE, text, allowed)
     if options:
         by_text, rule = _answer_tail_letter(text, options) or _option_text_letter(text, options), "option_text"
-        if not by_text:
-            valued = {letter for _at, letter in value_letters(text, options)}
-            by_text, rule = (valued.pop() if len(valued) == 1 else _CONFLICT if valued else None), "value"
+        valued = {letter for _at, letter in value_letters(text, options)}
+        if by_text and by_text is not _CONFLICT:
+            valued.discard(by_text)
+        if valued:  # a value ("twelve", "150 cm", "fifteen dollars") names an option too
+            by_text, rule = (valued.pop() if len(valued) == 1 and not by_text else _CONFLICT), "value"
         if by_text is _CONFLICT or (by_text and named - {by_text}):
             return None, "ambiguous"  # two options' texts, or a text and another letter named
         if by_text:

@@ -56,6 +56,6 @@ def split_reasoning(text: str) -> Split:
 def _unwrap(text: str) -> str:
     for pattern in (_SOLUTION, _ANSWER_TAG):
         m = pattern.search(text)
-        if m:
+        if m and not (pattern is _ANSWER_TAG and text.lower().count("<answer>") > 1):  # two answers: read both
             text = m.group(1)
     return text.strip()

@@ -23,7 +23,7 @@ def test_case_table_is_large_enough():
 def test_precision_and_recall_on_the_case_table(capsys):
     """Wrong letters: 0. Recall on answerable replies >= 97%. The figures are printed (pytest -s)."""
     answerable = [c for c in CASES if c["expected"] is not None]
-    got = [(c, extract_choice(c["response"], c["options"])) for c in CASES]
+    got = [(c, extract_choice(c["response"], c["options"], finish_reason=c.get("finish_reason"))) for c in CASES]
     wrong = [(c["response"][:60], c["expected"], g) for c, g in got if g is not None and g != c["expected"]]
     parsed = sum(g is not None for _c, g in got)
     right = sum(g == c["expected"] for c, g in got if c["expected"] is not None)
@@ -32,12 +32,14 @@ def test_precision_and_recall_on_the_case_table(capsys):
         print(f"\nextraction table: {len(CASES)} cases, {len(answerable)} answerable, parsed {parsed}, "
               f"precision {precision:.4f}, recall {recall:.4f}, wrong letters {len(wrong)}")
     assert wrong == []
+    assert parsed == right  # no letter for a reply that commits to none
     assert recall >= 0.97
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}:{c['response'][:30]!r}" for i, c in enumerate(CASES)])
 def test_robust_extraction(case):
-    assert extract_choice(case["response"], case["options"]) == case["expected"]
+    got = extract_choice(case["response"], case["options"], finish_reason=case.get("finish_reason"))
+    assert got == case["expected"]
 
 
 @pytest.mark.parametrize(

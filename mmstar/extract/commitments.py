@@ -61,7 +61,8 @@ _SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may b
 _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cannot|can't|don't|do not)\b", re.I)
 _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|answer|best guess|guess|"
-    r"correct choice|choose|select|pick|go with|opt for|(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
+    r"correct choice|choose|select|pick|go with|opt for|(?:closest|best) match|"
+    r"(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
     re.I)
 _FINAL_CI = re.compile(r"final answer|final choice", re.I)
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
@@ -71,16 +72,18 @@ _AFFIRM = re.compile(
     r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice)"
     r"|(?:correct|right)(?=\s*(?:[.,;!]|$))|answer\b)", re.I)
 _STATEMENT_TAIL = re.compile(
-    r"\s*(?:would be|should be|is|are|:|=|-|—|–)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*"
+    r"[\"']?\s*(?:would be|should be|is|are|:|=|-|—|–)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
 _CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|答案|应选|故选|"
              r"选择|選択|选|選|回答|答え|正解|정답|답)")
 _CJK_ANSWER = re.compile(
-    _CJK_HEAD + r"(?:\s*(?:应该|应|是|为|為|は|은|는|이|:|：)\s*)*(?:选项|選項)?\s*[(\[【]?\s*([A-J])(?![A-Za-z])")
+    _CJK_HEAD + r"(?:\s*(?:应该|应|是|为|為|は|은|는|이|:|：)\s*)*(?:选项|選項|option\s*)?\s*[(\[【]?\s*"
+    r"([A-J])(?![A-Za-z])")
 _CJK_FINAL = re.compile(r"^(?:最终|最終|최종)")
 _TAIL_LETTER = re.compile(
     r"(?:^|[.!?:;]\s+|\n\s*)(?:[(\[]([A-Ja-j])[)\]]|(?i:option|choice)\s*([A-Ja-j])[).:!]?|([A-J])[).:!]?)\s*$")
-_WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|would|could|might|may)\b", re.I)
+_WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|would|could|might|may|says|said|states|"
+                      r"reads|describes|refers|mentions|shows|has|claims|suggests)\b", re.I)
 _LINE_LETTER = re.compile(r"(?m)^[ \t]*(?:\(([A-J])\)|([A-J])[).:]?)[ \t]*$")
 _LAST_LETTER = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?[.)\]!]?\s*$")
 _LEADING_LETTER = re.compile(
@@ -89,7 +92,12 @@ _LEADING_LETTER = re.compile(
 _CUES = re.compile("|".join(f"(?:{c})" for c in CORRECTION_CUES + RETRACTIONS), re.I)
 _CORRECTED_TO = re.compile(
     r"[\s,:;.!—–-]*(?:(?:it'?s|it\s+is|the\s+(?:correct\s+|right\s+)?answer\s+is|I\s+meant?|make\s+that|should\s+be|"
-    r"is|option|choice|then)\s*[,:]?\s*)*\(?([A-J])(?![\w'])", re.I)
+    r"is|option|choice|then|应该是|应是|应为|是|选)\s*[,:]?\s*)*\(?([A-J])(?![\w'])", re.I)
+# answers to several questions: "1. B\n2. D", "Q1: A, Q2: C", "Question 2 - (B)"
+_NUMBERED = re.compile(r"(?m)(?:^[ \t]*(?:Q(?:uestion)?\s*)?\d+\s*[.):-](?!\d)"
+                       r"|(?<![\w])Q(?:uestion)?\s*\d+\s*[.):-])[ \t]*"
+                       r"(?:(?i:answer)\s*[:=]?\s*)?\(?([A-J])\)?(?![\w'])")
+_QUESTION_REF = re.compile(r"\b(?:question|Q)\s*#?(\d+)\b|\b(first|second|third|next|other)\s+question\b", re.I)
 _BOXED_HEAD = re.compile(r"\\boxed\s*\{|<\|begin_of_box\|>")
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
 _JSON_KEYS = ("answer", "final_answer", "choice", "option", "correct_answer", "correct_option", "selected_option",
@@ -103,7 +111,7 @@ _CHECK_LINE = re.compile(
     r"(?m)^[ \t>*\-•]*(?:(?i:option|choice)\s*)?[(\[]?([A-J])[)\]]?[.:)]?(?![\w'])([^\n]*)$")
 _MARK_YES = re.compile(rf"[{CHECK_YES}]|(?<!\w)(?<!not )(?<!in){CHECK_WORDS_YES}(?!\w)", re.I)
 _MARK_NO = re.compile(rf"[{CHECK_NO}]|(?<!\w){CHECK_WORDS_NO}(?!\w)", re.I)
-_INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?\s*([{CHECK_YES}{CHECK_NO}])")
+_INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?\s*(?:[→:\-–]\s*)?([{CHECK_YES}{CHECK_NO}])")
 
 
 def _free(text: str, at: int) -> bool:
@@ -208,6 +216,15 @@ def several(text: str, allowed: str) -> list[Commitment]:
     return out
 
 
+def numbered(text: str, allowed: str) -> list[Commitment]:
+    """Answers to two or more numbered questions commit to no single option."""
+    hits = [m.start() for m in _NUMBERED.finditer(text) if m.group(1) in allowed]
+    asked = {(m.group(1) or m.group(2)).lower() for m in _QUESTION_REF.finditer(text)}
+    if len(asked) >= 2:  # "for question 1 ... for question 2 ...": which one is this?
+        hits += [m.start() for m in _QUESTION_REF.finditer(text)]
+    return [Commitment(at, "several", None) for at in hits] if len(hits) >= 2 else []
+
+
 def _heading(text: str, head_start: int, letter_at: int) -> bool:
     line_start = text.rfind("\n", 0, head_start) + 1
     return not text[line_start:head_start].strip() or ":" in text[head_start:letter_at]
@@ -219,6 +236,8 @@ def checks(text: str, allowed: str) -> tuple[list[Commitment], set[int]]:
     marked, lines = [], set()
     for m in _CHECK_LINE.finditer(text):
         rest = m.group(2)
+        if _WEIGHED.match(text, m.end(1)):
+            continue  # "B is tempting, however A ✅": the mark is not B's
         yes, no = bool(_MARK_YES.search(rest)), bool(_MARK_NO.search(rest))
         if yes != no and m.group(1) in allowed:
             marked.append((m.start(1), m.group(1), yes))

@@ -18,12 +18,12 @@ _ESCAPED_ARGS = re.compile(r'"(?:arguments|parameters|input|args)"\s*:\s*"((?:[^
 _DISPLAY = re.compile(r"\\\[|\\\]|\$\$|\\\(|\\\)|\\(?:quad|qquad|;|,|!)")
 _TEX_WRAP = re.compile(
     r"\\(?:text|textbf|textrm|mathrm|mathbf|mbox|boldsymbol|mathit|textit|operatorname)\s*\{([^{}]*)\}")
-_TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|[ \t]*$")
+_TABLE_ROW = re.compile(r"^[ \t]*\|(.+)\|([^|\n]*)$")  # the row, and any text after its last bar
 _TABLE_RULE = re.compile(r"^[\s|:\-]+$")
 _HEADERS = re.compile(r"answer|choice|option|prediction|selected|final|result|ответ|resposta|cevap|đáp án|答案|정답",
                       re.I)
-# a quoted letter ('B', “B”, «B», 「B」); JSON values ("answer": "B") are left to the JSON rule
-_QUOTED = re.compile(r"(?<![:\[{,]\s)(?<![:\[{,])[\"'“”‘’«»「」『』]([A-J])[\"'“”‘’«»「」『』]")
+# a quoted letter ('B', “B”, «B», 「B」); ASCII-quoted JSON values ("answer": "B") are left to the JSON rule
+_QUOTED = re.compile(r"[“”‘’«»「」『』]([A-J])[“”‘’«»「」『』]|(?<![:\[{,]\s)(?<![:\[{,])[\"']([A-J])[\"']")
 _LOOKALIKE = re.compile(rf"(?<![^\W\d_])([{''.join(LOOKALIKES)}])(?![^\W\d_])")
 
 
@@ -39,7 +39,7 @@ _PHRASE_OUT = {f"p{i}": out for i, (_l, _p, out) in enumerate(ANSWER_PHRASES)}
 _NON_ENGLISH = re.compile(r"[^\x00-\x7f]|resp|cevap|antwort|r[ée]ponse|alternativa|letra|yan[ıi]t|se[çc]enek", re.I)
 _SUFFIX = re.compile(rf"(?<![A-Za-z])([A-J]){LETTER_SUFFIXES}")
 _ORDINAL = re.compile(
-    rf"(?:\bthe\s+)?(?<!\w)({'|'.join(sorted(ORDINALS, key=len, reverse=True))})(?:\s*(?:个|個))?\s*"
+    rf"(?:\bthe\s+)?(?<![A-Za-z])({'|'.join(sorted(ORDINALS, key=len, reverse=True))})(?:\s*(?:个|個))?\s*"
     r"(?:option|choice|one|alternative|item|选项|選項|项|項)(?!\w)", re.I)
 _OPTION_NUMBER = re.compile(r"\b(?:option|choice|alternative)\s*(?:number\s*|no\.?\s*|#\s*)?([1-9])(?![\w.,]*\d)", re.I)
 
@@ -75,16 +75,23 @@ def _tables(text: str) -> str:
         while i < len(lines) and _TABLE_ROW.match(lines[i]):
             block.append(lines[i])
             i += 1
-        rows = [[c.strip() for c in _TABLE_ROW.match(r).group(1).split("|")] for r in block if not _TABLE_RULE.match(r)]
+        rows, after = [], []
+        for r in block:
+            m = _TABLE_ROW.match(r)
+            if not _TABLE_RULE.match(r):
+                rows.append([c.strip() for c in m.group(1).split("|")])
+            if m.group(2).strip():
+                after.append(m.group(2).strip())
         has_header = len(block) > 1 and _TABLE_RULE.match(block[1]) is not None
         header = rows[0] if has_header else None
         body = rows[1:] if has_header else rows
         cols = [j for j, h in enumerate(header or []) if _HEADERS.search(h)]
         for row in body:
-            if header and cols:
+            if header and cols and len(body) == 1:
                 out.extend(f"{header[j]}: {row[j]}" for j in cols if j < len(row))
             else:
                 out.append(": ".join(c for c in row if c))
+        out.extend(after)
     return "\n".join(out)
 
 
@@ -108,7 +115,7 @@ PASSES: tuple[tuple[str, Callable[[str], str]], ...] = (
     ("tool_args", lambda t: _ESCAPED_ARGS.sub(_decode_args, t) if '\\"' in t else t),
     ("tex", lambda t: _unwrap_tex(t) if "\\" in t or "$$" in t else t),
     ("table", _tables),
-    ("quoted", lambda t: _QUOTED.sub(r"\1", t)),
+    ("quoted", lambda t: _QUOTED.sub(lambda m: m.group(1) or m.group(2), t)),
     ("lookalike", lambda t: _LOOKALIKE.sub(lambda m: LOOKALIKES[m.group(1)], t)),
     ("language", lambda t: _SUFFIX.sub(r"\1", _PHRASES.sub(lambda m: _PHRASE_OUT[m.lastgroup or ""], t))
      if _NON_ENGLISH.search(t) else t),

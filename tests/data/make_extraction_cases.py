@@ -456,6 +456,379 @@ HAND = [
 ]
 
 
+# ---------------------------------------------------------------- issue 31: styles no earlier set covered
+# Written for this table (in our own words, after the kinds of replies seen in public evaluation logs and
+# issue threads): corrections, check-lists, values, ordinals, other scripts and languages, structured replies,
+# refusal-like option texts, display math, quoted letters; and replies that commit to nothing.
+N31 = []
+
+
+def n31(style):
+    def deco(f):
+        N31.append((style, f))
+        return f
+
+    return deco
+
+
+@n31("correction (wait, no)")
+def _(L, x, o):
+    return f"Final answer: {others(o, L)[0]} — wait, no, {L}."
+
+
+@n31("correction (I mean)")
+def _(L, x, o):
+    return f"{others(o, L)[1]}. Sorry, I mean {L}."
+
+
+@n31("correction (struck out)")
+def _(L, x, o):
+    return f"The answer is ~~{others(o, L)[0]}~~ {L}."
+
+
+@n31("correction (struck out, markdown)")
+def _(L, x, o):
+    return f"**Answer:** ~~({others(o, L)[2]})~~ **({L}) {x}**"
+
+
+@n31("correction (labelled)")
+def _(L, x, o):
+    return f"Answer: {others(o, L)[0]}\n\nCorrection: the answer is {L} ({x})."
+
+
+@n31("correction (make that)")
+def _(L, x, o):
+    return f"I'll say {others(o, L)[1]}. Actually, make that {L}."
+
+
+@n31("correction (russian)")
+def _(L, x, o):
+    return f"Ответ: {others(o, L)[0]}. Нет, подождите, правильный ответ {L}."
+
+
+@n31("correction (chinese)")
+def _(L, x, o):
+    return f"答案是{others(o, L)[0]}。不对，应该是{L}。"
+
+
+@n31("correction (on second thought)")
+def _(L, x, o):
+    return f"I think it's {others(o, L)[0]}. On second thought, it's {L}, since the image shows {x.lower()}."
+
+
+@n31("check-list (emoji)")
+def _(L, x, o):
+    return "\n".join(f"{k}. {v} {'✅' if k == L else '❌'}" for k, v in o.items())
+
+
+@n31("check-list (words)")
+def _(L, x, o):
+    return "Let me check each option:\n" + "\n".join(
+        f"- Option {k}: {'correct' if k == L else 'incorrect'}" for k in o)
+
+
+@n31("check-list (inline marks)")
+def _(L, x, o):
+    return " ".join(f"({k}) {'✔' if k == L else '✘'}" for k in o)
+
+
+@n31("check-list (arrows)")
+def _(L, x, o):
+    return "\n".join(f"{k} → {'✓ matches the image' if k == L else '✗ not shown'}" for k in o)
+
+
+@n31("ordinal")
+def _(L, x, o):
+    return f"The {['first', 'second', 'third', 'fourth'][list(o).index(L)]} option."
+
+
+@n31("ordinal (one)")
+def _(L, x, o):
+    return f"I'd go with the {['first', 'second', 'third', 'fourth'][list(o).index(L)]} one."
+
+
+@n31("ordinal (option number)")
+def _(L, x, o):
+    return f"Option {list(o).index(L) + 1} is correct." if o is not COUNT else f"Option {L} is correct."
+
+
+@n31("ordinal (russian)")
+def _(L, x, o):
+    return f"Правильный ответ — {['первый', 'второй', 'третий', 'четвёртый'][list(o).index(L)]} вариант."
+
+
+@n31("ordinal (chinese)")
+def _(L, x, o):
+    return f"答案是第{'一二三四'[list(o).index(L)]}个选项。"
+
+
+@n31("russian")
+def _(L, x, o):
+    return f"Правильный ответ: {L}."
+
+
+@n31("russian")
+def _(L, x, o):
+    return f"Я выбираю вариант {L}, потому что на изображении видно: {x.lower()}."
+
+
+@n31("arabic")
+def _(L, x, o):
+    return f"الإجابة الصحيحة هي {L}"
+
+
+@n31("arabic")
+def _(L, x, o):
+    return f"الإجابة: ({L})"
+
+
+@n31("hindi")
+def _(L, x, o):
+    return f"सही उत्तर {L} है।"
+
+
+@n31("hindi")
+def _(L, x, o):
+    return f"उत्तर: {L}"
+
+
+@n31("korean")
+def _(L, x, o):
+    return f"최종 답: {L}"
+
+
+@n31("japanese")
+def _(L, x, o):
+    return f"最終的な答えは{L}です。"
+
+
+@n31("portuguese")
+def _(L, x, o):
+    return f"A resposta correta é a alternativa {L}."
+
+
+@n31("portuguese")
+def _(L, x, o):
+    return f"Resposta: {L}) {x}"
+
+
+@n31("turkish")
+def _(L, x, o):
+    return f"Doğru cevap {L}'dir."
+
+
+@n31("turkish")
+def _(L, x, o):
+    return f"Cevap: {L} şıkkı"
+
+
+@n31("vietnamese")
+def _(L, x, o):
+    return f"Đáp án đúng là {L}."
+
+
+@n31("vietnamese")
+def _(L, x, o):
+    return f"Câu trả lời: {L}. {x}"
+
+
+@n31("spanish")
+def _(L, x, o):
+    return f"La respuesta correcta es la {L}."
+
+
+@n31("french")
+def _(L, x, o):
+    return f"La bonne réponse est {L}."
+
+
+@n31("german")
+def _(L, x, o):
+    return f"Die richtige Antwort ist {L}."
+
+
+@n31("tool call (escaped arguments)")
+def _(L, x, o):
+    return json.dumps({"name": "submit_answer", "arguments": json.dumps({"answer": L})})
+
+
+@n31("tool call (tagged)")
+def _(L, x, o):
+    return f'<tool_call>\n{{"name": "select_option", "arguments": {{"option": "{L}"}}}}\n</tool_call>'
+
+
+@n31("tool call (function syntax)")
+def _(L, x, o):
+    return f'submit_answer(answer="{L}")'
+
+
+@n31("tool call (openai list)")
+def _(L, x, o):
+    call = {"type": "function", "function": {"name": "answer", "arguments": json.dumps({"choice": L})}}
+    return json.dumps([call])
+
+
+@n31("xml tag")
+def _(L, x, o):
+    return f"<reasoning>The picture shows {x.lower()}.</reasoning>\n<answer>{L}</answer>"
+
+
+@n31("xml tag")
+def _(L, x, o):
+    return f"<final_answer>({L}) {x}</final_answer>"
+
+
+@n31("xml tag (sentence)")
+def _(L, x, o):
+    return f"<answer>\nThe answer is {L}.\n</answer>"
+
+
+@n31("markdown table")
+def _(L, x, o):
+    return f"| Question | Answer |\n|---|---|\n| What does the image show? | {L} |"
+
+
+@n31("markdown table (verdicts)")
+def _(L, x, o):
+    return "| Option | Verdict |\n|---|---|\n" + "\n".join(f"| {k} | {'✅' if k == L else '❌'} |" for k in o)
+
+
+@n31("markdown table (key/value)")
+def _(L, x, o):
+    return f"| Field | Value |\n|---|---|\n| Reasoning | the image shows {x.lower()} |\n| Answer | {L} |"
+
+
+@n31("display math")
+def _(L, x, o):
+    return f"\\[ \\text{{Answer: }} \\mathbf{{{L}}} \\]"
+
+
+@n31("display math")
+def _(L, x, o):
+    return f"Therefore:\n$$\\textbf{{({L})}}$$"
+
+
+@n31("display math (inline)")
+def _(L, x, o):
+    return f"The answer is \\( \\text{{{L}}} \\)."
+
+
+@n31("quoted letter")
+def _(L, x, o):
+    return f'The answer is "{L}".'
+
+
+@n31("quoted letter")
+def _(L, x, o):
+    return f"I'd pick '{L}' here."
+
+
+@n31("quoted letter (guillemets)")
+def _(L, x, o):
+    return f"Ответ: «{L}»"
+
+
+@n31("cyrillic / greek look-alike")
+def _(L, x, o):
+    return "Answer: " + {"A": "А", "C": "С", "B": "Β"}.get(L, L)  # Cyrillic А, С; Greek Β
+
+
+TIME = {"A": "30 minutes", "B": "1 hour", "C": "90 minutes", "D": "2 hours"}
+EGGS = {"A": "10", "B": "12", "C": "14", "D": "16"}
+FRAC = {"A": "1/4", "B": "1/2", "C": "3/4", "D": "1"}
+PCT = {"A": "25%", "B": "50%", "C": "75%", "D": "100%"}
+LEN = {"A": "1 m", "B": "1.5 m", "C": "2 m", "D": "2.5 m"}
+MONEY = {"A": "$5", "B": "$10", "C": "$15", "D": "$20"}
+YESNO = {"A": "Yes", "B": "No", "C": "Cannot be determined", "D": "None of the above"}
+# (style, reply, options, expected[, finish_reason])
+N31_HAND = [
+    ("value (number word)", "There are twelve eggs in the carton.", EGGS, "B"),
+    ("value (dozen)", "I can see a dozen eggs.", EGGS, "B"),
+    ("value (number word)", "Sixteen eggs fill the tray.", EGGS, "D"),
+    ("value (number word)", "I count ten of them.", EGGS, "A"),
+    ("value (number word, russian)", "На картинке двенадцать яиц.", EGGS, "B"),
+    ("value (number word, portuguese)", "Há doze ovos na caixa.", EGGS, "B"),
+    ("value (chinese numeral)", "图中有四个苹果。", COUNT, "B"),
+    ("value (number word)", "Five apples are on the table.", COUNT, "C"),
+    ("value (fraction word)", "Half of the pie is left.", FRAC, "B"),
+    ("value (percent for fraction)", "Exactly 50% of the pie remains.", FRAC, "B"),
+    ("value (fraction word)", "Three quarters of the bar is shaded.", PCT, "C"),
+    ("value (decimal for percent)", "The shaded share is 0.25 of the area.", PCT, "A"),
+    ("value (fraction for percent)", "It is filled to 1/2.", PCT, "B"),
+    ("value (unit conversion)", "The pole is about 150 cm tall.", LEN, "B"),
+    ("value (unit conversion)", "It measures 200 centimeters.", LEN, "C"),
+    ("value (unit conversion)", "The ribbon is 2500 mm long.", LEN, "D"),
+    ("value (money in words)", "It costs fifteen dollars.", MONEY, "C"),
+    ("value (money in words)", "The ticket is ten bucks.", MONEY, "B"),
+    ("value (money)", "The total comes to 20 dollars.", MONEY, "D"),
+    ("value (money in words)", "Five dollars is the price on the tag.", MONEY, "A"),
+    ("value (time)", "The trip takes 60 minutes.", TIME, "B"),
+    ("value (time)", "It lasts 120 minutes in all.", TIME, "D"),
+    ("value (time)", "About half an hour. 30 minutes.", TIME, "A"),
+    ("refusal-like option", "Cannot be determined", YESNO, "C"),
+    ("refusal-like option", "None of the above.", YESNO, "D"),
+    ("refusal-like option", "The answer is: None of the above", YESNO, "D"),
+    ("refusal-like option", "Based on the image alone, it cannot be determined.", YESNO, "C"),
+    ("refusal-like option", "**Cannot be determined** — the picture is too dark.", YESNO, "C"),
+    ("refusal-like option", "D. None of the above", YESNO, "D"),
+    ("refusal (no such option)", "It cannot be determined from this image.", C4, None),
+    ("refusal (no such option)", "None of the above.", C4, None),
+    ("cut by the token limit, committed", "B. The image shows a field of green grass with a few", C4, "B", "length"),
+    ("cut by the token limit, committed", "The answer is C because the sky in the upper part of the", C4, "C", "length"),
+    ("cut by the token limit, committed", "Final answer: D. To explain why, the", C4, "D", "length"),
+    ("cut by the token limit, committed", '{"answer": "A", "reason": "the car is', C4, "A", "length"),
+    ("cut by the token limit, committed", "\\boxed{C} since the sky", C4, "C", "length"),
+    ("cut by the token limit, not committed", "Looking at the options, A is red and B is green, while C", C4, None, "length"),
+    ("cut by the token limit, not committed", "Let me compare each option with the image, starting with option D", C4,
+     None, "length"),
+    ("cut by the token limit, not committed", "The sky is clearly visible. D", C4, None, "length"),
+    ("cut by the token limit, not committed", "Let me look at the image. The sky is blue", C4, None, "length"),
+    ("cut by the token limit, not committed", "Step 1: count the apples. There are 4", N4, None, "length"),
+    ("cut by the token limit, not committed", "Option B says green, which matches. So", C4, None, "length"),
+    ("not cut: the same reply reads", "The sky is clearly visible. D", C4, "D", "stop"),
+    ("statement (closest match)", "The closest match is option D", C4, "D"),
+    ("several questions", "1. B\n2. D", C4, None),
+    ("several questions", "Q1: A\nQ2: C", C4, None),
+    ("several questions", "For question 1 the answer is B; for question 2 it is D.", C4, None),
+    ("several questions", "The first question: B. The second question: D.", C4, None),
+    ("several questions", "Question 1 - (A)\nQuestion 2 - (A)", C4, None),
+    ("two letters offered (russian)", "Ответ: A или C", C4, None),
+    ("two letters offered (arabic)", "الإجابة: A أو B", C4, None),
+    ("two letters offered (hindi)", "उत्तर: B या C", C4, None),
+    ("two letters offered (korean)", "정답은 A 또는 C", C4, None),
+    ("two letters offered (japanese)", "答えはBかDです", C4, None),
+    ("two letters offered (portuguese)", "A resposta é B ou C.", C4, None),
+    ("two letters offered (turkish)", "Cevap A veya D.", C4, None),
+    ("two letters offered (vietnamese)", "Đáp án là B hoặc C.", C4, None),
+    ("two letters offered (spanish)", "La respuesta es A o D.", C4, None),
+    ("two letters offered (german)", "Die Antwort ist B oder C.", C4, None),
+    ("two letters offered", "A or B is correct.", C4, None),
+    ("retracted", "B. Actually, I'm not sure.", C4, None),
+    ("retracted", "The answer is C. Scratch that — I can't tell from this image.", C4, None),
+    ("retracted", "A... no, I take it back; I cannot tell.", C4, None),
+    ("retracted", "Answer: D. Please disregard that, the image did not load.", C4, None),
+    ("retracted", "Ответ: B. Нет, подождите, не знаю.", C4, None),
+    ("cyrillic look-alike (ambiguous)", "Ответ: В", C4, None),
+    ("cyrillic look-alike (ambiguous)", "Ответ: Е", {**C4, "E": "purple", "F": "white"}, None),
+    ("greek look-alike", "Απάντηση: Β", C4, "B"),
+    ("cyrillic look-alike", "Правильный ответ: С", C4, "C"),
+    ("ordinal (last)", "The answer is the last option.", C4, "D"),
+    ("ordinal (last, three options)", "I'd go with the last one.", THREE, "C"),
+    ("ordinal (option number equals an option's value)", "Option 3 is correct.", COUNT, None),
+    ("ordinal (weighed)", "The first option is wrong; the third one is right.", C4, "C"),
+    ("several boxes after a correction", "First \\boxed{A}. Hmm, actually \\boxed{B}.", C4, "B"),
+    ("markdown table (several rows)", "| Q | Answer |\n|---|---|\n| 1 | A |\n| 2 | C |", C4, None),
+    ("xml tag (two answers)", "<answer>A</answer> <answer>C</answer>", C4, None),
+    ("tool call (two calls)", 'submit_answer(answer="A")\nsubmit_answer(answer="B")', C4, None),
+    ("check-list (two ticks)", "A ✅\nB ❌\nC ✅\nD ❌", C4, None),
+    ("display math (two letters)", "\\[ \\mathbf{A} \\text{ or } \\mathbf{B} \\]", C4, None),
+    ("quoted letters (two)", "Either 'A' or 'C'.", C4, None),
+    ("value (two option values)", "There are twelve eggs and ten cups.", EGGS, None),
+    ("value (no option's value)", "I count eleven eggs.", EGGS, None),
+    ("value (money, no option)", "It costs seven dollars.", MONEY, None),
+]
+
+
 def build():
     cases = []
     for style, f in T:
@@ -467,6 +840,14 @@ def build():
         cases.append({"response": resp, "options": opts, "expected": L, "style": "hand-written (mixed)"})
     for style, resp, opts in UNPARSED:
         cases.append({"response": resp, "options": opts, "expected": None, "style": style})
+    for style, f in N31:
+        for opts, L in SETS:
+            cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for style, resp, opts, L, *finish in N31_HAND:
+        case = {"response": resp, "options": opts, "expected": L, "style": style}
+        if finish:
+            case["finish_reason"] = finish[0]  # why generation stopped ("length": cut by the token budget)
+        cases.append(case)
     return cases
 
 
