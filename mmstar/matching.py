@@ -81,7 +81,8 @@ _PICKED = re.compile(r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
 _CONFLICT = "conflict"  # several options' texts/values appear: the reply is ambiguous
 # the rule a deciding commitment is reported as (a letter standing on its own is "letter")
-_RULE = {"leading": "letter", "trailing": "letter", "own_line": "letter"}
+_RULE = {"leading": "letter", "leading_loose": "letter", "trailing": "letter", "own_line": "letter",
+         "leaning": "mentioned"}
 
 
 class _Cleaned:
@@ -221,11 +222,14 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     allowed = _letters(options)
     numeric = frozenset(str(v).strip() for v in (options or {}).values() if option_value(str(v)))
     raw = rewrite(answer_text, allowed, numeric)
+    whole = raw
+    if cut:  # the token budget ended the reply: a lone last letter may begin a word ("the answer is c|orrect")
+        raw = re.sub(r"(?<!\w)[A-Za-z]$", "", raw.rstrip())
     cleaned = _Cleaned(raw)
     text = cleaned.text
     if not text or not re.search(r"\w", text):
         return None, "empty"
-    m = _ONLY_LETTER.match(text)
+    m = _ONLY_LETTER.match(text) if raw is whole else None  # "Option A s|eems", cut: no bare letter
     if m:
         letter = m.group(1).upper()
         return (letter, "letter") if letter in allowed else (None, "none")
@@ -261,8 +265,8 @@ def _settle(found: list[Commitment], cue_at: list[int], text: str, cleaned: _Cle
     4. with none of those: a refusal gives None; else the text or value of exactly one option,
        agreeing with every letter named; else the one letter picked in passing.
     """
-    strong = [c for c in found if c.strength >= 2]
-    revoked_at = max((a for a in cue_at if any(c.pos < a for c in strong)), default=-1)
+    # a cue after anything at all (a letter, an option's text, a value) takes it back
+    revoked_at = max((a for a in cue_at if re.search(r"\w", text[:_clean_pos(cleaned, a)])), default=-1)
     if revoked_at >= 0:
         found = [c for c in found if c.pos >= revoked_at]
     finals = [c.pos for c in found if c.kind == "final_answer"]
@@ -284,8 +288,8 @@ def _settle(found: list[Commitment], cue_at: list[int], text: str, cleaned: _Cle
     if _REFUSAL.search(_without_options(rest, options)):
         return None, "refusal"
     choice, rule = _by_content(rest, allowed, options)
-    if choice is None and rule == "none" and revoked_at >= 0:
-        return None, "retracted"
+    if revoked_at >= 0 and (choice is None or rule == "mentioned"):
+        return None, "retracted"  # taken back, and nothing but a passing mention after it
     return choice, rule
 
 

@@ -30,7 +30,7 @@ STRENGTH = {
     "letter": 5, "boxed": 5, "json": 5, "tool_call": 5, "tag": 5,
     "final_answer": 4, "correction": 4,
     "statement": 3, "cjk": 3, "check": 3, "several": 3,
-    "leading": 2, "trailing": 2, "own_line": 2,
+    "leading": 2, "leading_loose": 2, "trailing": 2, "own_line": 2, "leaning": 2,
     "option_text": 1, "value": 1, "mentioned": 0,
 }
 # what a reply cut by the token budget may still be read by: commitments made in so many words
@@ -62,6 +62,7 @@ _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cann
 _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|answer|best guess|guess|"
     r"correct choice|choose|select|pick|go with|opt for|(?:closest|best) match|"
+    r"(?:best|correct|right|most likely) (?:option|choice)(?: here)?|"
     r"(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
     re.I)
 _FINAL_CI = re.compile(r"final answer|final choice", re.I)
@@ -85,6 +86,16 @@ _TAIL_LETTER = re.compile(
 _WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|would|could|might|may|says|said|states|"
                       r"reads|describes|refers|mentions|shows|has|claims|suggests)\b", re.I)
 _LINE_LETTER = re.compile(r"(?m)^[ \t]*(?:\(([A-J])\)|([A-J])[).:]?)[ \t]*$")
+_LABELLED = re.compile(
+    r"(?m)^[ \t>*\-•]*[(\[]?([A-J])(?:[)\]][ \t]*|[.:][ \t]+|[ \t]+-[ \t]+|[ \t]+(?=[A-Z]))([^\n]{1,80})$")
+_VERB = re.compile(r"\b(?:is|are|was|were|has|have|does|do|can|could|would|shows?|appears?|seems?)\b", re.I)
+_DENIED = re.compile(r"\b(?:not|no|never|wrong|incorrect|false|absent)\b|n't", re.I)
+_NAMED = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?(?![A-Za-z'])(?!\s+[a-z]+\s)")
+_LINE_END_LETTER = re.compile(r"(?m)(?:[.!?:;][ \t]+)(?:[(\[]([A-J])[)\]]|([A-J])[).:!]?)[ \t]*$")
+_LEANING = re.compile(
+    r"(?:^|[.!?,;]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'd go with|I'll go with|"
+    r"it seems|it's|it is|so|thus|hence|therefore)[,:]?\s*(?i:option\s*|choice\s*)?(?:\(([A-J])\)|([A-J]))"
+    r"(?=\s*(?:[.!,;]|$|\n|\s+(?:fits|is (?:best|right|correct)|matches)))")
 _LAST_LETTER = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?[.)\]!]?\s*$")
 _LEADING_LETTER = re.compile(
     r"^(?:(?i:option|choice)\s*)?[(\[]?(?:([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))"
@@ -116,10 +127,8 @@ _INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?\s*(?:[→:\-–]\s
 
 def _free(text: str, at: int) -> bool:
     """Not negated ("not A") and not hedged ("if ..., the answer is A", "at first I thought A")."""
-    start = max(0, at - 60)
-    before = text[start:at]
-    sentence = re.split(r"[.!?\n]\s", before)[-1]
-    return not _NEGATED.search(text, max(0, at - 40), at) and not _HEDGED.search(sentence)
+    sentence = re.split(r"[.!?]\s|\n", text[max(0, at - 60):at])[-1]  # negation and hedges stay in their sentence
+    return not _NEGATED.search(sentence[-40:]) and not _HEDGED.search(sentence)
 
 
 # ------------------------------------------------------------------ structured answers
@@ -236,7 +245,7 @@ def checks(text: str, allowed: str) -> tuple[list[Commitment], set[int]]:
     marked, lines = [], set()
     for m in _CHECK_LINE.finditer(text):
         rest = m.group(2)
-        if _WEIGHED.match(text, m.end(1)):
+        if _WEIGHED.match(text, m.end(1)) or _SEVERAL.match(text, m.start(1)):
             continue  # "B is tempting, however A ✅": the mark is not B's
         yes, no = bool(_MARK_YES.search(rest)), bool(_MARK_NO.search(rest))
         if yes != no and m.group(1) in allowed:
@@ -270,6 +279,34 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
     lead = _leading(text, allowed, options)
     if lead and 0 not in skip_lines:
         out.append(lead)
+    # "(D) Chloroplast" on a later line of its own: one such line answers (unless weighed, marked wrong or
+    # explained after a colon); several restate or discuss the options
+    labelled = [m for m in _LABELLED.finditer(text) if m.start() > 0 and m.group(1) in allowed
+                and text.rfind("\n", 0, m.start(1)) + 1 not in skip_lines]
+    def own_text(m: re.Match[str]) -> bool:
+        return m.group(2).strip().lower().rstrip(".*") == str((options or {}).get(m.group(1)) or "").strip().lower()
+
+    def short(m: re.Match[str]) -> bool:
+        return len(m.group(2).split()) <= 4 and not _VERB.search(m.group(2))
+
+    # "- C: blue is the sky" explains (a colon after the label); "A: red" (C's text, or a few words) names
+    plain = [m for m in labelled if not _WEIGHED.match(text, m.end(1)) and ":" not in m.group(2)
+             and (not text.startswith(":", m.end(1)) or own_text(m) or short(m)) and not _MARK_NO.search(m.group(2))
+             and not _DENIED.search(m.group(2)) and _free(text, m.start(1))]
+    own = [own_text(m) for m in plain]
+    if len(plain) == 1 or not all(own):  # every line an option's own text: the options restated
+        out += [Commitment(m.start(1), "own_line", m.group(1)) for m in plain]
+    # a letter ending a line after a sentence ("The sky is clearly visible. D"), and a leaning pick
+    # ("Probably B.", "It seems (D) fits best", "..., it is C.")
+    for pattern, kind in ((_LINE_END_LETTER, "trailing"), (_LEANING, "leaning")):
+        for m in pattern.finditer(text):
+            letter = (m.group(1) or m.group(2)).upper()
+            at = m.start(1) if m.group(1) else m.start(2)
+            if letter in allowed and _free(text, m.start()):
+                # "I don't think the answer is A; it's C": another letter named in the sentence makes two
+                sentence = re.split(r"[.!?]\s|\n", text[max(0, at - 80):at])[-1]
+                rivals = {x.group(1) for x in _NAMED.finditer(sentence) if not _NEGATED.search(sentence[:x.start()])}
+                out.append(Commitment(at, kind, None if rivals - {letter} else letter))
     return out
 
 
@@ -282,7 +319,8 @@ def _leading(text: str, allowed: str, options: Mapping[str, str] | None) -> Comm
     first_line = text[:text.find("\n")] if "\n" in text else text
     if _WEIGHED.match(text, at + 1) or (_MARK_NO.search(first_line) and not _MARK_YES.search(first_line)):
         return None  # "Option A (red) is wrong. ...", "A. red ❌": weighed, not chosen
-    return Commitment(at, "leading", letter)
+    # "B. ...", "(B) ...", "B: ..." open with the answer; "B the ..." (a bare space) may be a cut word
+    return Commitment(at, "leading" if re.match(r"[)\].:\n]|\s+-\s", text[at + 1:at + 4]) else "leading_loose", letter)
 
 
 def _is_article(text: str, letter: str) -> bool:
