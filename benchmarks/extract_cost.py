@@ -124,8 +124,8 @@ def main() -> None:
         us = cost(fn, cases, args.repeat, finish)
         q = statistics.quantiles(us, n=10)
         rows[name] = statistics.median(us)
-        print(f"{name:>6}: median {statistics.median(us):7.1f} us  p90 {q[-1]:7.1f} us  mean {statistics.mean(us):7.1f} us"
-              f"  max {max(us) / 1000:6.2f} ms")
+        print(f"{name:>6}: median {statistics.median(us):7.1f} us  p90 {q[-1]:7.1f} us  "
+              f"mean {statistics.mean(us):7.1f} us  max {max(us) / 1000:6.2f} ms")
     print(f" ratio: after/before median {rows['after'] / rows['before']:.2f}x; after median "
           f"{'under' if rows['after'] < 1000 else 'OVER'} 1 ms")
     for name, fn, finish in (("before", before.extract_answer, False), ("after", extract_answer, True)):
