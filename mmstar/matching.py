@@ -220,6 +220,12 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     """Collect the commitments of one answer text (a reply, or a box's / JSON value's content) and
     settle them."""
     allowed = _letters(options)
+    # a reply that is a letter and nothing else ("B", "(B)", "**B.**", "Option B") is decided at once,
+    # cut or not: the most common reply of all (all 1,500 of the official reference submission)
+    m = _ONLY_LETTER.match(_CLEAN.sub("", answer_text).strip())
+    if m:
+        letter = m.group(1).upper()
+        return (letter, "letter") if letter in allowed else (None, "none")
     numeric = frozenset(str(v).strip() for v in (options or {}).values() if option_value(str(v)))
     raw = rewrite(answer_text, allowed, numeric)
     whole = raw

@@ -113,6 +113,8 @@ def test_a_cut_reply_from_the_standin_is_recorded_and_reads_no_letter(standin, t
     ('{"answer": "A", "reason": "the car is', "A", "A"),
     ("It is blue, I think, and the", "C", None),  # an option's text, never said to be the answer
     ("The answer is c", "C", None),  # "c" may be the start of "correct"
+    ("B", "B", "B"),  # a one-token budget: the letter is the whole reply
+    ("Option A s", "A", None),  # "Option A s|eems": no bare letter once cut
 ])
 def test_a_cut_reply_reads_only_explicit_commitments(reply, stop, length):
     assert extract_answer(reply, OPTIONS, finish_reason="stop").choice == stop
