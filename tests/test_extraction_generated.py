@@ -2,7 +2,7 @@
 thousands of replies from the hand-written table (tests/data/extraction_cases.json).
 
 * must-not-guess: from each reply that commits to a letter, replies that commit to none: cut before
-  anything that could commit (finish_reason "length"), joined to another question's reply, the letter offered
+  anything that could commit, where a word ends (finish_reason "length"), joined to another question's reply, the letter offered
   with another ("X or Y") in each supported language, the answer retracted. Every one must be None.
 * must-read: each committed reply wrapped in another style (a markdown table, a tool call, an answer
   tag, display math, another language's answer phrase, a correction landing on the same letter).
@@ -53,9 +53,10 @@ def _norm(text: str) -> str:
 
 
 def _letter_token(letter: str) -> re.Pattern[str]:
-    # the letter standing as a token (not the article "A dog"); Cyrillic/Greek look-alikes count as it
+    # the letter standing as a token (not the article opening "A dog ..."); Cyrillic/Greek look-alikes count
     alike = {"A": "АΑ", "B": "Β", "C": "С", "E": "ΕЕ"}.get(letter, "")
-    return re.compile(rf"(?<![A-Za-z\u0400-\u04ff])[{letter}{alike}](?![A-Za-z\u0400-\u04ff])(?!\s+[a-z])")
+    article = r"(?<!^)(?<![.!?]\s)|(?!\s+[a-z])" if letter in "AI" else ""
+    return re.compile(rf"(?<![A-Za-z\u0400-\u04ff])[{letter}{alike}](?![A-Za-z\u0400-\u04ff])(?:{article})")
 
 
 def _first_commitment(case: dict) -> int | None:
@@ -79,8 +80,14 @@ def must_not_guess(seed: int) -> Iterator[tuple[str, str, dict, str | None]]:
     for case in COMMITTED:
         first = _first_commitment(case)
         text = _norm(case["response"])
+        # a token budget ends a reply between tokens, and tokens start words: cut where a word has ended
+        # (before a space or a punctuation mark), anywhere before the first thing that could commit
+        # (a prefix that is one letter is left out: "A| resposta ..." cut there reads as a one-token answer)
+        ends = [i for i in range(1, first or 0) if not text[i].isalnum() and text[i - 1] != "\\"
+                and not re.fullmatch(r"\W*[A-Za-z]\W*", text[:i])]
         if first and first > 1:
-            for cut in sorted({rng.randrange(1, first) for _ in range(3)} | {first}):
+            for cut in sorted(set(rng.sample(ends, min(3, len(ends)))) | ({first} if first in ends or
+                                                                          not text[first - 1].isalnum() else set())):
                 yield "cut", text[:cut], case["options"], "length"
     # joined: plain replies (no thinking, no correction of their own) that name their letter
     letter_replies = [c for c in COMMITTED if _letter_token(c["expected"]).search(_norm(c["response"]))

@@ -71,7 +71,7 @@ _HEDGED = re.compile(HEDGES, re.I)
 _AFFIRM = re.compile(
     r"(?<![A-Za-z])(?:(?:option|choice)\s*)?\(?([A-J])\)?\s+is\s+(?:the\s+)?(?:"
     r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice)"
-    r"|(?:correct|right)(?=\s*(?:[.,;!]|$))|answer\b)", re.I)
+    r"|(?:correct|right)(?=\s*(?:[.,;!]|$|\s+(?:because|since|as|given|here)\b))|answer\b)", re.I)
 _STATEMENT_TAIL = re.compile(
     r"[\"']?\s*(?:would be|should be|is|are|:|=|-|—|–)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
@@ -294,7 +294,8 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
              and (not text.startswith(":", m.end(1)) or own_text(m) or short(m)) and not _MARK_NO.search(m.group(2))
              and not _DENIED.search(m.group(2)) and _free(text, m.start(1))]
     own = [own_text(m) for m in plain]
-    if len(plain) == 1 or not all(own):  # every line an option's own text: the options restated
+    restated = all(own) and {m.group(1) for m in plain} == set(allowed)  # every option, in its own words
+    if len(plain) == 1 or not restated:
         out += [Commitment(m.start(1), "own_line", m.group(1)) for m in plain]
     # a letter ending a line after a sentence ("The sky is clearly visible. D"), and a leaning pick
     # ("Probably B.", "It seems (D) fits best", "..., it is C.")
