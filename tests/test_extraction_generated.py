@@ -2,8 +2,9 @@
 thousands of replies from the hand-written table (tests/data/extraction_cases.json).
 
 * must-not-guess: from each reply that commits to a letter, replies that commit to none: cut before
-  anything that could commit, where a word ends (finish_reason "length"), joined to another question's reply, the letter offered
-  with another ("X or Y") in each supported language, the answer retracted. Every one must be None.
+  anything that could commit, where a word ends (finish_reason "length"), joined to another question's
+  reply, the letter offered with another ("X or Y") in each supported language, the answer retracted.
+  Every one must be None.
 * must-read: each committed reply wrapped in another style (a markdown table, a tool call, an answer
   tag, display math, another language's answer phrase, a correction landing on the same letter).
   None is allowed (unparsed); a wrong letter is not.
