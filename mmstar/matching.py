@@ -227,7 +227,7 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
         letter = m.group(1).upper()
         return (letter, "letter") if letter in allowed else (None, "none")
     numeric = frozenset(str(v).strip() for v in (options or {}).values() if option_value(str(v)))
-    raw = rewrite(answer_text, allowed, numeric)
+    raw, by_ordinal = rewrite(answer_text, allowed, numeric)
     whole = raw
     if cut:  # the token budget ended the reply: a lone last letter may begin a word ("the answer is c|orrect")
         raw = re.sub(r"(?<!\w)[A-Za-z]$", "", raw.rstrip())
@@ -238,7 +238,7 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     m = _ONLY_LETTER.match(text) if raw is whole else None  # "Option A s|eems", cut: no bare letter
     if m:
         letter = m.group(1).upper()
-        return (letter, "letter") if letter in allowed else (None, "none")
+        return (letter, "ordinal" if letter in by_ordinal else "letter") if letter in allowed else (None, "none")
     found: list[Commitment] = []
     whole_json = False
     if not nested:  # boxes and JSON values are decided by the rules below, not searched again
@@ -256,7 +256,10 @@ def _decide(answer_text: str, options: Mapping[str, str] | None, nested: bool = 
     cue_at = [cleaned.origin(a) for a, _b in spans]
     if whole_json and not found:
         return None, "ambiguous"  # a JSON object without an answer key: nothing else in it is read
-    return _settle(found, cue_at, text, cleaned, allowed, options, cut)
+    choice, rule = _settle(found, cue_at, text, cleaned, allowed, options, cut)
+    if choice in by_ordinal and rule in ("statement", "letter", "final_answer", "correction", "mentioned", "cjk"):
+        rule = "ordinal"  # "the third option", "the last one", "option 3": the ordinal named it
+    return choice, rule
 
 
 def _settle(found: list[Commitment], cue_at: list[int], text: str, cleaned: _Cleaned, allowed: str,

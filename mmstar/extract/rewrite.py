@@ -122,8 +122,13 @@ PASSES: tuple[tuple[str, Callable[[str], str]], ...] = (
 )
 
 
-def rewrite(text: str, letters: str, numeric_texts: frozenset[str] = frozenset()) -> str:
-    """All passes, in order; then ordinals against the offered ``letters``."""
+def rewrite(text: str, letters: str, numeric_texts: frozenset[str] = frozenset()) -> tuple[str, frozenset[str]]:
+    """All passes, in order; then ordinals against the offered ``letters``. Also the letters that only
+    an ordinal named (the rule that decides on one of them is reported as ``ordinal``)."""
     for _name, step in PASSES:
         text = step(text)
-    return _ordinals(text, letters, numeric_texts)
+    named = _ordinals(text, letters, numeric_texts)
+    if named == text:
+        return text, frozenset()
+    before = {m.group() for m in re.finditer(r"(?<![A-Za-z])[A-J](?![A-Za-z])", text)}
+    return named, frozenset(re.findall(r"option ([A-J])", named)) - before
