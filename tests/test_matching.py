@@ -78,6 +78,29 @@ def test_rules_name_why():
         assert (got.rule in UNPARSED_RULES) == (choice is None), text
 
 
+def test_rules_name_the_commitment_used_or_why_none_stands():
+    """Issue 31: each decision names the kind of commitment it stood on, or why none stands."""
+    colors = {"A": "red", "B": "green", "C": "blue", "D": "yellow"}
+    eggs = {"A": "10", "B": "12", "C": "14", "D": "16"}
+    cases = [
+        ("Final answer: A — wait, no, C.", colors, None, ("C", "correction")),
+        ("A. red ❌\nB. green ✅\nC. blue ❌\nD. yellow ❌", colors, None, ("B", "check")),
+        ('{"name": "submit_answer", "arguments": "{\\"answer\\": \\"D\\"}"}', colors, None, ("D", "tool_call")),
+        ("I am fairly sure. <answer>C</answer>", colors, None, ("C", "tag")),
+        ("There are a dozen eggs.", eggs, None, ("B", "value")),
+        ("I'd go with the last one.", colors, None, ("D", "ordinal")),
+        ("Правильный ответ: B.", colors, None, ("B", "statement")),
+        ("B. Actually, I'm not sure.", colors, None, (None, "retracted")),
+        ("Let me compare the options. Option B", colors, "length", (None, "cut_off")),
+        ("Ответ: A или C", colors, None, (None, "ambiguous")),
+        ("1. B\n2. D", colors, None, (None, "ambiguous")),
+    ]
+    for text, options, finish, want in cases:
+        got = extract_answer(text, options, finish_reason=finish)
+        assert (got.choice, got.rule) == want, text
+        assert (got.rule in UNPARSED_RULES) == (got.choice is None), text
+
+
 def test_thinking_is_kept_and_never_matched():
     got = extract_answer("<think>\nThe answer is A? No.\n</think>\n\nThe answer is C.", None)
     assert (got.choice, got.reasoning) == ("C", "The answer is A? No.")
