@@ -31,8 +31,8 @@ CASES = json.loads((Path(__file__).parent / "data" / "extraction_cases.json").re
 COMMITTED = [c for c in CASES if c["expected"] is not None and c["options"] and c.get("finish_reason") != "length"]
 THINKING = ("<think", "◁think", "[THINK]", "<|begin_of_thought", "thinking process", "</think>", "<reasoning")
 # a reply that corrects itself is a correction wherever it stands: not a reply to join to another
-CORRECTING = re.compile(r"wait|actually|reflection|correction|sorry|\bmean\b|second thought|make that|~~|不对|подожд",
-                        re.I)
+CORRECTING = re.compile(r"wait|actually|reflection|correct(?:ion| this)|sorry|\bmean\b|second thought|make that|~~|"
+                        r"不对|подожд", re.I)
 # "X or Y" in every language the extractor reads
 OR_PHRASES = {"en": "{a} or {b}", "ru": "{a} или {b}", "ar": "{a} أو {b}", "hi": "{a} या {b}", "ko": "{a} 또는 {b}",
               "ja": "{a}または{b}", "pt": "{a} ou {b}", "tr": "{a} veya {b}", "vi": "{a} hoặc {b}", "es": "{a} o {b}",

@@ -58,6 +58,8 @@ _SEVERAL = re.compile(rf"\(?(?<![A-Za-z])([A-J])\)?\s*(?:{_OR}|,|/|&|、)\s*(?:o
 _SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may be)\s+(?:both\s+|all\s+|equally\s+)?"
                               r"(?:correct|right|possible|plausible|likely|valid|"
                               r"the\s+(?:answer|correct|right|best))", re.I)
+_WEIGHING = re.compile(r"\b(?:between|among|comparing)\b[^;:]*[;:]", re.I)
+_BETWEEN = re.compile(r"\b(?:between|among|of|comparing|compare)\s*$", re.I)
 _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cannot|can't|don't|do not)\b", re.I)
 _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|answer|best guess|guess|"
@@ -73,7 +75,7 @@ _AFFIRM = re.compile(
     r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice)"
     r"|(?:correct|right)(?=\s*(?:[.,;!]|$|\s+(?:because|since|as|given|here)\b))|answer\b)", re.I)
 _STATEMENT_TAIL = re.compile(
-    r"[\"']?\s*(?:would be|should be|is|are|:|=|-|—|–)?\s*(?:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
+    r"[\"']?\s*(?i:would be|should be|is|are|:|=|-|—|–)?\s*(?i:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
 _CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|答案|应选|故选|"
              r"选择|選択|选|選|回答|答え|正解|정답|답)")
@@ -87,13 +89,17 @@ _WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|woul
                       r"reads|describes|refers|mentions|shows|has|claims|suggests)\b", re.I)
 _LINE_LETTER = re.compile(r"(?m)^[ \t]*(?:\(([A-J])\)|([A-J])[).:]?)[ \t]*$")
 _LABELLED = re.compile(
-    r"(?m)^[ \t>*\-•]*[(\[]?([A-J])(?:[)\]][ \t]*|[.:][ \t]+|[ \t]+-[ \t]+|[ \t]+(?=[A-Z]))([^\n]{1,80})$")
+    r"(?m)^[ \t>*\-•]*(?:(?i:option|choice)[ \t]*)?[(\[]?([A-J])"
+    r"(?:[)\]][ \t]*|[.:][ \t]+|[ \t]+-[ \t]+|[ \t]+(?=[A-Z]))"
+    r"([^\n]{1,80})$")
 _VERB = re.compile(r"\b(?:is|are|was|were|has|have|does|do|can|could|would|shows?|appears?|seems?)\b", re.I)
 _DENIED = re.compile(r"\b(?:not|no|never|wrong|incorrect|false|absent)\b|n't", re.I)
 _NAMED = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?(?![A-Za-z'])(?!\s+[a-z]+\s)")
 _LINE_END_LETTER = re.compile(r"(?m)(?:[.!?:;][ \t]+)(?:[(\[]([A-J])[)\]]|([A-J])[).:!]?)[ \t]*$")
 _LEANING = re.compile(
-    r"(?:^|[.!?,;]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'd go with|I'll go with|"
+    r"(?:^|[.!?,;:]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'll say|I will say|"
+    r"I think it is|I think it's|I believe it is|I believe it's|I think|I believe|"
+    r"I'd go with|I'll go with|"
     r"it seems|it's|it is|so|thus|hence|therefore)[,:]?\s*(?i:option\s*|choice\s*)?(?:\(([A-J])\)|([A-J]))"
     r"(?=\s*(?:[.!,;]|$|\n|\s+(?:fits|is (?:best|right|correct)|matches)))")
 _LAST_LETTER = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?[.)\]!]?\s*$")
@@ -103,7 +109,7 @@ _LEADING_LETTER = re.compile(
 _CUES = re.compile("|".join(f"(?:{c})" for c in CORRECTION_CUES + RETRACTIONS), re.I)
 _CORRECTED_TO = re.compile(
     r"[\s,:;.!—–-]*(?:(?:it'?s|it\s+is|the\s+(?:correct\s+|right\s+)?answer\s+is|I\s+meant?|make\s+that|should\s+be|"
-    r"is|option|choice|then|应该是|应是|应为|是|选)\s*[,:]?\s*)*\(?([A-J])(?![\w'])", re.I)
+    r"is|option|choice|then|应该是|应是|应为|是|选)\s*[,:]?\s*)*\(?((?![AI]\s+[a-z])[A-J])(?![\w'])", re.I)
 # answers to several questions: "1. B\n2. D", "Q1: A, Q2: C", "Question 2 - (B)"
 _NUMBERED = re.compile(r"(?m)(?:^[ \t]*(?:Q(?:uestion)?\s*)?\d+\s*[.):-](?!\d)"
                        r"|(?<![\w])Q(?:uestion)?\s*\d+\s*[.):-])[ \t]*"
@@ -219,6 +225,8 @@ def several(text: str, allowed: str) -> list[Commitment]:
     """"A or B", "A или B", "B 또는 C": two letters offered at once, unless both are being ruled out."""
     out = []
     for m in _SEVERAL.finditer(text):
+        if _BETWEEN.search(text, max(0, m.start() - 12), m.start()):
+            continue  # "between (A) and (C); I'll say (C)": weighing two, not offering them
         if m.group(1) != m.group(2) and {m.group(1), m.group(2)} <= set(allowed) and _free(text, m.start()) \
                 and (_SEVERAL_OFFERED.match(text, m.end()) or not _SEVERAL_WEIGHED.match(text, m.end())):
             out.append(Commitment(m.start(), "several", None))
@@ -306,6 +314,7 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
             if letter in allowed and _free(text, m.start()):
                 # "I don't think the answer is A; it's C": another letter named in the sentence makes two
                 sentence = re.split(r"[.!?]\s|\n", text[max(0, at - 80):at])[-1]
+                sentence = _WEIGHING.sub("", sentence)  # "between (A) and (C); I'll say (C)": one pick
                 rivals = {x.group(1) for x in _NAMED.finditer(sentence) if not _NEGATED.search(sentence[:x.start()])}
                 out.append(Commitment(at, kind, None if rivals - {letter} else letter))
     return out

@@ -827,6 +827,44 @@ N31_HAND = [
     ("value (no option's value)", "I count eleven eggs.", EGGS, None),
     ("value (money, no option)", "It costs seven dollars.", MONEY, None),
 ]
+# written after failure reports in public evaluation repositories' issue threads (AGIEval, inspect_ai,
+# NeMo-Skills, frontier-evals, omlx, ds4, paper-qa): the reply shapes they describe, in our own words
+ENERGY = {"A": "1.1 MeV", "B": "3.3 MeV", "C": "5.5 MeV", "D": "7.7 MeV"}
+TEN = {k: v for k, v in zip("ABCDEFGHIJ", ["an integral", "a sum", "a limit", "a product", "a series", "a root",
+                                          "a ratio", "a mean", "a mode", "a median"])}
+FIVE = {"A": "red", "B": "green", "C": "blue", "D": "yellow", "E": "purple"}
+N31_PUBLIC = [
+    ("选项 (B) $3.3\\mathrm{MeV}$。", ENERGY, "B"),
+    ("Answer: **D**", C4, "D"),
+    ("I considered (A), but it is incorrect. Final answer: D.", C4, "D"),
+    ("The correct answer is d.", C4, "D"),
+    ("ANSWER: None of the above", YESNO, "D"),
+    ("ANSWER: Don't know", C4, None),
+    ("ANSWER: I don't know", C4, None),
+    ("The relation is \\boxed{\\langle H\\rangle \\ll \\Delta E}, so the energy spread dominates.\n\n**Answer: D**", FIVE, None),
+    ("The answer is B. Note that A is a common distractor.", C4, "B"),
+    ("ANSWER IS D. A is incorrect.", C4, "D"),
+    ("The answer is C because I computed the integral.", TEN, "C"),
+    ("Answer: A\nAfter checking the reasoning, I need to correct this.\nAnswer: B", C4, "B"),
+    ("Answer: A, C\nOn second thought: Answer: B", C4, "B"),
+    ("ANSWER: b", C4, "B"),
+    ("Answer: this asks which one is a colour of the sky\n...\nANSWER: C", C4, "C"),
+    ("Answer: It is not B, the answer is D", C4, "D"),
+    ("Answer: rules out C, leaving D", C4, None),
+    ("Answer: D, not B", C4, "D"),
+    ("Answer: I think it is C", C4, "C"),
+    ("Looking at the options, none of them is 14, so I pick the closest.\n\nE", FIVE, "E"),
+    ("The single letter answer, based on the chart, is:\n\nC", C4, "C"),
+    ("Among A, B, C and D the only colour of grass is B.", C4, None),
+    ("It's between (A) and (C); I'll say (C).", C4, "C"),
+    ("Both A and C look plausible.", C4, None),
+    ("**Answer: (C)** — although (A) was tempting.", C4, "C"),
+    ("The answer is (C), not (A).", C4, "C"),
+    ("Answer: C.\nConfidence: 0.8", C4, "C"),
+    ("Answer: C (blue)\nReason: the sky fills the upper half.", C4, "C"),
+    ("The image shows a blue sky. Answer: C) blue", C4, "C"),
+    ("Choice: (E) purple", FIVE, "E"),
+]
 
 
 def build():
@@ -843,6 +881,8 @@ def build():
     for style, f in N31:
         for opts, L in SETS:
             cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for resp, opts, L in N31_PUBLIC:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "after public failure reports"})
     for style, resp, opts, L, *finish in N31_HAND:
         case = {"response": resp, "options": opts, "expected": L, "style": style}
         if finish:
