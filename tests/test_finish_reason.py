@@ -147,3 +147,28 @@ def test_scores_read_a_cut_reply_as_unparsed():
     assert assess(stopped).extraction.choice == "B" and assess(cut).extraction.choice is None
     memo = Assessor()
     assert [memo(r).robust for r in (stopped, cut, stopped)] == [True, False, True]
+
+
+@pytest.mark.parametrize(("given", "recorded"), [
+    ("stop", "stop"), ("length", "length"), ("eos", "stop"), ("stop_sequence", "stop"), ("end_turn", "stop"),
+    ("tool_calls", "stop"), ("max_tokens", "length"), ("content_filter", None), ("abort", None), (None, None),
+    (7, None),
+])
+def test_server_and_engine_reasons_map_to_stop_length_or_unknown(given, recorded):
+    """What vLLM (``CompletionOutput.finish_reason``), OpenAI-style servers, TGI and Anthropic-style
+    APIs call the two reasons; anything else says nothing about where the text ends."""
+    from mmstar.evaluators.backends.base import finish_reason
+    from mmstar.evaluators.backends.openai_api import parse_reply
+
+    assert finish_reason(given) == recorded
+
+    class Reply:  # the httpx response parse_reply reads (json() and text)
+        text = ""
+
+        @staticmethod
+        def json():
+            return {"choices": [{"finish_reason": given, "message": {"content": "B"}}],
+                    "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+
+    if given != "content_filter":  # a withheld answer is an error, tested with the pool
+        assert parse_reply(Reply()).finish_reason == recorded
