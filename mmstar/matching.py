@@ -79,6 +79,10 @@ _CANDIDATE = re.compile(
     re.I)
 _PICKED = re.compile(r"\(([A-J])\)|(?<!option )(?<!choice )\b([A-J])\b(?=[ \t]*(?:$|\n|[.,;:!)]))", re.I)
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
+# a clause that rules a lettered option out, with the option's text: not read for option texts
+_WEIGHED_CLAUSE = re.compile(
+    r"(?i:option|choice)?\s*\(?\b[A-J]\)?\s*(?:\([^)]*\)|:\s*[^.;\n]*?)?\s*(?i:is|are|was|seems|looks)\s+"
+    r"(?i:not|wrong|incorrect|unlikely|implausible|a distractor|ruled out|excluded)\b[^.;\n]*")
 _CONFLICT = "conflict"  # several options' texts/values appear: the reply is ambiguous
 # the rule a deciding commitment is reported as (a letter standing on its own is "letter")
 _RULE = {"leading": "letter", "leading_loose": "letter", "trailing": "letter", "own_line": "letter",
@@ -281,6 +285,9 @@ def _settle(found: list[Commitment], cue_at: list[int], text: str, cleaned: _Cle
     finals = [c.pos for c in found if c.kind == "final_answer"]
     if finals:  # "Maybe A or B; the final answer is B": the deliberation before a final answer is over
         found = [c for c in found if c.kind != "several" or c.pos > finals[-1]]
+    picks = [c.pos for c in found if c.letter is not None and c.strength >= 2]
+    # "between (A) and (C); I'll say (C)": weighing two settles on a later pick, else it stays undecided
+    found = [c for c in found if c.kind != "deciding" or not any(p > c.pos for p in picks)]
     if cut:
         found = [c for c in found if c.kind in cm.EXPLICIT]
     strong = [c for c in found if c.strength >= 2]
@@ -330,6 +337,7 @@ def _without_options(text: str, options: Mapping[str, str] | None) -> str:
 def _by_content(text: str, allowed: str, options: Mapping[str, str] | None) -> Decision:
     """The text or value of exactly one option, agreeing with any letter named; else the one
     letter the reply picks ("Probably B.")."""
+    text = _WEIGHED_CLAUSE.sub(" ", text)  # "Option A (red) is wrong": red is not the answer
     named = _letters_in(_CANDIDATE, text, allowed)
     if options:
         by_text, rule = _answer_tail_letter(text, options) or _option_text_letter(text, options), "option_text"

@@ -14,6 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from itertools import pairwise
 
 from .lexicon import (
     CHECK_NO,
@@ -29,13 +30,13 @@ from .lexicon import (
 STRENGTH = {
     "letter": 5, "boxed": 5, "json": 5, "tool_call": 5, "tag": 5,
     "final_answer": 4, "correction": 4,
-    "statement": 3, "cjk": 3, "check": 3, "several": 3,
+    "statement": 3, "cjk": 3, "check": 3, "several": 3, "deciding": 3,
     "leading": 2, "leading_loose": 2, "trailing": 2, "own_line": 2, "leaning": 2,
     "option_text": 1, "value": 1, "mentioned": 0,
 }
 # what a reply cut by the token budget may still be read by: commitments made in so many words
 EXPLICIT = frozenset({"letter", "boxed", "json", "tool_call", "tag", "final_answer", "correction", "statement", "cjk",
-                      "check", "several", "leading"})
+                      "check", "several", "deciding", "leading"})
 
 
 @dataclass(frozen=True)
@@ -59,11 +60,13 @@ _SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may b
                               r"(?:correct|right|possible|plausible|likely|valid|"
                               r"the\s+(?:answer|correct|right|best))", re.I)
 _WEIGHING = re.compile(r"\b(?:between|among|comparing)\b[^;:]*[;:]", re.I)
-_BETWEEN = re.compile(r"\b(?:between|among|of|comparing|compare)\s*$", re.I)
+_BETWEEN = re.compile(r"\b(?:between|among|of|comparing|compare|leaving|left with|remaining)\s*$", re.I)
+_OR_ALSO = re.compile(r"\bor\s+(?:possibly|maybe|perhaps|probably|else)\s+(?:option\s+)?\(?([A-J])(?![\w'])", re.I)
 _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cannot|can't|don't|do not)\b", re.I)
 _STATEMENT_CI = re.compile(
-    r"(?:final answer|correct answer|correct option|right answer|best answer|answer|best guess|guess|"
-    r"correct choice|choose|select|pick|go with|opt for|(?:closest|best) match|"
+    r"(?:final answer|correct answer|correct option|right answer|best answer|"
+    r"answer(?:\s+to\s+(?:this\s+|the\s+)?(?:question|Q)(?:\s*#?\d+)?)?|best guess|guess|"
+    r"correct choice|choose|select|pick|go(?:ing)? with|opt for|(?:closest|best) match|"
     r"(?:best|correct|right|most likely) (?:option|choice)(?: here)?|"
     r"(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
     re.I)
@@ -72,12 +75,15 @@ _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
 _HEDGED = re.compile(HEDGES, re.I)
 _AFFIRM = re.compile(
     r"(?<![A-Za-z])(?:(?:option|choice)\s*)?\(?([A-J])\)?\s+is\s+(?:the\s+)?(?:"
-    r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice)"
-    r"|(?:correct|right)(?=\s*(?:[.,;!]|$|\s+(?:because|since|as|given|here)\b))|answer\b)", re.I)
+    r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice|one)"
+    r"|(?:correct|right)(?=\s*(?:[.,;!]|$|\s+(?:because|since|as|given|here)\b))|answer\b)"
+    r"|(?<![A-Za-z])\(?([A-J])\)?\s+it\s+is\b", re.I)
 _STATEMENT_TAIL = re.compile(
-    r"[\"']?\s*(?i:would be|should be|is|are|:|=|-|—|–)?\s*(?i:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
+    r"[\"']?\s*(?i:would be|should be|is|are|:|=|->|=>|→|-|—|–)?\s*"
+    r"(?i:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
-_CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|答案|应选|故选|"
+_CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|正确的|正確的|"
+             r"我认为|我認為|答案|应选|故选|"
              r"选择|選択|选|選|回答|答え|正解|정답|답)")
 _CJK_ANSWER = re.compile(
     _CJK_HEAD + r"(?:\s*(?:应该|应|是|为|為|は|은|는|이|:|：)\s*)*(?:选项|選項|option\s*)?\s*[(\[【]?\s*"
@@ -95,7 +101,11 @@ _LABELLED = re.compile(
 _VERB = re.compile(r"\b(?:is|are|was|were|has|have|does|do|can|could|would|shows?|appears?|seems?)\b", re.I)
 _DENIED = re.compile(r"\b(?:not|no|never|wrong|incorrect|false|absent)\b|n't", re.I)
 _NAMED = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?(?![A-Za-z'])(?!\s+[a-z]+\s)")
-_LINE_END_LETTER = re.compile(r"(?m)(?:[.!?:;][ \t]+)(?:[(\[]([A-J])[)\]]|([A-J])[).:!]?)[ \t]*$")
+_ITS = re.compile(r"(?i:\bit(?:'s|\s+is)\s+(?:option\s+|choice\s+)?)(?:\(([A-J])\)|([A-J]))"
+                  r"(?=\s*(?:[.!,;]|$))")
+_ARROW = re.compile(r"(?:➡️?|→|=>|->)\s*(?:\(([A-J])\)|([A-J]))(?![\w'])")
+_SENTENCE_DASH = re.compile(r"(?:^|[.!?]\s+|\n\s*)(?:\(([A-J])\)|([A-J]))\s*(?:—|–|\s-)\s")
+_LINE_END_LETTER = re.compile(r"(?m)(?:[.!?:;,][ \t]+)(?:[(\[]([A-J])[)\]]|([A-J])[).:!]?)[ \t]*$")
 _LEANING = re.compile(
     r"(?:^|[.!?,;:]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'll say|I will say|"
     r"I think it is|I think it's|I believe it is|I believe it's|I think|I believe|"
@@ -109,11 +119,13 @@ _LEADING_LETTER = re.compile(
 _CUES = re.compile("|".join(f"(?:{c})" for c in CORRECTION_CUES + RETRACTIONS), re.I)
 _CORRECTED_TO = re.compile(
     r"[\s,:;.!—–-]*(?:(?:it'?s|it\s+is|the\s+(?:correct\s+|right\s+)?answer\s+is|I\s+meant?|make\s+that|should\s+be|"
+    r"hmm+|well|ok(?:ay)?|yes|still|again|indeed|so|"
     r"is|option|choice|then|应该是|应是|应为|是|选)\s*[,:]?\s*)*\(?((?![AI]\s+[a-z])[A-J])(?![\w'])", re.I)
 # answers to several questions: "1. B\n2. D", "Q1: A, Q2: C", "Question 2 - (B)"
 _NUMBERED = re.compile(r"(?m)(?:^[ \t]*(?:Q(?:uestion)?\s*)?\d+\s*[.):-](?!\d)"
                        r"|(?<![\w])Q(?:uestion)?\s*\d+\s*[.):-])[ \t]*"
                        r"(?:(?i:answer)\s*[:=]?\s*)?\(?([A-J])\)?(?![\w'])")
+_INLINE_NUMBERED = re.compile(r"(?<![\w.])\d+\s*[.)]\s*\(?([A-J])\)?(?![\w'])(?!\s+[a-z])")
 _QUESTION_REF = re.compile(r"\b(?:question|Q)\s*#?(\d+)\b|\b(first|second|third|next|other)\s+question\b", re.I)
 _BOXED_HEAD = re.compile(r"\\boxed\s*\{|<\|begin_of_box\|>")
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
@@ -213,8 +225,8 @@ def statements(text: str, allowed: str) -> list[Commitment]:
             out.append(Commitment(head.start(), kind, None))
         elif letter in allowed:
             out.append(Commitment(head.start(), kind, letter))
-    out += [Commitment(m.start(), "statement", m.group(1).upper()) for m in _AFFIRM.finditer(text)
-            if m.group(1).upper() in allowed and _free(text, m.start())]
+    out += [Commitment(m.start(), "statement", (m.group(1) or m.group(2)).upper()) for m in _AFFIRM.finditer(text)
+            if (m.group(1) or m.group(2)).upper() in allowed and _free(text, m.start())]
     for m in _CJK_ANSWER.finditer(text):
         if m.group(1) in allowed:
             out.append(Commitment(m.start(), "final_answer" if _CJK_FINAL.match(m.group()) else "cjk", m.group(1)))
@@ -225,17 +237,25 @@ def several(text: str, allowed: str) -> list[Commitment]:
     """"A or B", "A или B", "B 또는 C": two letters offered at once, unless both are being ruled out."""
     out = []
     for m in _SEVERAL.finditer(text):
-        if _BETWEEN.search(text, max(0, m.start() - 12), m.start()):
-            continue  # "between (A) and (C); I'll say (C)": weighing two, not offering them
-        if m.group(1) != m.group(2) and {m.group(1), m.group(2)} <= set(allowed) and _free(text, m.start()) \
+        # "not A or B" rules both out; "Not sure between B and D" does not
+        if m.group(1) != m.group(2) and {m.group(1), m.group(2)} <= set(allowed) \
+                and not re.search(r"(?:\bnot|n't|\bnever)\s*$", text[max(0, m.start() - 8):m.start()]) \
+                and not _HEDGED.search(re.split(r"[.!?]\s|\n", text[max(0, m.start() - 60):m.start()])[-1]) \
                 and (_SEVERAL_OFFERED.match(text, m.end()) or not _SEVERAL_WEIGHED.match(text, m.end())):
-            out.append(Commitment(m.start(), "several", None))
+            # "between (A) and (C)", "leaving C and D": still deciding; a later pick settles it (see _settle)
+            weighing = _BETWEEN.search(text, max(0, m.start() - 12), m.start())
+            out.append(Commitment(m.start(), "deciding" if weighing else "several", None))
+    # "B (or possibly C)", "B, or maybe D": a second letter offered beside the first
+    out += [Commitment(m.start(), "several", None) for m in _OR_ALSO.finditer(text)
+            if m.group(1) in allowed and _free(text, m.start())]
     return out
 
 
 def numbered(text: str, allowed: str) -> list[Commitment]:
     """Answers to two or more numbered questions commit to no single option."""
     hits = [m.start() for m in _NUMBERED.finditer(text) if m.group(1) in allowed]
+    inline = [m.start() for m in _INLINE_NUMBERED.finditer(text) if m.group(1) in allowed]
+    hits = hits if len(hits) >= len(inline) else inline
     asked = {(m.group(1) or m.group(2)).lower() for m in _QUESTION_REF.finditer(text)}
     if len(asked) >= 2:  # "for question 1 ... for question 2 ...": which one is this?
         hits += [m.start() for m in _QUESTION_REF.finditer(text)]
@@ -261,8 +281,9 @@ def checks(text: str, allowed: str) -> tuple[list[Commitment], set[int]]:
     for m in _INLINE_MARK.finditer(text):
         if m.group(1) in allowed and not any(p == m.start(1) for p, _l, _y in marked):
             marked.append((m.start(1), m.group(1), m.group(2) in CHECK_YES))
-    if len(marked) < 2:
-        return [], set()
+    if len(marked) < 2:  # one mark: only a symbol of approval next to a letter ("B ✅") answers
+        single = [m for m in _INLINE_MARK.finditer(text) if m.group(1) in allowed and m.group(2) in CHECK_YES]
+        return [Commitment(m.start(1), "check", m.group(1)) for m in single], set()
     for at, _l, _y in marked:
         lines.add(text.rfind("\n", 0, at) + 1)
     return [Commitment(at, "check", letter) for at, letter, yes in marked if yes], lines
@@ -285,7 +306,8 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
         if letter in allowed and _free(text, m.start()):
             out.append(Commitment(m.start(), "own_line", letter))
     lead = _leading(text, allowed, options)
-    if lead and 0 not in skip_lines:
+    listed = _restated(text, allowed, options)
+    if lead and 0 not in skip_lines and 0 not in listed:
         out.append(lead)
     # "(D) Chloroplast" on a later line of its own: one such line answers (unless weighed, marked wrong or
     # explained after a colon); several restate or discuss the options
@@ -301,13 +323,12 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
     plain = [m for m in labelled if not _WEIGHED.match(text, m.end(1)) and ":" not in m.group(2)
              and (not text.startswith(":", m.end(1)) or own_text(m) or short(m)) and not _MARK_NO.search(m.group(2))
              and not _DENIED.search(m.group(2)) and _free(text, m.start(1))]
-    own = [own_text(m) for m in plain]
-    restated = all(own) and {m.group(1) for m in plain} == set(allowed)  # every option, in its own words
-    if len(plain) == 1 or not restated:
-        out += [Commitment(m.start(1), "own_line", m.group(1)) for m in plain]
+    # the lines of an options list restated in their own words answer nothing
+    out += [Commitment(m.start(1), "own_line", m.group(1)) for m in plain if m.start() not in listed]
     # a letter ending a line after a sentence ("The sky is clearly visible. D"), and a leaning pick
     # ("Probably B.", "It seems (D) fits best", "..., it is C.")
-    for pattern, kind in ((_LINE_END_LETTER, "trailing"), (_LEANING, "leaning")):
+    for pattern, kind in ((_LINE_END_LETTER, "trailing"), (_LEANING, "leaning"), (_ITS, "leaning"),
+                          (_SENTENCE_DASH, "leaning"), (_ARROW, "leaning")):
         for m in pattern.finditer(text):
             letter = (m.group(1) or m.group(2)).upper()
             at = m.start(1) if m.group(1) else m.start(2)
@@ -315,9 +336,25 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
                 # "I don't think the answer is A; it's C": another letter named in the sentence makes two
                 sentence = re.split(r"[.!?]\s|\n", text[max(0, at - 80):at])[-1]
                 sentence = _WEIGHING.sub("", sentence)  # "between (A) and (C); I'll say (C)": one pick
+                sentence = _CUES.split(sentence)[-1]  # "It's C, no wait, it's D": what was taken back is no rival
                 rivals = {x.group(1) for x in _NAMED.finditer(sentence) if not _NEGATED.search(sentence[:x.start()])}
                 out.append(Commitment(at, kind, None if rivals - {letter} else letter))
     return out
+
+
+def _restated(text: str, allowed: str, options: Mapping[str, str] | None) -> frozenset[int]:
+    """Where the reply lists every option in its own words, in order, one per line ("A) red\nB) green
+    ..."): the starts of those lines (empty when it does not)."""
+    if not options:
+        return frozenset()
+    own = [(m.start(), m.group(1)) for m in _LABELLED.finditer(text)
+           if m.group(2).strip().lower().rstrip(".*") == str(options.get(m.group(1)) or "").strip().lower()]
+    for i in range(len(own) - len(allowed) + 1):
+        run = own[i:i + len(allowed)]
+        gaps = [text[a:b] for (a, _x), (b, _y) in pairwise(run)]
+        if "".join(x for _p, x in run) == allowed and all(g.count("\n") == 1 for g in gaps):
+            return frozenset(text.rfind("\n", 0, p + 1) + 1 if p else 0 for p, _x in run)
+    return frozenset()
 
 
 def _leading(text: str, allowed: str, options: Mapping[str, str] | None) -> Commitment | None:

@@ -867,6 +867,30 @@ N31_PUBLIC = [
 ]
 
 
+# a blind batch: 50 replies written in styles not seen before and run once before any change to the
+# extractor (it then read 33 of 43 answerable, 0 wrong letters, 3 guesses); kept as rows once read right
+N31_BLIND = [
+ ("The image depicts a blue sky; hence option (c).", C4, "C"), ("Ans: B", C4, "B"), ("Correct option → C", C4, "C"),
+ ("My pick: D.", C4, "D"), ("➡️ B", C4, "B"), ("B ✅", C4, "B"), ("Option B is the right one.", C4, "B"),
+ ("I'm going with C on this one.", C4, "C"), ("It's definitely not A or B. C it is.", C4, "C"), ("Either way it's C.", C4, "C"),
+ ("The options A and B can be eliminated, leaving C and D. Between those, D.", C4, "D"), ("C? Yes, C.", C4, "C"),
+ ("Final: B", C4, "B"), ("Result: (A)", C4, "A"), ("My answer would be option D, yellow.", C4, "D"), ("Answer — B", C4, "B"),
+ ("Answer = C", C4, "C"), ("正确的是B。", C4, "B"), ("我认为是C。", C4, "C"), ("Câu đúng là B.", C4, "B"),
+ ("Doğru seçenek: D", C4, "D"), ("Resposta certa: letra C", C4, "C"), ("الجواب هو B", C4, "B"), ("उत्तर है: D", C4, "D"),
+ ("정답은 (C)번입니다.", C4, "C"), ("答えは「B」です。", C4, "B"), ("Ответ: вариант B", C4, "B"),
+ ("The number of apples is seven.", COUNT, None), ("I count six apples in total.", COUNT, "D"), ("Roughly half.", FRAC, "B"),
+ ("Twenty dollars.", MONEY, "D"), ("It's 1.5 metres tall.", LEN, "B"),
+ ("A) red\nB) green\nC) blue\nD) yellow\n\nAnswer: C", C4, "C"),
+ ("Options considered:\n- A (red): no\n- B (green): no\n- C (blue): yes\n- D (yellow): no", C4, "C"),
+ ("Not sure between B and D.", C4, None), ("B, or maybe D.", C4, None), ("1) C  2) A", C4, None),
+ ("The answer to question 3 is B.", C4, "B"), ("B\nD", C4, None), ("I'd rather not answer.", C4, None),
+ ("Answer: (B) ... actually, hmm, still (B).", C4, "B"), ("<choice>C</choice>", C4, "C"), ("```\nC\n```", C4, "C"),
+ ("**Correct Answer:** ~~A~~ → **C**", C4, "C"), ("The answer is the one with the blue colour.", C4, "C"),
+ ("Choose: the second option", C4, "B"), ("Answer: C. Wait, let me double-check... yes, C.", C4, "C"),
+ ("It's C, no wait, it's D.", C4, "D"), ("D — but I'm not certain.", C4, "D"), ("The answer is B (or possibly C).", C4, None),
+]
+
+
 def build():
     cases = []
     for style, f in T:
@@ -881,6 +905,8 @@ def build():
     for style, f in N31:
         for opts, L in SETS:
             cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for resp, opts, L in N31_BLIND:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "blind batch"})
     for resp, opts, L in N31_PUBLIC:
         cases.append({"response": resp, "options": opts, "expected": L, "style": "after public failure reports"})
     for style, resp, opts, L, *finish in N31_HAND:
