@@ -54,11 +54,11 @@ Nested = Callable[[str], tuple[str | None, str]]  # decides a box's / JSON value
 
 # ------------------------------------------------------------------ patterns (from the 0.2 extractor)
 _OR = "|".join(re.escape(w) if not w.isascii() else rf"\b{w}\b" for w in sorted(OR_WORDS, key=len, reverse=True))
-_SEVERAL = re.compile(rf"\(?(?<![A-Za-z])([A-J])\)?\s*(?:{_OR}|,|/|&|、)\s*(?:option\s*)?\(?([A-J])(?![A-Za-z])")
+_SEVERAL = re.compile(rf"\(?(?<![A-Za-z])([A-J])\)?[.…]*\s*(?:{_OR}|,|/|&|、)\s*(?:option\s*)?\(?([A-J])(?![A-Za-z])")
 # "A or B is correct" offers both; "A and B are too small" weighs them (and offers neither)
 _SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may be)\s+(?:both\s+|all\s+|equally\s+)?"
                               r"(?:correct|right|possible|plausible|likely|valid|"
-                              r"the\s+(?:answer|correct|right|best))", re.I)
+                              r"the\s+(?:answer|correct|right|best)|my\s+(?:final\s+)?(?:choice|answer|pick))", re.I)
 _WEIGHING = re.compile(r"\b(?:between|among|comparing)\b[^;:]*[;:]", re.I)
 _BETWEEN = re.compile(r"\b(?:between|among|of|comparing|compare|leaving|left with|remaining)\s*$", re.I)
 _OR_ALSO = re.compile(r"\bor\s+(?:possibly|maybe|perhaps|probably|else)\s+(?:option\s+)?\(?([A-J])(?![\w'])", re.I)
@@ -66,7 +66,8 @@ _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cann
 _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|"
     r"answer(?:\s+to\s+(?:this\s+|the\s+)?(?:question|Q)(?:\s*#?\d+)?)?|best guess|guess|"
-    r"correct choice|choose|select|pick|go(?:ing)? with|opt for|(?:closest|best) match|"
+    r"correct choice|choose|select|pick|go(?:ing)? with|opt for|(?:closest|best) (?:match|fit)(?: here)?|"
+    r"(?:correct|right) response|"
     r"(?:best|correct|right|most likely) (?:option|choice)(?: here)?|"
     r"(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
     re.I)
@@ -77,9 +78,10 @@ _AFFIRM = re.compile(
     r"(?<![A-Za-z])(?:(?:option|choice)\s*)?\(?([A-J])\)?\s+is\s+(?:the\s+)?(?:"
     r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice|one)"
     r"|(?:correct|right)(?=\s*(?:[.,;!]|$|\s+(?:because|since|as|given|here)\b))|answer\b)"
-    r"|(?<![A-Za-z])\(?([A-J])\)?\s+it\s+is\b", re.I)
+    r"|(?<![A-Za-z])\(?([A-J])\)?\s+(?:it\s+is\b|is\s+my\s+(?:final\s+)?(?:choice|answer|pick)\b)", re.I)
 _STATEMENT_TAIL = re.compile(
     r"[\"']?\s*(?i:would be|should be|is|are|:|=|->|=>|→|-|—|–)?\s*"
+    r"(?i:likely|probably|definitely|clearly|certainly|)\s*(?:[-*•][ \t]*(?=\(?[A-J]\)?(?:[\s.)]|$)))?"
     r"(?i:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
 _CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|正确的|正確的|"
@@ -108,10 +110,12 @@ _SENTENCE_DASH = re.compile(r"(?:^|[.!?]\s+|\n\s*)(?:\(([A-J])\)|([A-J]))\s*(?:�
 _LINE_END_LETTER = re.compile(r"(?m)(?:[.!?:;,][ \t]+)(?:[(\[]([A-J])[)\]]|([A-J])[).:!]?)[ \t]*$")
 _LEANING = re.compile(
     r"(?:^|[.!?,;:]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'll say|I will say|"
-    r"I think it is|I think it's|I believe it is|I believe it's|I think|I believe|"
+    r"I think it is|I think it's|I believe it is|I believe it's|I think|I believe|looks like|seems like|sounds like|"
+    r"I'd lean towards?|I lean towards?|leaning towards?|definitely|certainly|clearly|surely|"
+    r"(?:it's|it has|it)\s+got\s+to\s+be|(?:it\s+)?(?:must|has\s+to)\s+be|"
     r"I'd go with|I'll go with|"
     r"it seems|it's|it is|so|thus|hence|therefore)[,:]?\s*(?i:option\s*|choice\s*)?(?:\(([A-J])\)|([A-J]))"
-    r"(?=\s*(?:[.!,;]|$|\n|\s+(?:fits|is (?:best|right|correct)|matches)))")
+    r"(?=\s*(?:[.!,;]|$|\n|\s+(?:fits|is (?:best|right|correct)|matches|to me)))")
 _LAST_LETTER = re.compile(r"(?<![A-Za-z'])\(?([A-J])\)?[.)\]!]?\s*$")
 _LEADING_LETTER = re.compile(
     r"^(?:(?i:option|choice)\s*)?[(\[]?(?:([A-J])(?:[)\]][\s.:]*|[.:]\s*|\s+-\s+|\s+(?=\S))"
@@ -140,7 +144,8 @@ _CHECK_LINE = re.compile(
     r"(?m)^[ \t>*\-•]*(?:(?i:option|choice)\s*)?[(\[]?([A-J])[)\]]?[.:)]?(?![\w'])([^\n]*)$")
 _MARK_YES = re.compile(rf"[{CHECK_YES}]|(?<!\w)(?<!not )(?<!in){CHECK_WORDS_YES}(?!\w)", re.I)
 _MARK_NO = re.compile(rf"[{CHECK_NO}]|(?<!\w){CHECK_WORDS_NO}(?!\w)", re.I)
-_INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?\s*(?:[→:\-–]\s*)?([{CHECK_YES}{CHECK_NO}])")
+_MARK_FIRST = re.compile(rf"[{CHECK_YES}]\ufe0f?[ \t]*\(?([A-J])\)?(?![\w'])")
+_INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?[ \t]*(?:[→:\-–][ \t]*)?([{CHECK_YES}{CHECK_NO}])")
 
 
 def _free(text: str, at: int) -> bool:
@@ -278,15 +283,28 @@ def checks(text: str, allowed: str) -> tuple[list[Commitment], set[int]]:
         yes, no = bool(_MARK_YES.search(rest)), bool(_MARK_NO.search(rest))
         if yes != no and m.group(1) in allowed:
             marked.append((m.start(1), m.group(1), yes))
-    for m in _INLINE_MARK.finditer(text):
-        if m.group(1) in allowed and not any(p == m.start(1) for p, _l, _y in marked):
+    after, before = _marks(text, allowed)
+    for m in after:
+        if not any(p == m.start(1) for p, _l, _y in marked):
             marked.append((m.start(1), m.group(1), m.group(2) in CHECK_YES))
-    if len(marked) < 2:  # one mark: only a symbol of approval next to a letter ("B ✅") answers
-        single = [m for m in _INLINE_MARK.finditer(text) if m.group(1) in allowed and m.group(2) in CHECK_YES]
-        return [Commitment(m.start(1), "check", m.group(1)) for m in single], set()
+    first = [Commitment(m.start(1), "check", m.group(1)) for m in before]
+    if len(marked) < 2:  # one mark: only a symbol of approval next to a letter ("B ✅", "✔️ C") answers
+        return [Commitment(m.start(1), "check", m.group(1)) for m in after if m.group(2) in CHECK_YES] + first, set()
     for at, _l, _y in marked:
         lines.add(text.rfind("\n", 0, at) + 1)
-    return [Commitment(at, "check", letter) for at, letter, yes in marked if yes], lines
+    return [Commitment(at, "check", letter) for at, letter, yes in marked if yes] + first, lines
+
+
+def _marks(text: str, allowed: str) -> tuple[list[re.Match[str]], list[re.Match[str]]]:
+    """Symbol marks put after a letter ("B ✅") and approval marks put before one ("✔️ C"). A mark
+    between two letters is the first one's in a list where every letter has its mark ("(B) ✔ (C) ✘"),
+    else the second's ("Not A. ✔️ C")."""
+    after = [m for m in _INLINE_MARK.finditer(text) if m.group(1) in allowed]
+    with_mark = {m.start(1) for m in after}
+    before = [m for m in _MARK_FIRST.finditer(text) if m.group(1) in allowed and m.start(1) not in with_mark
+              and not _WEIGHED.match(text, m.start(1) + 1)]  # "✔ (A would be ...)" weighs A
+    claimed = {m.start() for m in before}
+    return [m for m in after if m.start(2) not in claimed], before
 
 
 # ------------------------------------------------------------------ letters standing on their own

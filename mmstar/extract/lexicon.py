@@ -35,6 +35,7 @@ ANSWER_PHRASES: tuple[tuple[str, str, str], ...] = (
     ("pt", r"escolho|escolheria", "choose"),
     ("tr", r"nihai\s+cevap|son\s+cevap", "final answer"),
     ("tr", r"doğru\s+(?:cevap|yanıt|seçenek|şık)", "correct answer"),
+    ("tr", r"cevab[ıi]m|yanıtım", "my answer"),
     ("tr", r"cevap|yanıt", "answer"),
     ("tr", r"seçenek", "option"),
     ("vi", r"đáp\s+án\s+cuối\s+cùng|câu\s+trả\s+lời\s+cuối\s+cùng", "final answer"),
@@ -81,7 +82,8 @@ CORRECTION_CUES: tuple[str, ...] = (
 )
 # a retraction: after it the reply commits to nothing unless a letter follows
 RETRACTIONS: tuple[str, ...] = (
-    r"I'?m\s+not\s+sure", r"I\s+(?:don'?t|do\s+not)\s+know", r"I\s+can'?t\s+tell", r"disregard",
+    r"I'?m\s+not\s+sure", r"I\s+(?:don'?t|do\s+not)\s+know", r"I\s+(?:really\s+|honestly\s+)?can'?t\s+tell",
+    r"disregard", r"(?:hmm+|um+|uh+),?\s+no\b",
     r"ignore\s+(?:that|my\s+(?:previous\s+)?answer)", r"不确定", r"不知道", r"わかりません", r"모르겠",
     r"не\s+знаю", r"не\s+уверен", r"não\s+sei", r"bilmiyorum", r"không\s+chắc", r"لا\s+أعرف", r"पता\s+नहीं",
 )

@@ -36,7 +36,8 @@ def _phrase_pattern(pattern: str) -> str:
 _PHRASES = re.compile("|".join(f"(?P<p{i}>{_phrase_pattern(p)})" for i, (_l, p, _r) in enumerate(ANSWER_PHRASES)),
                       re.I)
 _PHRASE_OUT = {f"p{i}": out for i, (_l, _p, out) in enumerate(ANSWER_PHRASES)}
-_NON_ENGLISH = re.compile(r"[^\x00-\x7f]|resp|cevap|antwort|r[ée]ponse|alternativa|letra|yan[ıi]t|se[çc]enek", re.I)
+# (the non-ASCII class without IGNORECASE: under it Turkish "ı" folds to an ASCII "I")
+_NON_ENGLISH = re.compile(r"[^\x00-\x7f]|(?i:resp|cevap|antwort|r[ée]ponse|alternativa|letra|yan[ıi]t|se[çc]enek)")
 _SUFFIX = re.compile(rf"(?<![A-Za-z])([A-J]){LETTER_SUFFIXES}")
 _ORDINAL = re.compile(
     rf"(?:\bthe\s+)?(?<![A-Za-z])({'|'.join(sorted(ORDINALS, key=len, reverse=True))})(?:\s*(?:个|個))?\s*"

@@ -891,6 +891,28 @@ N31_BLIND = [
 ]
 
 
+# a second blind batch, written and run once after the first one's changes (33 of 35 answerable read,
+# 0 wrong letters, 2 guesses), then kept as rows once read right
+YN = {"A": "Yes", "B": "No"}
+N31_BLIND2 = [
+ ("Solution: B", C4, "B"), ("Pick → D", C4, "D"), ("The best fit here: (A).", C4, "A"),
+ ("Looks like C to me.", C4, "C"), ("I'd lean towards B.", C4, "B"), ("Most likely answer: D", C4, "D"),
+ ("=> C", C4, "C"), ("✔️ C", C4, "C"), ("C is my final choice.", C4, "C"), ("Definitely B!", C4, "B"),
+ ("Answer:\n- B", C4, "B"), ("> **Answer**: C", C4, "C"), ("`B`", C4, "B"), ("[B]", C4, "B"),
+ ("Correct: D", C4, "D"), ("Option (D) yellow is correct.", C4, "D"), ("The right choice would be A.", C4, "A"),
+ ("I believe the answer is likely B.", C4, "B"), ("Well, it's got to be C.", C4, "C"),
+ ("The correct response is C.", C4, "C"), ("Respuesta: B", C4, "B"), ("Réponse : C", C4, "C"),
+ ("Antwort: D", C4, "D"), ("Cevabım B.", C4, "B"), ("Ответ — A.", C4, "A"), ("答案为：D", C4, "D"),
+ ("正解：A", C4, "A"), ("답: B", C4, "B"), ("Đáp án: D", C4, "D"), ("الإجابة هي (C)", C4, "C"),
+ ("The organelle is a nucleus.", SCI, "B"), ("Yes.", YN, "A"), ("No, it is not.", YN, "B"),
+ ("There are five apples and I am sure.", COUNT, "C"), ("I see 4.", COUNT, "B"),
+ ("I cannot decide between C and D.", C4, None), ("Could be A, could be B.", C4, None),
+ ("A/B", C4, None), ("Answers: 1-A, 2-C", C4, None), ("B... or D? Hard to say.", C4, None),
+ ("Not A, not B, not C.", C4, None), ("The answer is not listed.", C4, None),
+ ("I'd say B. Hmm, no, I really can't tell.", C4, None), ("Let me think step by step. First, the colour", C4, None),
+]
+
+
 def build():
     cases = []
     for style, f in T:
@@ -905,6 +927,8 @@ def build():
     for style, f in N31:
         for opts, L in SETS:
             cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for resp, opts, L in N31_BLIND2:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "second blind batch"})
     for resp, opts, L in N31_BLIND:
         cases.append({"response": resp, "options": opts, "expected": L, "style": "blind batch"})
     for resp, opts, L in N31_PUBLIC:
