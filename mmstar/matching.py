@@ -83,6 +83,9 @@ _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
 _WEIGHED_CLAUSE = re.compile(
     r"(?i:option|choice)?\s*\(?\b[A-J]\)?\s*(?:\([^)]*\)|:\s*[^.;\n]*?)?\s*(?i:is|are|was|seems|looks)\s+"
     r"(?i:not|wrong|incorrect|unlikely|implausible|a distractor|ruled out|excluded)\b[^.;\n]*")
+# a lower-case connective or article left hanging at the very end (never "A": that is a letter)
+_DANGLING = re.compile(r"(?:\b(?:but|and|or|because|since|so|which|that|the|a|an|of|to|with|while|whereas|"
+                       r"although|however|then)|,)\s*$")
 _CONFLICT = "conflict"  # several options' texts/values appear: the reply is ambiguous
 # the rule a deciding commitment is reported as (a letter standing on its own is "letter")
 _RULE = {"leading": "letter", "leading_loose": "letter", "trailing": "letter", "own_line": "letter",
@@ -213,7 +216,9 @@ def extract_answer(response: str | None, options: Mapping[str, str] | None = Non
     split = split_reasoning(unicodedata.normalize("NFKC", str(response)))
     if split.truncated:
         return Extraction(None, "truncated_reasoning", split.reasoning)
-    choice, rule = _decide(split.answer, options, cut=finish_reason == "length")
+    # unknown reason (an old run, an imported log): a reply that stops on a dangling word was cut
+    cut = finish_reason == "length" or (finish_reason is None and _DANGLING.search(split.answer) is not None)
+    choice, rule = _decide(split.answer, options, cut=cut)
     return Extraction(choice, rule, split.reasoning)
 
 

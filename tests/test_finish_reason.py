@@ -111,7 +111,7 @@ def test_a_cut_reply_from_the_standin_is_recorded_and_reads_no_letter(standin, t
     ("The answer is C because the sky in the upper part of the", "C", "C"),
     ("\\boxed{D} since the", "D", "D"),
     ('{"answer": "A", "reason": "the car is', "A", "A"),
-    ("It is blue, I think, and the", "C", None),  # an option's text, never said to be the answer
+    ("It is blue, I think, and the sky", "C", None),  # an option's text, never said to be the answer
     ("The answer is c", "C", None),  # "c" may be the start of "correct"
     ("B", "B", "B"),  # a one-token budget: the letter is the whole reply
     ("Option A s", "A", None),  # "Option A s|eems": no bare letter once cut
@@ -121,6 +121,15 @@ def test_a_cut_reply_reads_only_explicit_commitments(reply, stop, length):
     assert extract_answer(reply, OPTIONS).choice == stop  # unknown reason: read as before
     got = extract_answer(reply, OPTIONS, finish_reason="length")
     assert got.choice == length and (got.rule == "cut_off") == (length is None)
+
+
+def test_a_reply_left_hanging_reads_as_cut_when_the_reason_is_unknown():
+    """Old runs and imported logs carry no finish_reason: a reply ending on a dangling word ("... but",
+    "... and the", a comma) was cut, so it too is read for explicit commitments only."""
+    hanging = "Let me analyze option A first. Red appears in the corner, but"
+    assert extract_answer(hanging, OPTIONS).choice is None
+    assert extract_answer(hanging, OPTIONS, finish_reason="stop").choice == "A"  # known to have ended there
+    assert extract_answer("The answer is A", OPTIONS).choice == "A"  # a final capital A is a letter, not "a"
 
 
 def test_records_keep_the_reason_and_older_schemas_read_null(tmp_path):

@@ -60,6 +60,7 @@ _SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may b
                               r"(?:correct|right|possible|plausible|likely|valid|"
                               r"the\s+(?:answer|correct|right|best)|my\s+(?:final\s+)?(?:choice|answer|pick))", re.I)
 _WEIGHING = re.compile(r"\b(?:between|among|comparing)\b[^;:]*[;:]", re.I)
+_NOT_BEFORE = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+)?$")
 _BETWEEN = re.compile(r"\b(?:between|among|of|comparing|compare|leaving|left with|remaining)\s*$", re.I)
 _OR_ALSO = re.compile(r"\bor\s+(?:possibly|maybe|perhaps|probably|else)\s+(?:option\s+)?\(?([A-J])(?![\w'])", re.I)
 _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cannot|can't|don't|do not)\b", re.I)
@@ -67,7 +68,7 @@ _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|"
     r"answer(?:\s+to\s+(?:this\s+|the\s+)?(?:question|Q)(?:\s*#?\d+)?)?|best guess|guess|"
     r"correct choice|choose|select|pick|go(?:ing)? with|opt for|(?:closest|best) (?:match|fit)(?: here)?|"
-    r"(?:correct|right) response|"
+    r"(?:correct|right) response|matches|corresponds to|(?:my )?conclusion|"
     r"(?:best|correct|right|most likely) (?:option|choice)(?: here)?|"
     r"(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
     re.I)
@@ -78,9 +79,10 @@ _AFFIRM = re.compile(
     r"(?<![A-Za-z])(?:(?:option|choice)\s*)?\(?([A-J])\)?\s+is\s+(?:the\s+)?(?:"
     r"(?:correct|right|best|most likely|most appropriate)\s+(?:answer|option|choice|one)"
     r"|(?:correct|right)(?=\s*(?:[.,;!]|$|\s+(?:because|since|as|given|here)\b))|answer\b)"
-    r"|(?<![A-Za-z])\(?([A-J])\)?\s+(?:it\s+is\b|is\s+my\s+(?:final\s+)?(?:choice|answer|pick)\b)", re.I)
+    r"|(?<![A-Za-z])\(?([A-J])\)?\s+(?:it\s+is\b|is\s+my\s+(?:final\s+)?(?:choice|answer|pick)\b"
+    r"|best\s+(?:describes|fits|matches)\b)", re.I)
 _STATEMENT_TAIL = re.compile(
-    r"[\"']?\s*(?i:would be|should be|is|are|:|=|->|=>|→|-|—|–)?\s*"
+    r"[\"']?\s*(?i:would be|should be|must be|has to be|can only be|is|are|:|=|->|=>|→|-|—|–)?\s*"
     r"(?i:likely|probably|definitely|clearly|certainly|)\s*(?:[-*•][ \t]*(?=\(?[A-J]\)?(?:[\s.)]|$)))?"
     r"(?i:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
     r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
@@ -98,7 +100,7 @@ _WEIGHED = re.compile(r"[)\]]?\s*(?:\([^)]*\)\s*)?(?:is|are|seems|looks|was|woul
 _LINE_LETTER = re.compile(r"(?m)^[ \t]*(?:\(([A-J])\)|([A-J])[).:]?)[ \t]*$")
 _LABELLED = re.compile(
     r"(?m)^[ \t>*\-•]*(?:(?i:option|choice)[ \t]*)?[(\[]?([A-J])"
-    r"(?:[)\]][ \t]*|[.:][ \t]+|[ \t]+-[ \t]+|[ \t]+(?=[A-Z]))"
+    r"(?:[)\]][ \t]*|[.:][ \t]+|[ \t]+-[ \t]+|[ \t]+(?=[A-Z(]))"
     r"([^\n]{1,80})$")
 _VERB = re.compile(r"\b(?:is|are|was|were|has|have|does|do|can|could|would|shows?|appears?|seems?)\b", re.I)
 _DENIED = re.compile(r"\b(?:not|no|never|wrong|incorrect|false|absent)\b|n't", re.I)
@@ -107,6 +109,7 @@ _ITS = re.compile(r"(?i:\bit(?:'s|\s+is)\s+(?:option\s+|choice\s+)?)(?:\(([A-J])
                   r"(?=\s*(?:[.!,;]|$))")
 _ARROW = re.compile(r"(?:➡️?|→|=>|->)\s*(?:\(([A-J])\)|([A-J]))(?![\w'])")
 _SENTENCE_DASH = re.compile(r"(?:^|[.!?]\s+|\n\s*)(?:\(([A-J])\)|([A-J]))\s*(?:—|–|\s-)\s")
+_PAREN_END = re.compile(r"(?m)\w[ \t]+\(([A-J])\)()[.!]?[ \t]*$")  # "... the mitochondrion (A)."
 _LINE_END_LETTER = re.compile(r"(?m)(?:[.!?:;,][ \t]+)(?:[(\[]([A-J])[)\]]|([A-J])[).:!]?)[ \t]*$")
 _LEANING = re.compile(
     r"(?:^|[.!?,;:]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'll say|I will say|"
@@ -244,7 +247,7 @@ def several(text: str, allowed: str) -> list[Commitment]:
     for m in _SEVERAL.finditer(text):
         # "not A or B" rules both out; "Not sure between B and D" does not
         if m.group(1) != m.group(2) and {m.group(1), m.group(2)} <= set(allowed) \
-                and not re.search(r"(?:\bnot|n't|\bnever)\s*$", text[max(0, m.start() - 8):m.start()]) \
+                and not _NOT_BEFORE.search(text[max(0, m.start() - 16):m.start()].rsplit("\n", 1)[-1]) \
                 and not _HEDGED.search(re.split(r"[.!?]\s|\n", text[max(0, m.start() - 60):m.start()])[-1]) \
                 and (_SEVERAL_OFFERED.match(text, m.end()) or not _SEVERAL_WEIGHED.match(text, m.end())):
             # "between (A) and (C)", "leaving C and D": still deciding; a later pick settles it (see _settle)
@@ -337,20 +340,24 @@ def positional(text: str, allowed: str, options: Mapping[str, str] | None, skip_
     def short(m: re.Match[str]) -> bool:
         return len(m.group(2).split()) <= 4 and not _VERB.search(m.group(2))
 
+    def paragraph(m: re.Match[str]) -> bool:  # "C: blue. ..." opening a paragraph, no bullet: an answer
+        return text[m.start():m.start(1)].strip() == "" and text[max(0, m.start() - 2):m.start()] == "\n\n"
+
     # "- C: blue is the sky" explains (a colon after the label); "A: red" (C's text, or a few words) names
     plain = [m for m in labelled if not _WEIGHED.match(text, m.end(1)) and ":" not in m.group(2)
-             and (not text.startswith(":", m.end(1)) or own_text(m) or short(m)) and not _MARK_NO.search(m.group(2))
+             and (not text.startswith(":", m.end(1)) or own_text(m) or short(m) or paragraph(m))
+             and not _MARK_NO.search(m.group(2))
              and not _DENIED.search(m.group(2)) and _free(text, m.start(1))]
     # the lines of an options list restated in their own words answer nothing
     out += [Commitment(m.start(1), "own_line", m.group(1)) for m in plain if m.start() not in listed]
     # a letter ending a line after a sentence ("The sky is clearly visible. D"), and a leaning pick
     # ("Probably B.", "It seems (D) fits best", "..., it is C.")
     for pattern, kind in ((_LINE_END_LETTER, "trailing"), (_LEANING, "leaning"), (_ITS, "leaning"),
-                          (_SENTENCE_DASH, "leaning"), (_ARROW, "leaning")):
+                          (_PAREN_END, "leaning"), (_SENTENCE_DASH, "leaning"), (_ARROW, "leaning")):
         for m in pattern.finditer(text):
             letter = (m.group(1) or m.group(2)).upper()
             at = m.start(1) if m.group(1) else m.start(2)
-            if letter in allowed and _free(text, m.start()):
+            if letter in allowed and _free(text, m.start()) and _free(text, at - (at > 0 and text[at - 1] in "([")):
                 # "I don't think the answer is A; it's C": another letter named in the sentence makes two
                 sentence = re.split(r"[.!?]\s|\n", text[max(0, at - 80):at])[-1]
                 sentence = _WEIGHING.sub("", sentence)  # "between (A) and (C); I'll say (C)": one pick

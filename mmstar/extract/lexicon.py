@@ -15,6 +15,7 @@ ANSWER_PHRASES: tuple[tuple[str, str, str], ...] = (
     ("ru", r"ответ", "answer"),
     ("ru", r"выбираю|выберу|выбор", "choose"),
     ("ru", r"вариант", "option"),
+    ("ru", r"\s+будет\s+|\s+—\s+это\s+", " is "),
     ("zh", r"选项|選項", "option "),
     ("ar", r"الإجابة\s+النهائية", "final answer"),
     ("ar", r"الإجابة\s+الصحيحة|الجواب\s+الصحيح|الخيار\s+الصحيح", "correct answer"),

@@ -913,6 +913,47 @@ N31_BLIND2 = [
 ]
 
 
+# a third blind batch, written and run once after the second one's changes (24 of 27 answerable read,
+# 0 wrong letters, 1 guess: a reply ending on "but" with no finish_reason), then kept as rows
+N31_BLIND3 = [
+ ("To answer this, I look at the sky region, which is clearly blue. Among the options, that corresponds to C.", C4, "C"),
+ ("Step 1: identify the object. Step 2: compare with the options. The object matches option B.", C4, "B"),
+ ("After examining the picture, my conclusion is (D).", C4, "D"),
+ ("The colour in question is yellow, so I choose the fourth option.", C4, "D"),
+ ("The image shows several apples; counting them gives 5. Hence C.", COUNT, "C"),
+ ("Given the structure with a double membrane and cristae, this is the mitochondrion (A).", SCI, "A"),
+ ("Conclusion: B", C4, "B"),
+ ("Therefore the correct option must be A.", C4, "A"),
+ ("The only plausible option is C.", C4, "C"),
+ ("Hence, (B) is the answer.", C4, "B"),
+ ("The answer can't be A or B, since neither colour appears. It is D.", C4, "D"),
+ ("My final response: C", C4, "C"),
+ ("Selected: B", C4, "B"),
+ ("I would answer D.", C4, "D"),
+ ("So we go with B.", C4, "B"),
+ ("Overall, C best describes the image.", C4, "C"),
+ ("Option C (blue) — this matches the sky.", C4, "C"),
+ ("C: blue. The sky dominates the frame.", C4, "C"),
+ ("The answer is: (D) yellow", C4, "D"),
+ ("Ответ будет B.", C4, "B"),
+ ("Resposta correta: D.", C4, "D"),
+ ("Jawaban: C", C4, "C"),
+ ("Lösung: B", C4, "B"),
+ ("正确选项是 A。", C4, "A"),
+ ("答: C", C4, "C"),
+ ("There appear to be six apples.", COUNT, "D"),
+ ("It is a ribosome, the site of protein synthesis.", SCI, "C"),
+ ("A or C — I can't decide.", C4, None),
+ ("Could you provide the image? Without it I cannot answer.", C4, None),
+ ("The image is too blurry to tell.", C4, None),
+ ("Q1 → B; Q2 → D", C4, None),
+ ("The answer is B. Wait, I misread the question; I'm not sure anymore.", C4, None),
+ ("Red and blue are both present.", C4, None),
+ ("I think it is either C or D.", C4, None),
+ ("Let me analyze option A first. Red appears in the corner, but", C4, None),
+]
+
+
 def build():
     cases = []
     for style, f in T:
@@ -927,6 +968,8 @@ def build():
     for style, f in N31:
         for opts, L in SETS:
             cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for resp, opts, L in N31_BLIND3:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "third blind batch"})
     for resp, opts, L in N31_BLIND2:
         cases.append({"response": resp, "options": opts, "expected": L, "style": "second blind batch"})
     for resp, opts, L in N31_BLIND:
