@@ -1,6 +1,7 @@
 """The robust extractor's cost per reply, before and after (issue 31), and what each reads.
 
-"Before" is the extractor as a git revision had it (default ``main``), loaded at run time from git
+"Before" is the extractor as a git revision had it (default ``main``; name the branch point, e.g.
+``--rev $(git merge-base main HEAD)``, once main has moved on), loaded at run time from git
 history (``git show REV:mmstar/matching.py`` and its ``thinking.py``) into a private module; "after"
 is the working tree's. Both run on the same replies in the same process: the hand-written table
 (tests/data/extraction_cases.json), both generated sets (tests/test_extraction_generated.py, seed 0)
