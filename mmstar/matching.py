@@ -59,7 +59,8 @@ def official_readable(prediction: object, letters: Iterable[str]) -> bool:
     return False
 
 
-_CLEAN = re.compile(r"[*_`#$]+|</?\w+>|<\|\w+\|>")  # markdown, $math$ and <answer> / <|box|>-style tags
+# markdown, $math$ and <answer> / <|box|> / <|/answer|> / [ANSWER]-style tags
+_CLEAN = re.compile(r"[*_`#$]+|</?\w+>|<\|/?\w+\|>|\[/?(?i:answer|final answer|choice)\]")
 _ONLY_LETTER = re.compile(r"^[\s(\[]*(?:option|choice)?\s*[(\[]?([A-Ja-j])[)\]]?[\s.:)]*$", re.I)
 # "the answer is 4" / "Answer: dark red": an option's text named by a final answer statement
 _ANSWER_TAIL = re.compile(r"(?:answer|choice|option)\s*(?:is|would be|should be|:)\s*([^\n]+?)\s*[.!]?\s*$", re.I)

@@ -62,17 +62,18 @@ _SEVERAL_OFFERED = re.compile(r"\)?\s*(?:is|are|could be|might be|would be|may b
 _WEIGHING = re.compile(r"\b(?:between|among|comparing)\b[^;:]*[;:]", re.I)
 _NOT_BEFORE = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+)?$")
 _BETWEEN = re.compile(r"\b(?:between|among|of|comparing|compare|leaving|left with|remaining)\s*$", re.I)
-_OR_ALSO = re.compile(r"\bor\s+(?:possibly|maybe|perhaps|probably|else)\s+(?:option\s+)?\(?([A-J])(?![\w'])", re.I)
+_OR_ALSO = re.compile(r"(?:\bor\s+(?:possibly|maybe|perhaps|probably|else)|\b(?:could|might|may)\s+(?:also\s+)?be)"
+                      r"\s+(?:option\s+)?\(?([A-J])(?![\w'])", re.I)
 _SEVERAL_WEIGHED = re.compile(r"\)?\s*(?:are|were|is|seems?|looks?|both|can|cannot|can't|don't|do not)\b", re.I)
 _STATEMENT_CI = re.compile(
     r"(?:final answer|correct answer|correct option|right answer|best answer|"
     r"answer(?:\s+to\s+(?:this\s+|the\s+)?(?:question|Q)(?:\s*#?\d+)?)?|best guess|guess|"
     r"correct choice|choose|select|pick|go(?:ing)? with|opt for|(?:closest|best) (?:match|fit)(?: here)?|"
-    r"(?:correct|right) response|matches|corresponds to|(?:my )?conclusion|"
+    r"(?:correct|right|the|my) response|matches|corresponds to|(?:my )?conclusion|"
     r"(?:best|correct|right|most likely) (?:option|choice)(?: here)?|"
     r"(?:option|choice)(?=\s*(?::|=|is\b|would be|should be)))",
     re.I)
-_FINAL_CI = re.compile(r"final answer|final choice", re.I)
+_FINAL_CI = re.compile(r"final answer|final choice|final guess|final verdict", re.I)
 _NEGATED = re.compile(r"(?:\bnot|n't|\bnever)\s+(?:\w+\s+){0,2}$", re.I)
 _HEDGED = re.compile(HEDGES, re.I)
 _AFFIRM = re.compile(
@@ -85,7 +86,7 @@ _STATEMENT_TAIL = re.compile(
     r"[\"']?\s*(?i:would be|should be|must be|has to be|can only be|is|are|:|=|->|=>|→|-|—|–)?\s*"
     r"(?i:likely|probably|definitely|clearly|certainly|)\s*(?:[-*•][ \t]*(?=\(?[A-J]\)?(?:[\s.)]|$)))?"
     r"(?i:(?:the )?(?:option|choice|letter)\s*)?:?\s*[\"']?"
-    r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![\w'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
+    r"(?:\(([A-Ja-j])\)|\[([A-Ja-j])\]|([A-J])(?![A-Za-z0-9_'])|([a-j])(?=[ \t]*(?:$|\n|[.,;:!)\]]|\((?![a-z]))))")
 _CJK_HEAD = (r"(?:最终答案|最終答案|最終的な答え|최종\s*답|최종\s*정답|正确答案|正確答案|正确选项|正确的|正確的|"
              r"我认为|我認為|答案|应选|故选|"
              r"选择|選択|选|選|回答|答え|正解|정답|답)")
@@ -115,6 +116,7 @@ _LEANING = re.compile(
     r"(?:^|[.!?,;:]\s+|\n\s*)(?i:probably|maybe|perhaps|likely|most likely|I'd say|I would say|I'll say|I will say|"
     r"I think it is|I think it's|I believe it is|I believe it's|I think|I believe|looks like|seems like|sounds like|"
     r"I'd lean towards?|I lean towards?|leaning towards?|definitely|certainly|clearly|surely|"
+    r"in conclusion|to conclude|in summary|overall|"
     r"(?:it's|it has|it)\s+got\s+to\s+be|(?:it\s+)?(?:must|has\s+to)\s+be|"
     r"I'd go with|I'll go with|"
     r"it seems|it's|it is|so|thus|hence|therefore)[,:]?\s*(?i:option\s*|choice\s*)?(?:\(([A-J])\)|([A-J]))"
@@ -133,6 +135,7 @@ _NUMBERED = re.compile(r"(?m)(?:^[ \t]*(?:Q(?:uestion)?\s*)?\d+\s*[.):-](?!\d)"
                        r"|(?<![\w])Q(?:uestion)?\s*\d+\s*[.):-])[ \t]*"
                        r"(?:(?i:answer)\s*[:=]?\s*)?\(?([A-J])\)?(?![\w'])")
 _INLINE_NUMBERED = re.compile(r"(?<![\w.])\d+\s*[.)]\s*\(?([A-J])\)?(?![\w'])(?!\s+[a-z])")
+_SPREAD = re.compile(r"(?<![A-Za-z])\(?([A-J])\)?\s*[:=]\s*\d+(?:\.\d+)?\s*%")
 _QUESTION_REF = re.compile(r"\b(?:question|Q)\s*#?(\d+)\b|\b(first|second|third|next|other)\s+question\b", re.I)
 _BOXED_HEAD = re.compile(r"\\boxed\s*\{|<\|begin_of_box\|>")
 _JSON_OBJECT = re.compile(r"\{[^{}]*\}")
@@ -151,9 +154,12 @@ _MARK_FIRST = re.compile(rf"[{CHECK_YES}]\ufe0f?[ \t]*\(?([A-J])\)?(?![\w'])")
 _INLINE_MARK = re.compile(rf"(?<![A-Za-z])\(?([A-J])\)?[.:)]?[ \t]*(?:[→:\-–][ \t]*)?([{CHECK_YES}{CHECK_NO}])")
 
 
+_CLAUSES = re.compile(r"[.!?;]\s|\n")
+
+
 def _free(text: str, at: int) -> bool:
     """Not negated ("not A") and not hedged ("if ..., the answer is A", "at first I thought A")."""
-    sentence = re.split(r"[.!?]\s|\n", text[max(0, at - 60):at])[-1]  # negation and hedges stay in their sentence
+    sentence = _CLAUSES.split(text[max(0, at - 60):at])[-1]  # negation and hedges stay in their clause
     return not _NEGATED.search(sentence[-40:]) and not _HEDGED.search(sentence)
 
 
@@ -218,7 +224,9 @@ def statements(text: str, allowed: str) -> list[Commitment]:
     language the rewrite put in English); CJK answer phrases."""
     out: list[Commitment] = []
     for head in _STATEMENT_CI.finditer(text):
-        if not _free(text, head.start()):
+        # the head itself may hedge ("first guess B"): its own clause, head included, is read for hedges
+        clause = _CLAUSES.split(text[max(0, head.start() - 20):head.end()])[-1]
+        if not _free(text, head.start()) or _HEDGED.search(clause):
             continue
         m = _STATEMENT_TAIL.match(text, head.end())
         if not m:
@@ -248,7 +256,7 @@ def several(text: str, allowed: str) -> list[Commitment]:
         # "not A or B" rules both out; "Not sure between B and D" does not
         if m.group(1) != m.group(2) and {m.group(1), m.group(2)} <= set(allowed) \
                 and not _NOT_BEFORE.search(text[max(0, m.start() - 16):m.start()].rsplit("\n", 1)[-1]) \
-                and not _HEDGED.search(re.split(r"[.!?]\s|\n", text[max(0, m.start() - 60):m.start()])[-1]) \
+                and not _HEDGED.search(_CLAUSES.split(text[max(0, m.start() - 60):m.start()])[-1]) \
                 and (_SEVERAL_OFFERED.match(text, m.end()) or not _SEVERAL_WEIGHED.match(text, m.end())):
             # "between (A) and (C)", "leaving C and D": still deciding; a later pick settles it (see _settle)
             weighing = _BETWEEN.search(text, max(0, m.start() - 12), m.start())
@@ -263,6 +271,9 @@ def numbered(text: str, allowed: str) -> list[Commitment]:
     """Answers to two or more numbered questions commit to no single option."""
     hits = [m.start() for m in _NUMBERED.finditer(text) if m.group(1) in allowed]
     inline = [m.start() for m in _INLINE_NUMBERED.finditer(text) if m.group(1) in allowed]
+    # "A: 30%, B: 50%, ...": a spread over the options is no choice of one
+    spread = [m.start() for m in _SPREAD.finditer(text) if m.group(1) in allowed]
+    hits = hits + spread if len(spread) >= 2 else hits
     hits = hits if len(hits) >= len(inline) else inline
     asked = {(m.group(1) or m.group(2)).lower() for m in _QUESTION_REF.finditer(text)}
     if len(asked) >= 2:  # "for question 1 ... for question 2 ...": which one is this?

@@ -90,7 +90,8 @@ RETRACTIONS: tuple[str, ...] = (
 )
 # a statement made in passing or under a condition commits to nothing
 HEDGES = (r"(?:\bif\b[^.\n]{0,60}"
-          r"|\b(?:at\s+first|initially|first\s+thought|my\s+first|earlier\s+I|I\s+thought)\b[^.\n]{0,40})$")
+          r"|\b(?:at\s+first|initially|first\s+(?:thought|guess|impression)|my\s+first|earlier\s+I|I\s+thought)\b"
+          r"[^.\n]{0,40})$")
 
 CHECK_YES = "✅✔✓☑🟢👍"
 CHECK_NO = "❌✗✘✖⛔🚫🔴👎"

@@ -42,7 +42,9 @@ _SUFFIX = re.compile(rf"(?<![A-Za-z])([A-J]){LETTER_SUFFIXES}")
 _ORDINAL = re.compile(
     rf"(?:\bthe\s+)?(?<![A-Za-z])({'|'.join(sorted(ORDINALS, key=len, reverse=True))})(?:\s*(?:个|個))?\s*"
     r"(?:option|choice|one|alternative|item|选项|選項|项|項)(?!\w)", re.I)
-_OPTION_NUMBER = re.compile(r"\b(?:option|choice|alternative)\s*(?:number\s*|no\.?\s*|#\s*)?([1-9])(?![\w.,]*\d)", re.I)
+_OPTION_NUMBER = re.compile(r"\b(?:option|choice|alternative)\s*(?:number\s*|no\.?\s*|#\s*)?"
+                            r"([1-9]|one|two|three|four|five|six)(?![\w.,]*\d)", re.I)
+_CARDINAL = {"one": "1", "two": "2", "three": "3", "four": "4", "five": "5", "six": "6"}
 
 
 def _decode_args(m: re.Match[str]) -> str:
@@ -103,9 +105,10 @@ def _ordinals(text: str, letters: str, numeric_texts: frozenset[str]) -> str:
         return f"option {letters[index - 1]}" if 1 <= index <= len(letters) else m.group()
 
     def numbered(m: re.Match[str]) -> str:
-        if m.group(1) in numeric_texts:  # "option 3" where an option's text is 3: which one?
+        digit = _CARDINAL.get(m.group(1).lower(), m.group(1))
+        if digit in numeric_texts or m.group(1) in numeric_texts:  # "option 3" where an option's text is 3: which one?
             return "option ?"
-        n = int(m.group(1))
+        n = int(digit)
         return f"option {letters[n - 1]}" if n <= len(letters) else m.group()
 
     return _OPTION_NUMBER.sub(numbered, _ORDINAL.sub(named, text))

@@ -954,6 +954,43 @@ N31_BLIND3 = [
 ]
 
 
+# a fourth blind batch, written and run once after the third one's changes (15 of 22 answerable read,
+# 0 wrong letters, 2 guesses), kept as rows once read right; two replies that paraphrase an option's
+# text ("A cat is sleeping on a sofa" for "A cat sleeping on a sofa") are left out: option texts are
+# matched as written, not paraphrased, so they stay unparsed
+CAP = CAPTION
+N31_BLIND4 = [
+ ("Based on my analysis, the most fitting choice is C.", C4, "C"),
+ ("Final verdict: (B)", C4, "B"),
+ ("The response is D.", C4, "D"),
+ ("In conclusion, option A.", C4, "A"),
+ ("I'm confident the answer is (A).", C4, "A"),
+ ("Answer (C).", C4, "C"),
+ ("#### B", C4, "B"),
+ ("<|answer|>D<|/answer|>", C4, "D"),
+ ("[ANSWER] C [/ANSWER]", C4, "C"),
+ ("Thus: B.", C4, "B"),
+ ("It must be the fourth one.", C4, "D"),
+ ("Option three.", C4, "C"),
+ ("There are exactly four of them.", COUNT, "B"),
+ ("Count: 6", COUNT, "D"),
+ ("Правильный вариант — Б.", C4, None),
+ ("Odpowiedź: B", C4, "B"),
+ ("答案选D。", C4, "D"),
+ ("正しい答えはAです。", C4, "A"),
+ ("정답은 C번", C4, "C"),
+ ("The answer is B or maybe C, hard to say.", C4, None),
+ ("Probably A, but it could also be D.", C4, None),
+ ("A: 30%, B: 50%, C: 15%, D: 5%", C4, None),
+ ("Options B and C are equally likely.", C4, None),
+ ("I need more context to answer.", C4, None),
+ ("Answer: B\nAnswer: D", C4, None),
+ ("The picture shows a red car and a yellow taxi.", C4, None),
+ ("Hmm, B? Or D? I'll go with D.", C4, "D"),
+ ("First guess B; final guess C.", C4, "C"),
+]
+
+
 def build():
     cases = []
     for style, f in T:
@@ -968,6 +1005,8 @@ def build():
     for style, f in N31:
         for opts, L in SETS:
             cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for resp, opts, L in N31_BLIND4:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "fourth blind batch"})
     for resp, opts, L in N31_BLIND3:
         cases.append({"response": resp, "options": opts, "expected": L, "style": "third blind batch"})
     for resp, opts, L in N31_BLIND2:
