@@ -276,8 +276,10 @@ def _settle(found: list[Commitment], cue_at: list[int], text: str, cleaned: _Cle
             options: Mapping[str, str] | None, cut: bool) -> Decision:
     """The precedence (docs/architecture.md, "The robust extractor"):
 
-    1. a correction or retraction cue takes back every commitment made before it;
-    2. a reply cut by the token budget keeps only explicit commitments;
+    1. a correction or retraction cue takes back every commitment made before it (nothing after it:
+       "retracted"); "A or B" before a final answer, and "between A and C" before a later pick, are
+       deliberation, dropped;
+    2. a reply cut by the token budget keeps only explicit commitments ("cut_off" when none);
     3. the commitments that remain of strength 2 or more (anything but an option's text or value
        and a passing mention) must all name the same one letter: then it stands, reported as the
        strongest kind among them; two different letters, or "A or B", give None ("ambiguous");
