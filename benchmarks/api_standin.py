@@ -5,7 +5,9 @@ derived from them (so every client, attempt and path sees the same latency for t
 A share of requests (``--slow-share``) is many times slower than the rest, as on a busy server or a
 provider's API. ``--fail-share`` answers that share of *attempts* with a 429, a 500 or a dropped
 connection; ``--refuse-share`` refuses that share of *requests* as providers do (context length,
-content filter), always the same ones. ``--echo-credentials`` refuses every request with a 401 whose
+content filter), always the same ones; ``--length-share`` answers that share of requests as a reply cut
+by the token budget (``finish_reason`` "length", the text stopping right after naming an option).
+``--echo-credentials`` refuses every request with a 401 whose
 body repeats the request's Authorization header and path, as careless providers do (the secret
 redaction tests). Raw asyncio HTTP/1.1 with keep-alive, so the faults are real
 (a dropped connection is a closed socket) and the stand-in costs the client's machine little.
@@ -47,8 +49,10 @@ def _completion(body: dict[str, Any], finish: str, content: str | None, usage: d
 
 class StandIn:
     def __init__(self, fast_ms: tuple[float, float] = (30, 60), slow_share: float = 0.05, slow_ms: float = 1500,
-                 fail_share: float = 0.0, refuse_share: float = 0.0, seed: int = 0, echo: bool = False) -> None:
+                 fail_share: float = 0.0, refuse_share: float = 0.0, seed: int = 0, echo: bool = False,
+                 length_share: float = 0.0) -> None:
         self.fast_ms, self.slow_share, self.slow_ms, self.echo = fast_ms, slow_share, slow_ms, echo
+        self.length_share = length_share
         self.fail_share, self.refuse_share = fail_share, refuse_share
         self.rng = random.Random(seed)
         self.reset()
@@ -69,6 +73,11 @@ class StandIn:
         latency = (self.slow_ms if u < self.slow_share else fast) / 1000
         refuse = (h >> 32) % len(REFUSALS) if ((h >> 40) % 10_000) / 10_000 < self.refuse_share else -1
         return latency, "ABCD"[(h >> 8) % 4], refuse
+
+    def cut(self, body: dict[str, Any]) -> bool:
+        """Whether this request's answer is cut by the token budget (the same requests every time)."""
+        key = json.dumps([body.get("model"), body.get("messages"), "cut"], sort_keys=True).encode()
+        return int.from_bytes(hashlib.sha256(key).digest()[:4], "big") % 10_000 < self.length_share * 10_000
 
     async def answer(self, raw: bytes) -> tuple[int, dict[str, Any] | None, dict[str, str]]:
         """(status, body, headers); body None drops the connection."""
@@ -106,6 +115,9 @@ class StandIn:
         s["latency_sum"] += latency
         usage = {"prompt_tokens": max(1, len(json.dumps(messages)) // 4), "completion_tokens": 1}
         usage["total_tokens"] = usage["prompt_tokens"] + 1
+        if self.cut(body):  # cut by the budget mid-thought: it names an option, it has not chosen one
+            cut = f"Let me compare the options one by one. Option {letter}"
+            return 200, _completion(body, "length", cut, usage), {}
         if refuse >= 0:
             status, refusal = REFUSALS[refuse]
             s["refused"][("context_length", "content_filter", "withheld")[refuse]] += 1
@@ -157,7 +169,7 @@ class StandIn:
 
 async def _main(args: argparse.Namespace) -> None:
     standin = StandIn((args.fast_ms_low, args.fast_ms_high), args.slow_share, args.slow_ms, args.fail_share,
-                      args.refuse_share, args.seed, args.echo_credentials)
+                      args.refuse_share, args.seed, args.echo_credentials, args.length_share)
     server = await asyncio.start_server(standin.handle, "127.0.0.1", args.port, backlog=1024)
     port = server.sockets[0].getsockname()[1]
     print(f"listening http://127.0.0.1:{port}/v1", flush=True)
@@ -185,6 +197,8 @@ def main() -> None:
     p.add_argument("--slow-ms", type=float, default=1500)
     p.add_argument("--fail-share", type=float, default=0.0, help="share of attempts answered 429 / 500 / dropped")
     p.add_argument("--refuse-share", type=float, default=0.0, help="share of requests refused as providers do")
+    p.add_argument("--length-share", type=float, default=0.0,
+                   help="share of requests answered as a reply cut by the token budget (finish_reason length)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--echo-credentials", action="store_true", help="refuse every request with a 401 that echoes "
                    "its Authorization header and path")

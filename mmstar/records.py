@@ -7,6 +7,8 @@ place (``docs/architecture.md`` lists the fields and the schema versions):
 * schema 1 is what mmstar 0.1.0 wrote: no ``schema`` key anywhere. A file without one reads as 1.
 * schema 2 adds the ``schema`` key to each prediction line and to the manifest; nothing else changed,
   so a schema-1 file reads with identical values.
+* schema 3 adds ``finish_reason`` to the prediction line ("stop", "length"; written when the backend
+  knew it): why generation ended. Schema-1 and -2 lines read it as null (unknown).
 
 Keys this version does not know (a newer version's, or a user's own) are kept in ``extra`` and
 written back unchanged: reading and rewriting a file never loses what someone else put there. A
@@ -31,7 +33,7 @@ from typing import Any, ClassVar
 from .atomic import atomic_write_text
 from .errors import DataError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 SCHEMA_0_1_0 = 1  # mmstar 0.1.0 wrote no "schema" key; such files read as this schema
 REQUIRED = ("index", "prediction", "answer")
 
@@ -74,6 +76,7 @@ class PredictionRecord:
     completion_tokens: int | None = None
     extract_rule: str | None = None
     # written only when set
+    finish_reason: str | None = None  # "stop" | "length" (cut by the token budget); None = unknown
     reasoning: str | None = None  # the thinking text, kept apart; never matched
     logprobs: Any = None
     peer_score: float | None = None  # an imported peer log's own per-sample score
@@ -143,7 +146,8 @@ class PredictionRecord:
                                                                                   row),
             tokens_out if tokens_out is None or type(tokens_out) is int else _opt_int(tokens_out, "completion_tokens",
                                                                                      source, row),
-            _opt_str(g("extract_rule")), _opt_str(g("reasoning")), g("logprobs"),
+            _opt_str(g("extract_rule")), _finish(g("finish_reason"), source, row), _opt_str(g("reasoning")),
+            g("logprobs"),
             _opt_float(g("peer_score"), "peer_score", source, row), _opt_str(g("judge")), _opt_str(g("judge_choice")),
             "judge_choice" in data or "judge" in data, bool(g("judge_audit")), _schema(g("schema"), source, row), extra)
 
@@ -157,7 +161,7 @@ class PredictionRecord:
             "source": self.source, "question": self.question, "options": self.options, "error": self.error,
             "prompt_tokens": self.prompt_tokens, "completion_tokens": self.completion_tokens,
             "extract_rule": self.extract_rule}
-        for key in ("reasoning", "logprobs", "peer_score"):
+        for key in ("finish_reason", "reasoning", "logprobs", "peer_score"):
             value = getattr(self, key)
             if value is not None:
                 d[key] = value
@@ -178,7 +182,8 @@ class PredictionRecord:
 _ALWAYS = ("schema", "index", "mode", "prediction", "choice", "answer", "hit", "hit_official", "category",
            "l2_category", "source", "question", "options", "error", "prompt_tokens", "completion_tokens",
            "extract_rule")
-_RECORD_KEYS = frozenset(_ALWAYS) | {"reasoning", "logprobs", "peer_score", "judge", "judge_choice", "judge_audit"}
+_RECORD_KEYS = frozenset(_ALWAYS) | {"finish_reason", "reasoning", "logprobs", "peer_score", "judge", "judge_choice",
+                                     "judge_audit"}
 
 
 def _text(value: Any) -> str:
@@ -187,6 +192,15 @@ def _text(value: Any) -> str:
 
 def _opt_str(value: Any) -> str | None:
     return None if value is None else value if isinstance(value, str) else str(value)
+
+
+FINISH_REASONS = ("stop", "length")
+
+
+def _finish(value: Any, source: str | Path, row: int | None) -> str | None:
+    if value is None or value in FINISH_REASONS:
+        return value
+    raise DataError(source, f"finish_reason {value!r} is not one of {', '.join(FINISH_REASONS)} or null", row)
 
 
 def _opt_bool(value: Any) -> bool | None:

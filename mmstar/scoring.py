@@ -48,7 +48,8 @@ def assess(rec: Record) -> Assessment:
     rec = as_record(rec)
     if rec.error:
         return _ERROR
-    extraction = extract_answer(rec.prediction, record_options(rec))
+    # a reply cut by the token budget is read for explicit commitments only (see matching)
+    extraction = extract_answer(rec.prediction, record_options(rec), finish_reason=rec.finish_reason)
     return Assessment(official_match(rec.prediction, rec.answer), extraction.choice == rec.answer_letter, extraction)
 
 
@@ -64,7 +65,8 @@ class Assessor:
         if rec.error:
             return _ERROR
         options = rec.options
-        key = (rec.prediction, rec.answer, tuple(options.items()) if options else ("?", rec.question))
+        key = (rec.prediction, rec.answer, tuple(options.items()) if options else ("?", rec.question),
+               rec.finish_reason)
         found = self._cache.get(key)
         if found is None:
             found = self._cache[key] = assess(rec)

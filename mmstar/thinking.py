@@ -56,6 +56,8 @@ def split_reasoning(text: str) -> Split:
 def _unwrap(text: str) -> str:
     for pattern in (_SOLUTION, _ANSWER_TAG):
         m = pattern.search(text)
-        if m:
+        # a wrapper only when it is all there is ("B. <answer>C</answer>" is two answers; text after a
+        # solution block is read too)
+        if m and not (text[:m.start()] + text[m.end():]).strip():
             text = m.group(1)
     return text.strip()

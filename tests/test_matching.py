@@ -23,7 +23,7 @@ def test_case_table_is_large_enough():
 def test_precision_and_recall_on_the_case_table(capsys):
     """Wrong letters: 0. Recall on answerable replies >= 97%. The figures are printed (pytest -s)."""
     answerable = [c for c in CASES if c["expected"] is not None]
-    got = [(c, extract_choice(c["response"], c["options"])) for c in CASES]
+    got = [(c, extract_choice(c["response"], c["options"], finish_reason=c.get("finish_reason"))) for c in CASES]
     wrong = [(c["response"][:60], c["expected"], g) for c, g in got if g is not None and g != c["expected"]]
     parsed = sum(g is not None for _c, g in got)
     right = sum(g == c["expected"] for c, g in got if c["expected"] is not None)
@@ -32,12 +32,14 @@ def test_precision_and_recall_on_the_case_table(capsys):
         print(f"\nextraction table: {len(CASES)} cases, {len(answerable)} answerable, parsed {parsed}, "
               f"precision {precision:.4f}, recall {recall:.4f}, wrong letters {len(wrong)}")
     assert wrong == []
+    assert parsed == right  # no letter for a reply that commits to none
     assert recall >= 0.97
 
 
 @pytest.mark.parametrize("case", CASES, ids=[f"{i}:{c['response'][:30]!r}" for i, c in enumerate(CASES)])
 def test_robust_extraction(case):
-    assert extract_choice(case["response"], case["options"]) == case["expected"]
+    got = extract_choice(case["response"], case["options"], finish_reason=case.get("finish_reason"))
+    assert got == case["expected"]
 
 
 @pytest.mark.parametrize(
@@ -74,6 +76,29 @@ def test_rules_name_why():
         got = extract_answer(text, colors)
         assert (got.choice, got.rule) == (choice, rule), text
         assert (got.rule in UNPARSED_RULES) == (choice is None), text
+
+
+def test_rules_name_the_commitment_used_or_why_none_stands():
+    """Issue 31: each decision names the kind of commitment it stood on, or why none stands."""
+    colors = {"A": "red", "B": "green", "C": "blue", "D": "yellow"}
+    eggs = {"A": "10", "B": "12", "C": "14", "D": "16"}
+    cases = [
+        ("Final answer: A — wait, no, C.", colors, None, ("C", "correction")),
+        ("A. red ❌\nB. green ✅\nC. blue ❌\nD. yellow ❌", colors, None, ("B", "check")),
+        ('{"name": "submit_answer", "arguments": "{\\"answer\\": \\"D\\"}"}', colors, None, ("D", "tool_call")),
+        ("I am fairly sure. <answer>C</answer>", colors, None, ("C", "tag")),
+        ("There are a dozen eggs.", eggs, None, ("B", "value")),
+        ("I'd go with the last one.", colors, None, ("D", "ordinal")),
+        ("Правильный ответ: B.", colors, None, ("B", "statement")),
+        ("B. Actually, I'm not sure.", colors, None, (None, "retracted")),
+        ("Let me compare the options. Option B", colors, "length", (None, "cut_off")),
+        ("Ответ: A или C", colors, None, (None, "ambiguous")),
+        ("1. B\n2. D", colors, None, (None, "ambiguous")),
+    ]
+    for text, options, finish, want in cases:
+        got = extract_answer(text, options, finish_reason=finish)
+        assert (got.choice, got.rule) == want, text
+        assert (got.rule in UNPARSED_RULES) == (got.choice is None), text
 
 
 def test_thinking_is_kept_and_never_matched():

@@ -63,7 +63,7 @@ def test_a_0_1_0_run_reads_and_rewrites_without_losing_a_key(tmp_path):
     for run_dir in RUN_DIRS:
         run = open_run(run_dir)
         text = (run_dir / "manifest.json").read_text()
-        assert run.manifest.to_json() == text.replace("{\n", '{\n  "schema": 2,\n', 1)
+        assert run.manifest.to_json() == text.replace("{\n", f'{{\n  "schema": {SCHEMA_VERSION},\n', 1)
         for mode, records in run.records.items():
             lines = [json.loads(x) for x in (run_dir / f"{mode}.jsonl").read_text().splitlines()]
             for line, rec in zip(lines, records, strict=True):

@@ -32,6 +32,20 @@ class Response:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    # why generation stopped: "stop" (end of text or a stop sequence), "length" (the token budget ran
+    # out: the reply may be cut mid-sentence) or None (unknown, or no generation: errors, loglik)
+    finish_reason: str | None = None
+
+
+# what servers and engines call the two reasons (OpenAI, vLLM, TGI, Anthropic-style); any other
+# value (content_filter, abort, ...) is no statement about where the text ends: unknown
+_FINISH = {"stop": "stop", "eos": "stop", "eos_token": "stop", "stop_sequence": "stop", "end_turn": "stop",
+           "tool_calls": "stop", "function_call": "stop", "length": "length", "max_tokens": "length"}
+
+
+def finish_reason(value: Any) -> str | None:
+    """A server's or engine's finish reason as ``Response.finish_reason``: "stop", "length" or None."""
+    return _FINISH.get(value) if isinstance(value, str) else None
 
 
 @dataclass(frozen=True)

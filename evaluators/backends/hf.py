@@ -468,7 +468,11 @@ class HFBackend:
         stop_ids = set(eos if isinstance(eos, list) else [eos]) - {None}
         responses = []
         for row, prompt_mask in zip(new.tolist(), enc["attention_mask"].tolist()):
-            n_gen = next((k + 1 for k, t in enumerate(row) if t in stop_ids), len(row))
+            n_gen = next((k + 1 for k, t in enumerate(row) if t in stop_ids), None)
+            # no EOS within the budget: cut by the token limit (a shorter row without one is unknown)
+            finish = "stop" if n_gen is not None else "length" if len(row) >= gen.max_new_tokens else None
+            n_gen = len(row) if n_gen is None else n_gen
             text = self.tokenizer.decode(row[:n_gen], skip_special_tokens=True).strip()
-            responses.append(Response(text=text, prompt_tokens=int(sum(prompt_mask)), completion_tokens=n_gen))
+            responses.append(Response(text=text, prompt_tokens=int(sum(prompt_mask)), completion_tokens=n_gen,
+                                      finish_reason=finish))
         return responses

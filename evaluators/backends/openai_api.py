@@ -31,7 +31,7 @@ from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef, image_format
 
 from . import pool
-from .base import GenerationConfig, Request, Response
+from .base import GenerationConfig, Request, Response, finish_reason
 from .base import _parts as parts_of
 from .registry import REASONING_EFFORTS
 
@@ -160,7 +160,7 @@ def parse_reply(resp: Any) -> Response:
         return answer
     if content is not None and not isinstance(content, str):
         return pool.failure("malformed_response", f"message content is {type(content).__name__}, not text")
-    return Response(text=(content or "").strip(), **tokens)
+    return Response(text=(content or "").strip(), **tokens, finish_reason=finish_reason(finish))
 
 
 class OpenAIBackend:

@@ -193,7 +193,8 @@ class _Service:
 
 def _completion(pending: Pending, resp: Response) -> dict[str, Any]:
     budget = pending.max_tokens or 0
-    finish = "length" if budget and resp.completion_tokens >= budget else "stop"
+    # the backend's own reason where it knows one (a cut at the backend's default budget counts too)
+    finish = resp.finish_reason or ("length" if budget and resp.completion_tokens >= budget else "stop")
     return {"id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": pending.model, "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
                                                  "message": {"role": "assistant", "content": resp.text}}],

@@ -16,7 +16,7 @@ from mmstar.evaluators.models.loading import resolve_device_dtype
 from mmstar.errors import MmstarError, require
 from mmstar.sample import ImageRef
 
-from .base import GenerationConfig, Request, Response, render_plain
+from .base import GenerationConfig, Request, Response, finish_reason, render_plain
 
 
 class VLLMBackend:
@@ -120,4 +120,4 @@ class VLLMBackend:
         # UTF-8 byte sequence where HF writes U+FFFD), so equal tokens give equal predictions
         text = self.tokenizer.decode(list(gen.token_ids), skip_special_tokens=True)
         return Response(text=text.strip(), prompt_tokens=len(out.prompt_token_ids or []),
-                        completion_tokens=len(gen.token_ids))
+                        completion_tokens=len(gen.token_ids), finish_reason=finish_reason(gen.finish_reason))

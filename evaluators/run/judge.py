@@ -91,7 +91,7 @@ def select(records: Sequence[PredictionRecord], config: JudgeConfig) -> tuple[li
     for i, rec in enumerate(records):
         if rec.error or not record_options(rec) or rec.judge_seen:  # judged already: kept
             continue
-        extraction = extract_answer(rec.prediction, record_options(rec))
+        extraction = extract_answer(rec.prediction, record_options(rec), finish_reason=rec.finish_reason)
         if extraction.rule in _SKIP_RULES:
             continue
         if extraction.choice is None or config.judge_all:

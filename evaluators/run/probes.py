@@ -99,7 +99,8 @@ def probe_record(item: ProbeItem, resp: Response) -> PredictionRecord:
             index=s.index, mode=item.mode, prediction=resp.text, answer=s.answer, category=s.category,
             l2_category=s.l2_category, source=s.source, question=item.prompt,  # what was asked
             options={k: "[MASK]" if k == letter else v for k, v in s.options.items()}, error=resp.error,
-            prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens)
+            prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens,
+            finish_reason=resp.finish_reason)
     rec.extra.update(item.fields)
     if item.prompt is not None:
         rec.extra["reproduced"] = not resp.error and slot_reply_matches(resp.text, item.fields["target"])

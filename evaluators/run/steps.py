@@ -62,7 +62,7 @@ def prediction_record(sample: Sample, mode: str, resp: Response) -> PredictionRe
         index=sample.index, mode=mode, prediction=resp.text, answer=sample.answer, category=sample.category,
         l2_category=sample.l2_category, source=sample.source, question=sample.question, options=sample.options,
         error=resp.error, prompt_tokens=resp.prompt_tokens, completion_tokens=resp.completion_tokens,
-        logprobs=resp.extra.get("logprobs"))
+        finish_reason=resp.finish_reason, logprobs=resp.extra.get("logprobs"))
     return graded(rec)  # the extractor's verdict (and any thinking text) go on the line
 
 

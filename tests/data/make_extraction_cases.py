@@ -357,7 +357,7 @@ UNPARSED = [
     ("truncated thinking (magistral)", "[THINK]Option C fits, so", COLORS),
     ("thinking only, no answer", "<think>The answer is B.</think>", COLORS),
     ("thinking only, no answer", "<think>\nI think it is C.\n</think>\n\n", COLORS),
-    ("contradicting boxes", "First \\boxed{A}. Hmm, actually \\boxed{B}.", COLORS),
+    ("contradicting boxes", "First \\boxed{A}. Then \\boxed{B}.", COLORS),
     ("contradicting json", '{"answer": "A"} or maybe {"answer": "C"}', COLORS),
     ("chinese contradiction", "答案是A或B", COLORS),
     ("chinese contradiction", "可能选A，也可能选C", COLORS),
@@ -456,6 +456,541 @@ HAND = [
 ]
 
 
+# ---------------------------------------------------------------- issue 31: styles no earlier set covered
+# Written for this table (in our own words, after the kinds of replies seen in public evaluation logs and
+# issue threads): corrections, check-lists, values, ordinals, other scripts and languages, structured replies,
+# refusal-like option texts, display math, quoted letters; and replies that commit to nothing.
+N31 = []
+
+
+def n31(style):
+    def deco(f):
+        N31.append((style, f))
+        return f
+
+    return deco
+
+
+@n31("correction (wait, no)")
+def _(L, x, o):
+    return f"Final answer: {others(o, L)[0]} — wait, no, {L}."
+
+
+@n31("correction (I mean)")
+def _(L, x, o):
+    return f"{others(o, L)[1]}. Sorry, I mean {L}."
+
+
+@n31("correction (struck out)")
+def _(L, x, o):
+    return f"The answer is ~~{others(o, L)[0]}~~ {L}."
+
+
+@n31("correction (struck out, markdown)")
+def _(L, x, o):
+    return f"**Answer:** ~~({others(o, L)[2]})~~ **({L}) {x}**"
+
+
+@n31("correction (labelled)")
+def _(L, x, o):
+    return f"Answer: {others(o, L)[0]}\n\nCorrection: the answer is {L} ({x})."
+
+
+@n31("correction (make that)")
+def _(L, x, o):
+    return f"I'll say {others(o, L)[1]}. Actually, make that {L}."
+
+
+@n31("correction (russian)")
+def _(L, x, o):
+    return f"Ответ: {others(o, L)[0]}. Нет, подождите, правильный ответ {L}."
+
+
+@n31("correction (chinese)")
+def _(L, x, o):
+    return f"答案是{others(o, L)[0]}。不对，应该是{L}。"
+
+
+@n31("correction (on second thought)")
+def _(L, x, o):
+    return f"I think it's {others(o, L)[0]}. On second thought, it's {L}, since the image shows {x.lower()}."
+
+
+@n31("check-list (emoji)")
+def _(L, x, o):
+    return "\n".join(f"{k}. {v} {'✅' if k == L else '❌'}" for k, v in o.items())
+
+
+@n31("check-list (words)")
+def _(L, x, o):
+    return "Let me check each option:\n" + "\n".join(
+        f"- Option {k}: {'correct' if k == L else 'incorrect'}" for k in o)
+
+
+@n31("check-list (inline marks)")
+def _(L, x, o):
+    return " ".join(f"({k}) {'✔' if k == L else '✘'}" for k in o)
+
+
+@n31("check-list (arrows)")
+def _(L, x, o):
+    return "\n".join(f"{k} → {'✓ matches the image' if k == L else '✗ not shown'}" for k in o)
+
+
+@n31("ordinal")
+def _(L, x, o):
+    return f"The {['first', 'second', 'third', 'fourth'][list(o).index(L)]} option."
+
+
+@n31("ordinal (one)")
+def _(L, x, o):
+    return f"I'd go with the {['first', 'second', 'third', 'fourth'][list(o).index(L)]} one."
+
+
+@n31("ordinal (option number)")
+def _(L, x, o):
+    return f"Option {list(o).index(L) + 1} is correct." if o is not COUNT else f"Option {L} is correct."
+
+
+@n31("ordinal (russian)")
+def _(L, x, o):
+    return f"Правильный ответ — {['первый', 'второй', 'третий', 'четвёртый'][list(o).index(L)]} вариант."
+
+
+@n31("ordinal (chinese)")
+def _(L, x, o):
+    return f"答案是第{'一二三四'[list(o).index(L)]}个选项。"
+
+
+@n31("russian")
+def _(L, x, o):
+    return f"Правильный ответ: {L}."
+
+
+@n31("russian")
+def _(L, x, o):
+    return f"Я выбираю вариант {L}, потому что на изображении видно: {x.lower()}."
+
+
+@n31("arabic")
+def _(L, x, o):
+    return f"الإجابة الصحيحة هي {L}"
+
+
+@n31("arabic")
+def _(L, x, o):
+    return f"الإجابة: ({L})"
+
+
+@n31("hindi")
+def _(L, x, o):
+    return f"सही उत्तर {L} है।"
+
+
+@n31("hindi")
+def _(L, x, o):
+    return f"उत्तर: {L}"
+
+
+@n31("korean")
+def _(L, x, o):
+    return f"최종 답: {L}"
+
+
+@n31("japanese")
+def _(L, x, o):
+    return f"最終的な答えは{L}です。"
+
+
+@n31("portuguese")
+def _(L, x, o):
+    return f"A resposta correta é a alternativa {L}."
+
+
+@n31("portuguese")
+def _(L, x, o):
+    return f"Resposta: {L}) {x}"
+
+
+@n31("turkish")
+def _(L, x, o):
+    return f"Doğru cevap {L}'dir."
+
+
+@n31("turkish")
+def _(L, x, o):
+    return f"Cevap: {L} şıkkı"
+
+
+@n31("vietnamese")
+def _(L, x, o):
+    return f"Đáp án đúng là {L}."
+
+
+@n31("vietnamese")
+def _(L, x, o):
+    return f"Câu trả lời: {L}. {x}"
+
+
+@n31("spanish")
+def _(L, x, o):
+    return f"La respuesta correcta es la {L}."
+
+
+@n31("french")
+def _(L, x, o):
+    return f"La bonne réponse est {L}."
+
+
+@n31("german")
+def _(L, x, o):
+    return f"Die richtige Antwort ist {L}."
+
+
+@n31("tool call (escaped arguments)")
+def _(L, x, o):
+    return json.dumps({"name": "submit_answer", "arguments": json.dumps({"answer": L})})
+
+
+@n31("tool call (tagged)")
+def _(L, x, o):
+    return f'<tool_call>\n{{"name": "select_option", "arguments": {{"option": "{L}"}}}}\n</tool_call>'
+
+
+@n31("tool call (function syntax)")
+def _(L, x, o):
+    return f'submit_answer(answer="{L}")'
+
+
+@n31("tool call (openai list)")
+def _(L, x, o):
+    call = {"type": "function", "function": {"name": "answer", "arguments": json.dumps({"choice": L})}}
+    return json.dumps([call])
+
+
+@n31("xml tag")
+def _(L, x, o):
+    return f"<reasoning>The picture shows {x.lower()}.</reasoning>\n<answer>{L}</answer>"
+
+
+@n31("xml tag")
+def _(L, x, o):
+    return f"<final_answer>({L}) {x}</final_answer>"
+
+
+@n31("xml tag (sentence)")
+def _(L, x, o):
+    return f"<answer>\nThe answer is {L}.\n</answer>"
+
+
+@n31("markdown table")
+def _(L, x, o):
+    return f"| Question | Answer |\n|---|---|\n| What does the image show? | {L} |"
+
+
+@n31("markdown table (verdicts)")
+def _(L, x, o):
+    return "| Option | Verdict |\n|---|---|\n" + "\n".join(f"| {k} | {'✅' if k == L else '❌'} |" for k in o)
+
+
+@n31("markdown table (key/value)")
+def _(L, x, o):
+    return f"| Field | Value |\n|---|---|\n| Reasoning | the image shows {x.lower()} |\n| Answer | {L} |"
+
+
+@n31("display math")
+def _(L, x, o):
+    return f"\\[ \\text{{Answer: }} \\mathbf{{{L}}} \\]"
+
+
+@n31("display math")
+def _(L, x, o):
+    return f"Therefore:\n$$\\textbf{{({L})}}$$"
+
+
+@n31("display math (inline)")
+def _(L, x, o):
+    return f"The answer is \\( \\text{{{L}}} \\)."
+
+
+@n31("quoted letter")
+def _(L, x, o):
+    return f'The answer is "{L}".'
+
+
+@n31("quoted letter")
+def _(L, x, o):
+    return f"I'd pick '{L}' here."
+
+
+@n31("quoted letter (guillemets)")
+def _(L, x, o):
+    return f"Ответ: «{L}»"
+
+
+@n31("cyrillic / greek look-alike")
+def _(L, x, o):
+    return "Answer: " + {"A": "А", "C": "С", "B": "Β"}.get(L, L)  # Cyrillic А, С; Greek Β
+
+
+TIME = {"A": "30 minutes", "B": "1 hour", "C": "90 minutes", "D": "2 hours"}
+EGGS = {"A": "10", "B": "12", "C": "14", "D": "16"}
+FRAC = {"A": "1/4", "B": "1/2", "C": "3/4", "D": "1"}
+PCT = {"A": "25%", "B": "50%", "C": "75%", "D": "100%"}
+LEN = {"A": "1 m", "B": "1.5 m", "C": "2 m", "D": "2.5 m"}
+MONEY = {"A": "$5", "B": "$10", "C": "$15", "D": "$20"}
+YESNO = {"A": "Yes", "B": "No", "C": "Cannot be determined", "D": "None of the above"}
+# (style, reply, options, expected[, finish_reason])
+N31_HAND = [
+    ("value (number word)", "There are twelve eggs in the carton.", EGGS, "B"),
+    ("value (dozen)", "I can see a dozen eggs.", EGGS, "B"),
+    ("value (number word)", "Sixteen eggs fill the tray.", EGGS, "D"),
+    ("value (number word)", "I count ten of them.", EGGS, "A"),
+    ("value (number word, russian)", "На картинке двенадцать яиц.", EGGS, "B"),
+    ("value (number word, portuguese)", "Há doze ovos na caixa.", EGGS, "B"),
+    ("value (chinese numeral)", "图中有四个苹果。", COUNT, "B"),
+    ("value (number word)", "Five apples are on the table.", COUNT, "C"),
+    ("value (fraction word)", "Half of the pie is left.", FRAC, "B"),
+    ("value (percent for fraction)", "Exactly 50% of the pie remains.", FRAC, "B"),
+    ("value (fraction word)", "Three quarters of the bar is shaded.", PCT, "C"),
+    ("value (decimal for percent)", "The shaded share is 0.25 of the area.", PCT, "A"),
+    ("value (fraction for percent)", "It is filled to 1/2.", PCT, "B"),
+    ("value (unit conversion)", "The pole is about 150 cm tall.", LEN, "B"),
+    ("value (unit conversion)", "It measures 200 centimeters.", LEN, "C"),
+    ("value (unit conversion)", "The ribbon is 2500 mm long.", LEN, "D"),
+    ("value (money in words)", "It costs fifteen dollars.", MONEY, "C"),
+    ("value (money in words)", "The ticket is ten bucks.", MONEY, "B"),
+    ("value (money)", "The total comes to 20 dollars.", MONEY, "D"),
+    ("value (money in words)", "Five dollars is the price on the tag.", MONEY, "A"),
+    ("value (time)", "The trip takes 60 minutes.", TIME, "B"),
+    ("value (time)", "It lasts 120 minutes in all.", TIME, "D"),
+    ("value (time)", "About half an hour. 30 minutes.", TIME, "A"),
+    ("refusal-like option", "Cannot be determined", YESNO, "C"),
+    ("refusal-like option", "None of the above.", YESNO, "D"),
+    ("refusal-like option", "The answer is: None of the above", YESNO, "D"),
+    ("refusal-like option", "Based on the image alone, it cannot be determined.", YESNO, "C"),
+    ("refusal-like option", "**Cannot be determined** — the picture is too dark.", YESNO, "C"),
+    ("refusal-like option", "D. None of the above", YESNO, "D"),
+    ("refusal (no such option)", "It cannot be determined from this image.", C4, None),
+    ("refusal (no such option)", "None of the above.", C4, None),
+    ("cut by the token limit, committed", "B. The image shows a field of green grass with a few", C4, "B", "length"),
+    ("cut by the token limit, committed", "The answer is C because the sky in the upper part of the", C4, "C", "length"),
+    ("cut by the token limit, committed", "Final answer: D. To explain why, the", C4, "D", "length"),
+    ("cut by the token limit, committed", '{"answer": "A", "reason": "the car is', C4, "A", "length"),
+    ("cut by the token limit, committed", "\\boxed{C} since the sky", C4, "C", "length"),
+    ("cut by the token limit, not committed", "Looking at the options, A is red and B is green, while C", C4, None, "length"),
+    ("cut by the token limit, not committed", "Let me compare each option with the image, starting with option D", C4,
+     None, "length"),
+    ("cut by the token limit, not committed", "The sky is clearly visible. D", C4, None, "length"),
+    ("cut by the token limit, not committed", "Let me look at the image. The sky is blue", C4, None, "length"),
+    ("cut by the token limit, not committed", "Step 1: count the apples. There are 4", N4, None, "length"),
+    ("cut by the token limit, not committed", "Option B says green, which matches. So", C4, None, "length"),
+    ("not cut: the same reply reads", "The sky is clearly visible. D", C4, "D", "stop"),
+    ("statement (closest match)", "The closest match is option D", C4, "D"),
+    ("several questions", "1. B\n2. D", C4, None),
+    ("several questions", "Q1: A\nQ2: C", C4, None),
+    ("several questions", "For question 1 the answer is B; for question 2 it is D.", C4, None),
+    ("several questions", "The first question: B. The second question: D.", C4, None),
+    ("several questions", "Question 1 - (A)\nQuestion 2 - (A)", C4, None),
+    ("two letters offered (russian)", "Ответ: A или C", C4, None),
+    ("two letters offered (arabic)", "الإجابة: A أو B", C4, None),
+    ("two letters offered (hindi)", "उत्तर: B या C", C4, None),
+    ("two letters offered (korean)", "정답은 A 또는 C", C4, None),
+    ("two letters offered (japanese)", "答えはBかDです", C4, None),
+    ("two letters offered (portuguese)", "A resposta é B ou C.", C4, None),
+    ("two letters offered (turkish)", "Cevap A veya D.", C4, None),
+    ("two letters offered (vietnamese)", "Đáp án là B hoặc C.", C4, None),
+    ("two letters offered (spanish)", "La respuesta es A o D.", C4, None),
+    ("two letters offered (german)", "Die Antwort ist B oder C.", C4, None),
+    ("two letters offered", "A or B is correct.", C4, None),
+    ("retracted", "B. Actually, I'm not sure.", C4, None),
+    ("retracted", "The answer is C. Scratch that — I can't tell from this image.", C4, None),
+    ("retracted", "A... no, I take it back; I cannot tell.", C4, None),
+    ("retracted", "Answer: D. Please disregard that, the image did not load.", C4, None),
+    ("retracted", "Ответ: B. Нет, подождите, не знаю.", C4, None),
+    ("cyrillic look-alike (ambiguous)", "Ответ: В", C4, None),
+    ("cyrillic look-alike (ambiguous)", "Ответ: Е", {**C4, "E": "purple", "F": "white"}, None),
+    ("greek look-alike", "Απάντηση: Β", C4, "B"),
+    ("cyrillic look-alike", "Правильный ответ: С", C4, "C"),
+    ("ordinal (last)", "The answer is the last option.", C4, "D"),
+    ("ordinal (last, three options)", "I'd go with the last one.", THREE, "C"),
+    ("ordinal (option number equals an option's value)", "Option 3 is correct.", COUNT, None),
+    ("ordinal (weighed)", "The first option is wrong; the third one is right.", C4, "C"),
+    ("several boxes after a correction", "First \\boxed{A}. Hmm, actually \\boxed{B}.", C4, "B"),
+    ("markdown table (several rows)", "| Q | Answer |\n|---|---|\n| 1 | A |\n| 2 | C |", C4, None),
+    ("xml tag (two answers)", "<answer>A</answer> <answer>C</answer>", C4, None),
+    ("tool call (two calls)", 'submit_answer(answer="A")\nsubmit_answer(answer="B")', C4, None),
+    ("check-list (two ticks)", "A ✅\nB ❌\nC ✅\nD ❌", C4, None),
+    ("display math (two letters)", "\\[ \\mathbf{A} \\text{ or } \\mathbf{B} \\]", C4, None),
+    ("quoted letters (two)", "Either 'A' or 'C'.", C4, None),
+    ("value (two option values)", "There are twelve eggs and ten cups.", EGGS, None),
+    ("value (no option's value)", "I count eleven eggs.", EGGS, None),
+    ("value (money, no option)", "It costs seven dollars.", MONEY, None),
+]
+# written after failure reports in public evaluation repositories' issue threads (AGIEval, inspect_ai,
+# NeMo-Skills, frontier-evals, omlx, ds4, paper-qa): the reply shapes they describe, in our own words
+ENERGY = {"A": "1.1 MeV", "B": "3.3 MeV", "C": "5.5 MeV", "D": "7.7 MeV"}
+TEN = {k: v for k, v in zip("ABCDEFGHIJ", ["an integral", "a sum", "a limit", "a product", "a series", "a root",
+                                          "a ratio", "a mean", "a mode", "a median"])}
+FIVE = {"A": "red", "B": "green", "C": "blue", "D": "yellow", "E": "purple"}
+N31_PUBLIC = [
+    ("选项 (B) $3.3\\mathrm{MeV}$。", ENERGY, "B"),
+    ("Answer: **D**", C4, "D"),
+    ("I considered (A), but it is incorrect. Final answer: D.", C4, "D"),
+    ("The correct answer is d.", C4, "D"),
+    ("ANSWER: None of the above", YESNO, "D"),
+    ("ANSWER: Don't know", C4, None),
+    ("ANSWER: I don't know", C4, None),
+    ("The relation is \\boxed{\\langle H\\rangle \\ll \\Delta E}, so the energy spread dominates.\n\n**Answer: D**", FIVE, None),
+    ("The answer is B. Note that A is a common distractor.", C4, "B"),
+    ("ANSWER IS D. A is incorrect.", C4, "D"),
+    ("The answer is C because I computed the integral.", TEN, "C"),
+    ("Answer: A\nAfter checking the reasoning, I need to correct this.\nAnswer: B", C4, "B"),
+    ("Answer: A, C\nOn second thought: Answer: B", C4, "B"),
+    ("ANSWER: b", C4, "B"),
+    ("Answer: this asks which one is a colour of the sky\n...\nANSWER: C", C4, "C"),
+    ("Answer: It is not B, the answer is D", C4, "D"),
+    ("Answer: rules out C, leaving D", C4, None),
+    ("Answer: D, not B", C4, "D"),
+    ("Answer: I think it is C", C4, "C"),
+    ("Looking at the options, none of them is 14, so I pick the closest.\n\nE", FIVE, "E"),
+    ("The single letter answer, based on the chart, is:\n\nC", C4, "C"),
+    ("Among A, B, C and D the only colour of grass is B.", C4, None),
+    ("It's between (A) and (C); I'll say (C).", C4, "C"),
+    ("Both A and C look plausible.", C4, None),
+    ("**Answer: (C)** — although (A) was tempting.", C4, "C"),
+    ("The answer is (C), not (A).", C4, "C"),
+    ("Answer: C.\nConfidence: 0.8", C4, "C"),
+    ("Answer: C (blue)\nReason: the sky fills the upper half.", C4, "C"),
+    ("The image shows a blue sky. Answer: C) blue", C4, "C"),
+    ("Choice: (E) purple", FIVE, "E"),
+]
+
+
+# a blind batch: 50 replies written in styles not seen before and run once before any change to the
+# extractor (it then read 33 of 43 answerable, 0 wrong letters, 3 guesses); kept as rows once read right
+N31_BLIND = [
+ ("The image depicts a blue sky; hence option (c).", C4, "C"), ("Ans: B", C4, "B"), ("Correct option → C", C4, "C"),
+ ("My pick: D.", C4, "D"), ("➡️ B", C4, "B"), ("B ✅", C4, "B"), ("Option B is the right one.", C4, "B"),
+ ("I'm going with C on this one.", C4, "C"), ("It's definitely not A or B. C it is.", C4, "C"), ("Either way it's C.", C4, "C"),
+ ("The options A and B can be eliminated, leaving C and D. Between those, D.", C4, "D"), ("C? Yes, C.", C4, "C"),
+ ("Final: B", C4, "B"), ("Result: (A)", C4, "A"), ("My answer would be option D, yellow.", C4, "D"), ("Answer — B", C4, "B"),
+ ("Answer = C", C4, "C"), ("正确的是B。", C4, "B"), ("我认为是C。", C4, "C"), ("Câu đúng là B.", C4, "B"),
+ ("Doğru seçenek: D", C4, "D"), ("Resposta certa: letra C", C4, "C"), ("الجواب هو B", C4, "B"), ("उत्तर है: D", C4, "D"),
+ ("정답은 (C)번입니다.", C4, "C"), ("答えは「B」です。", C4, "B"), ("Ответ: вариант B", C4, "B"),
+ ("The number of apples is seven.", COUNT, None), ("I count six apples in total.", COUNT, "D"), ("Roughly half.", FRAC, "B"),
+ ("Twenty dollars.", MONEY, "D"), ("It's 1.5 metres tall.", LEN, "B"),
+ ("A) red\nB) green\nC) blue\nD) yellow\n\nAnswer: C", C4, "C"),
+ ("Options considered:\n- A (red): no\n- B (green): no\n- C (blue): yes\n- D (yellow): no", C4, "C"),
+ ("Not sure between B and D.", C4, None), ("B, or maybe D.", C4, None), ("1) C  2) A", C4, None),
+ ("The answer to question 3 is B.", C4, "B"), ("B\nD", C4, None), ("I'd rather not answer.", C4, None),
+ ("Answer: (B) ... actually, hmm, still (B).", C4, "B"), ("<choice>C</choice>", C4, "C"), ("```\nC\n```", C4, "C"),
+ ("**Correct Answer:** ~~A~~ → **C**", C4, "C"), ("The answer is the one with the blue colour.", C4, "C"),
+ ("Choose: the second option", C4, "B"), ("Answer: C. Wait, let me double-check... yes, C.", C4, "C"),
+ ("It's C, no wait, it's D.", C4, "D"), ("D — but I'm not certain.", C4, "D"), ("The answer is B (or possibly C).", C4, None),
+]
+
+
+# a second blind batch, written and run once after the first one's changes (33 of 35 answerable read,
+# 0 wrong letters, 2 guesses), then kept as rows once read right
+YN = {"A": "Yes", "B": "No"}
+N31_BLIND2 = [
+ ("Solution: B", C4, "B"), ("Pick → D", C4, "D"), ("The best fit here: (A).", C4, "A"),
+ ("Looks like C to me.", C4, "C"), ("I'd lean towards B.", C4, "B"), ("Most likely answer: D", C4, "D"),
+ ("=> C", C4, "C"), ("✔️ C", C4, "C"), ("C is my final choice.", C4, "C"), ("Definitely B!", C4, "B"),
+ ("Answer:\n- B", C4, "B"), ("> **Answer**: C", C4, "C"), ("`B`", C4, "B"), ("[B]", C4, "B"),
+ ("Correct: D", C4, "D"), ("Option (D) yellow is correct.", C4, "D"), ("The right choice would be A.", C4, "A"),
+ ("I believe the answer is likely B.", C4, "B"), ("Well, it's got to be C.", C4, "C"),
+ ("The correct response is C.", C4, "C"), ("Respuesta: B", C4, "B"), ("Réponse : C", C4, "C"),
+ ("Antwort: D", C4, "D"), ("Cevabım B.", C4, "B"), ("Ответ — A.", C4, "A"), ("答案为：D", C4, "D"),
+ ("正解：A", C4, "A"), ("답: B", C4, "B"), ("Đáp án: D", C4, "D"), ("الإجابة هي (C)", C4, "C"),
+ ("The organelle is a nucleus.", SCI, "B"), ("Yes.", YN, "A"), ("No, it is not.", YN, "B"),
+ ("There are five apples and I am sure.", COUNT, "C"), ("I see 4.", COUNT, "B"),
+ ("I cannot decide between C and D.", C4, None), ("Could be A, could be B.", C4, None),
+ ("A/B", C4, None), ("Answers: 1-A, 2-C", C4, None), ("B... or D? Hard to say.", C4, None),
+ ("Not A, not B, not C.", C4, None), ("The answer is not listed.", C4, None),
+ ("I'd say B. Hmm, no, I really can't tell.", C4, None), ("Let me think step by step. First, the colour", C4, None),
+]
+
+
+# a third blind batch, written and run once after the second one's changes (24 of 27 answerable read,
+# 0 wrong letters, 1 guess: a reply ending on "but" with no finish_reason), then kept as rows
+N31_BLIND3 = [
+ ("To answer this, I look at the sky region, which is clearly blue. Among the options, that corresponds to C.", C4, "C"),
+ ("Step 1: identify the object. Step 2: compare with the options. The object matches option B.", C4, "B"),
+ ("After examining the picture, my conclusion is (D).", C4, "D"),
+ ("The colour in question is yellow, so I choose the fourth option.", C4, "D"),
+ ("The image shows several apples; counting them gives 5. Hence C.", COUNT, "C"),
+ ("Given the structure with a double membrane and cristae, this is the mitochondrion (A).", SCI, "A"),
+ ("Conclusion: B", C4, "B"),
+ ("Therefore the correct option must be A.", C4, "A"),
+ ("The only plausible option is C.", C4, "C"),
+ ("Hence, (B) is the answer.", C4, "B"),
+ ("The answer can't be A or B, since neither colour appears. It is D.", C4, "D"),
+ ("My final response: C", C4, "C"),
+ ("Selected: B", C4, "B"),
+ ("I would answer D.", C4, "D"),
+ ("So we go with B.", C4, "B"),
+ ("Overall, C best describes the image.", C4, "C"),
+ ("Option C (blue) — this matches the sky.", C4, "C"),
+ ("C: blue. The sky dominates the frame.", C4, "C"),
+ ("The answer is: (D) yellow", C4, "D"),
+ ("Ответ будет B.", C4, "B"),
+ ("Resposta correta: D.", C4, "D"),
+ ("Jawaban: C", C4, "C"),
+ ("Lösung: B", C4, "B"),
+ ("正确选项是 A。", C4, "A"),
+ ("答: C", C4, "C"),
+ ("There appear to be six apples.", COUNT, "D"),
+ ("It is a ribosome, the site of protein synthesis.", SCI, "C"),
+ ("A or C — I can't decide.", C4, None),
+ ("Could you provide the image? Without it I cannot answer.", C4, None),
+ ("The image is too blurry to tell.", C4, None),
+ ("Q1 → B; Q2 → D", C4, None),
+ ("The answer is B. Wait, I misread the question; I'm not sure anymore.", C4, None),
+ ("Red and blue are both present.", C4, None),
+ ("I think it is either C or D.", C4, None),
+ ("Let me analyze option A first. Red appears in the corner, but", C4, None),
+]
+
+
+# a fourth blind batch, written and run once after the third one's changes (15 of 22 answerable read,
+# 0 wrong letters, 2 guesses), kept as rows once read right; two replies that paraphrase an option's
+# text ("A cat is sleeping on a sofa" for "A cat sleeping on a sofa") are left out: option texts are
+# matched as written, not paraphrased, so they stay unparsed
+CAP = CAPTION
+N31_BLIND4 = [
+ ("Based on my analysis, the most fitting choice is C.", C4, "C"),
+ ("Final verdict: (B)", C4, "B"),
+ ("The response is D.", C4, "D"),
+ ("In conclusion, option A.", C4, "A"),
+ ("I'm confident the answer is (A).", C4, "A"),
+ ("Answer (C).", C4, "C"),
+ ("#### B", C4, "B"),
+ ("<|answer|>D<|/answer|>", C4, "D"),
+ ("[ANSWER] C [/ANSWER]", C4, "C"),
+ ("Thus: B.", C4, "B"),
+ ("It must be the fourth one.", C4, "D"),
+ ("Option three.", C4, "C"),
+ ("There are exactly four of them.", COUNT, "B"),
+ ("Count: 6", COUNT, "D"),
+ ("Правильный вариант — Б.", C4, None),
+ ("Odpowiedź: B", C4, "B"),
+ ("答案选D。", C4, "D"),
+ ("正しい答えはAです。", C4, "A"),
+ ("정답은 C번", C4, "C"),
+ ("The answer is B or maybe C, hard to say.", C4, None),
+ ("Probably A, but it could also be D.", C4, None),
+ ("A: 30%, B: 50%, C: 15%, D: 5%", C4, None),
+ ("Options B and C are equally likely.", C4, None),
+ ("I need more context to answer.", C4, None),
+ ("Answer: B\nAnswer: D", C4, None),
+ ("The picture shows a red car and a yellow taxi.", C4, None),
+ ("Hmm, B? Or D? I'll go with D.", C4, "D"),
+ ("First guess B; final guess C.", C4, "C"),
+]
+
+
 def build():
     cases = []
     for style, f in T:
@@ -467,6 +1002,24 @@ def build():
         cases.append({"response": resp, "options": opts, "expected": L, "style": "hand-written (mixed)"})
     for style, resp, opts in UNPARSED:
         cases.append({"response": resp, "options": opts, "expected": None, "style": style})
+    for style, f in N31:
+        for opts, L in SETS:
+            cases.append({"response": f(L, opts[L], opts), "options": opts, "expected": L, "style": style})
+    for resp, opts, L in N31_BLIND4:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "fourth blind batch"})
+    for resp, opts, L in N31_BLIND3:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "third blind batch"})
+    for resp, opts, L in N31_BLIND2:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "second blind batch"})
+    for resp, opts, L in N31_BLIND:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "blind batch"})
+    for resp, opts, L in N31_PUBLIC:
+        cases.append({"response": resp, "options": opts, "expected": L, "style": "after public failure reports"})
+    for style, resp, opts, L, *finish in N31_HAND:
+        case = {"response": resp, "options": opts, "expected": L, "style": style}
+        if finish:
+            case["finish_reason"] = finish[0]  # why generation stopped ("length": cut by the token budget)
+        cases.append(case)
     return cases
 
 
