@@ -60,6 +60,7 @@ class BackendSpec:
     local: bool  # loads the weights in this process: the model family's classes must be installed
     auto_batch: bool = False  # reports a batch that does not fit, so --batch-size auto can probe
     loglik: bool = False  # can rank option letters by log-likelihood (--scoring loglik)
+    continuations: bool = False  # can score given texts after a prompt (score_continuations: the recall probe)
     servable: bool = False  # `mmstar serve` can put it behind its endpoint (takes a per-call gen)
     # takes requests one at a time (``submit(request) -> Future[Response]``, ``window``): the run loop
     # then sends every mode's pending samples as one continuous stream and writes each answer as it arrives
@@ -139,7 +140,7 @@ register(BackendSpec(
      Option("image_backend", "auto", "hf backend: image processor implementation: auto (transformers' choice: "
             "torchvision where installed), torchvision, pil (the slow reference path)",
             choices=("auto", "torchvision", "pil"))),
-    extra="hf", requires="transformers", local=True, auto_batch=True, loglik=True, servable=True,
+    extra="hf", requires="transformers", local=True, auto_batch=True, loglik=True, servable=True, continuations=True,
     defaults_from_entry=("device_map",)))
 register(BackendSpec(
     "vllm", "mmstar.evaluators.backends.vllm_backend:VLLMBackend", "vLLM's offline engine, in this process",
@@ -147,7 +148,7 @@ register(BackendSpec(
      Option("max_model_len", None, "vllm backend: context length to reserve", type=int),
      Option("gpu_memory_utilization", 0.9, "vllm backend: GPU memory fraction", type=float),
      Option("images_per_prompt", 1, "vllm backend: images per prompt", type=int), DTYPE, TRUST, PREFIX),
-    extra="vllm", requires="vllm", local=True, dtype_rule="engine"))
+    extra="vllm", requires="vllm", local=True, dtype_rule="engine", continuations=True))
 register(BackendSpec(
     "openai", "mmstar.evaluators.backends.openai_api:OpenAIBackend",
     "any OpenAI-compatible server (vLLM, SGLang, TGI, LMDeploy, mmstar serve) or provider API",
