@@ -45,13 +45,15 @@ def _with_ci(*names: str) -> list[str]:
 # probe, so the columns of a table without probes stay as 0.1.0 wrote them
 PROBE_COLUMNS = [*_with_ci(*(f"order_circular_{m}" for m in ("v", "wv", "t")),
                            *(f"order_sensitivity_{m}" for m in ("v", "wv", "t")), "slot_rate_wv", "slot_rate_t",
-                           "swap_S", "image_dependence", "swap_excess"), "probes_fired"]
+                           "swap_S", "image_dependence", "swap_excess"), "probes_fired",
+                 # the recall probe (issue 30): after probes_fired, so earlier probe tables keep their order
+                 *_with_ci("recall_wv", "recall_t"), "recall_p_wv", "recall_p_t"]
 # (column, probe, mode, key in the probe's figures)
 _PROBE_SOURCES = [
     *((f"order_{fig}_{m}", "order", m, fig) for fig in ("circular", "sensitivity") for m in ("v", "wv", "t")),
     *((f"slot_rate_{m}", "slots", m, "rate") for m in ("wv", "t")),
     ("swap_S", "swap", "v", "S_swap"), ("image_dependence", "swap", "v", "image_dependence"),
-    ("swap_excess", "swap", "v", "excess")]
+    ("swap_excess", "swap", "v", "excess"), *((f"recall_{m}", "recall", m, "rate") for m in ("wv", "t"))]
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:
@@ -89,6 +91,8 @@ def probe_columns(block: dict[str, Any]) -> dict[str, Any]:
             out.update({column: _r(fig.get(key)), f"{column}_low": _r(fig.get(f"{key}_low")),
                         f"{column}_high": _r(fig.get(f"{key}_high"))})
     out["probes_fired"] = ";".join(block.get("fired") or [])
+    for m in ("wv", "t"):
+        out[f"recall_p_{m}"] = ((block.get("recall") or {}).get(m) or {}).get("p")
     return out
 
 

@@ -19,6 +19,7 @@ from collections import defaultdict
 from typing import TYPE_CHECKING, Any
 
 from .probe_figures import order_figures, rate_figures, swap_figures
+from .probe_recall import recall_mode
 from .probe_variants import PROBE_MODES, PROBE_PROMPT_VERSION, PROBES, probe_file, slot_reply_matches
 from .scoring import hit_of
 
@@ -119,7 +120,8 @@ def _figures(run: Run, matcher: str, seed: int) -> dict[str, dict[str, dict[str,
             if probe_file(probe, mode) not in run.probe_records:
                 continue
             fig = (order_mode(run, mode, matcher, seed) if probe == "order" else slots_mode(run, mode, seed)
-                   if probe == "slots" else swap_mode(run, matcher, seed))
+                   if probe == "slots" else swap_mode(run, matcher, seed) if probe == "swap" else
+                   recall_mode(run, mode, run.probe_records.get(probe_file(probe, mode)), matcher, seed))
             if fig is not None:
                 out.setdefault(probe, {})[mode] = fig
     return out
@@ -140,8 +142,10 @@ def probe_block(run: Run, matcher: str = "official", seed: int = 0) -> dict[str,
 
 def sample_flags(run: Run, matcher: str = "official") -> dict[int, dict[str, bool]]:
     """index -> the flags of the probes that ran: ``follows_position`` (order, in any mode),
-    ``reproduces_masked`` (slots, any mode or variant), ``same_answer_any_image`` (swap)."""
-    names = {"order": "follows_position", "slots": "reproduces_masked", "swap": "same_answer_any_image"}
+    ``reproduces_masked`` (slots, any mode or variant), ``same_answer_any_image`` (swap),
+    ``recalls_answer_text`` (recall: the right text ranked first without options, wv or t)."""
+    names = {"order": "follows_position", "slots": "reproduces_masked", "swap": "same_answer_any_image",
+             "recall": "recalls_answer_text"}
     out: dict[int, dict[str, bool]] = defaultdict(dict)
     for probe, per_mode in _figures(run, matcher, 0).items():
         for fig in per_mode.values():
@@ -171,5 +175,9 @@ def probe_table(block: dict[str, Any]) -> str:
         lines.append(f"  swap   {mode:<2}  n {fig['n']:<5} S_swap {iv(fig, 'S_swap')}  over chance "
                      f"{iv(fig, 'excess')}  image dependence {iv(fig, 'image_dependence')}  same answer "
                      f"{fig['same_answer']}" + ("  FIRES" if fig["fires"] else ""))
+    for mode, fig in (block.get("recall") or {}).items():
+        lines.append(f"  recall {mode:<2}  n {fig['n']:<5} right text first {iv(fig, 'rate')}  stem of another "
+                     f"{iv(fig, 'donor_rate')}  with options {iv(fig, 'with_options')}  p {fig['p']:.2g}"
+                     + ("  FIRES" if fig["fires"] else ""))
     lines.append("  fired: " + (", ".join(block.get("fired") or []) or "none"))
     return "\n".join(lines)

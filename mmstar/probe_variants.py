@@ -24,7 +24,7 @@ from .errors import DataError, MmstarError
 from .options import OptionParseError, ParsedQuestion, parse_question
 from .sample import Benchmark, Sample
 
-PROBES = ("order", "slots", "swap")
+PROBES = ("order", "slots", "swap", "recall")  # recall: mmstar/probe_recall.py
 PROBE_PROMPT_VERSION = "mmstar-probes-v1"  # recorded in the manifest: a figure is comparable under one version
 MASK = "[MASK]"
 SLOT_PROMPT = (
@@ -39,7 +39,7 @@ SLOT_WORD_PROMPT = (
 )
 # where each probe runs: order in every mode asked; slots without the image (a model that saw the
 # image could read the text off it); swap with an image, by construction
-PROBE_MODES = {"order": ("v", "wv", "t"), "slots": ("wv", "t"), "swap": ("v",)}
+PROBE_MODES = {"order": ("v", "wv", "t"), "slots": ("wv", "t"), "swap": ("v",), "recall": ("wv", "t")}
 # words that carry no content: masking one tests grammar, not memory
 _STOPWORDS = frozenset(
     "about above after again also among answer based been before being below between both could does each "
@@ -283,6 +283,10 @@ def probe_items(bench: Benchmark, probe: str, mode: str, seed: int = 0, words: b
                         "probe": "slots", "variant": variant, "key": f"{s.index}:{variant}",
                         "masked_letter": q.letter, "target": q.target}, q.prompt))
         return items
+    if probe == "recall":  # its own module: stems without options, each option's text scored
+        from .probe_recall import recall_items
+
+        return recall_items(bench, mode, seed)
     if probe == "swap":
         swapped, donors = swap_images(bench, seed)
         return [ProbeItem("swap", mode, f"{s.index}:swap", s, {"probe": "swap", "variant": "swap",
@@ -298,5 +302,7 @@ def _order_item(sample: Sample, shift: int, mode: str) -> ProbeItem:
 
 def probe_prompts() -> dict[str, str]:
     """The fixed prompt texts, for the manifest: a figure is comparable under one text."""
-    return {"slots-option": SLOT_PROMPT, "slots-word": SLOT_WORD_PROMPT}
+    from .probe_recall import RECALL_PROMPT
+
+    return {"slots-option": SLOT_PROMPT, "slots-word": SLOT_WORD_PROMPT, "recall": RECALL_PROMPT}
 

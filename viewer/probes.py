@@ -23,6 +23,7 @@ FLAG_COLUMNS = {
     "reproduces masked": ("reproduces_masked",
                           "slots probe: wrote out a hidden option's text (or question word) it was never shown"),
     "same answer any image": ("same_answer_any_image", "swap probe: the same answer with another sample's image"),
+    "recalls answer text": ("recalls_answer_text", "recall probe: the right text ranked first, options hidden"),
 }
 # (probe, the block's figure key, its label, the block's count of flagged samples or None)
 FIGURES = (
@@ -32,6 +33,9 @@ FIGURES = (
     ("swap", "S_swap", "S_swap (another sample's image)", None),
     ("swap", "excess", "S_swap over chance", "same_answer"),
     ("swap", "image_dependence", "image dependence (S_v - S_swap)", None),
+    ("recall", "rate", "right text first without options", "recalled"),
+    ("recall", "donor_rate", "right text first after another stem", None),
+    ("recall", "with_options", "accuracy with options shown", None),
 )
 TABLE_COLUMNS = ["run", "probe", "mode", "n", "figure", "value", "low", "high", "flagged", "fires"]
 
@@ -48,7 +52,7 @@ def probe_rows(key: str, block: Mapping[str, Any] | None) -> list[dict[str, Any]
                          "value": fig.get(fig_key), "low": fig.get(f"{fig_key}_low"),
                          "high": fig.get(f"{fig_key}_high"), "flagged": fig.get(flag_key) if flag_key else None,
                          "fires": bool(fig.get("fires"))})
-    order = {p: i for i, p in enumerate(("order", "slots", "swap"))}
+    order = {p: i for i, p in enumerate(("order", "slots", "swap", "recall"))}
     rows.sort(key=lambda r: (order[r["probe"]], ("v", "wv", "t").index(r["mode"])))  # stable within a mode
     return rows
 
