@@ -100,3 +100,33 @@ def test_capability_is_declared_and_the_chat_api_refuses():
     backend = OpenAIBackend.__new__(OpenAIBackend)  # the refusal needs no server
     with pytest.raises(MmstarError, match=r"the openai backend cannot score continuations .*hf or vllm"):
         backend.score_continuations(_requests(False), CONTINUATIONS)
+
+
+def test_vllm_prompts_and_prompt_logprobs_give_the_hf_scores(tiny_pairs):
+    """What runs without vLLM: the vLLM backend's prompts (token ids of prompt + continuation) and its
+    reading of ``prompt_logprobs`` (here in vLLM's shape, from the same model's forward pass)."""
+    from types import SimpleNamespace
+
+    from mmstar.evaluators.backends.base import GenerationConfig
+    from mmstar.evaluators.backends.continuations import _vllm_prompts, sum_prompt_logprobs
+    from mmstar.evaluators.backends.hf import HFBackend
+    from mmstar.evaluators.backends.vllm_backend import VLLMBackend
+
+    hf = HFBackend(str(tiny_pairs["llava"].backbone), "llm", device="cpu")
+    stand_in = VLLMBackend.__new__(VLLMBackend)  # the engine is not built: only its prompt building runs
+    stand_in.tokenizer, stand_in.has_template = hf.tokenizer, hf.has_template
+    stand_in.gen, stand_in.model_id = GenerationConfig(), "tiny"
+    requests = _requests(False)
+    want = hf.score_continuations(requests, CONTINUATIONS)
+    for req, conts, resp in zip(requests, CONTINUATIONS, want):
+        built = _vllm_prompts(stand_in, req, conts)
+        assert [count for _p, _h, count in built] == resp.extra["tokens"]
+        assert built[0][0]["prompt_token_ids"][:built[0][1]] == stand_in._token_ids(req.messages)
+        for (prompt, _head, count), expected in zip(built, resp.extra["loglik"]):
+            ids = prompt["prompt_token_ids"]
+            with torch.inference_mode():
+                logprobs = torch.log_softmax(hf.model(input_ids=torch.tensor([ids])).logits[0].float(), -1)
+            shaped = [None] + [{t: SimpleNamespace(logprob=float(logprobs[p - 1, t]))} for p, t in enumerate(ids)
+                               if p > 0]
+            assert sum_prompt_logprobs(ids, shaped, count) == pytest.approx(expected, abs=2e-4)
+            assert sum_prompt_logprobs(ids, shaped[:-1], count) is None  # a position missing: no score

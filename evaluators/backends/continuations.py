@@ -163,20 +163,25 @@ def vllm_scores(backend: Any, requests: Sequence[Request], continuations: Sequen
                                 extra={"loglik": [0.0] * len(built), "tokens": [c for _p, _s, c in built]})
     if prompts:
         for (i, j, count), out in zip(owners, backend.llm.generate(prompts, params, use_tqdm=False)):
-            given = list(out.prompt_token_ids)
-            steps = out.prompt_logprobs or []
-            total = 0.0
-            for pos in range(len(given) - count, len(given)):
-                entry = steps[pos] if pos < len(steps) else None
-                if not entry or given[pos] not in entry:
-                    responses[i] = Response(error=f"vLLM returned no log-probability for token {pos} of "
-                                                  f"continuation {j}")
-                    break
-                total += float(entry[given[pos]].logprob)
-            else:
-                if not responses[i].error:
-                    responses[i].extra["loglik"][j] = total
+            total = sum_prompt_logprobs(list(out.prompt_token_ids), out.prompt_logprobs or [], count)
+            if total is None:
+                responses[i] = Response(error=f"vLLM returned no log-probability for continuation {j}")
+            elif not responses[i].error:
+                responses[i].extra["loglik"][j] = total
     return responses
+
+
+def sum_prompt_logprobs(token_ids: Sequence[int], prompt_logprobs: Sequence[Any], count: int) -> float | None:
+    """The sum of the last ``count`` prompt tokens' log-probabilities from vLLM's ``prompt_logprobs``
+    (per position: None for the first, else token id -> an object with ``.logprob``); None where one
+    is missing."""
+    total = 0.0
+    for pos in range(len(token_ids) - count, len(token_ids)):
+        entry = prompt_logprobs[pos] if 0 < pos < len(prompt_logprobs) else None
+        if not entry or token_ids[pos] not in entry:
+            return None
+        total += float(entry[token_ids[pos]].logprob)
+    return total
 
 
 def _vllm_prompts(backend: Any, req: Request, continuations: Sequence[str]) -> list[tuple[Any, int, int]]:
