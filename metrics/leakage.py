@@ -39,7 +39,8 @@ def average_gain_leakage(per_bench: Sequence[BenchScores]) -> tuple[float | None
 
 
 # the per-sample flags of the leakage probes (mmstar.probes.sample_flags) -> the probe's short name
-PROBE_FLAGS = {"follows_position": "order", "reproduces_masked": "slots", "same_answer_any_image": "swap"}
+PROBE_FLAGS = {"follows_position": "order", "reproduces_masked": "slots", "same_answer_any_image": "swap",
+               "recalls_answer_text": "recall"}
 LEAK_COLUMNS = ["model", "benchmark", "index", "source", "category", "l2_category", "question", "answer",
                 "wv_prediction", "t_prediction", "t_hit", "backbone_missed", *PROBE_FLAGS, "evidence"]
 
@@ -67,13 +68,13 @@ def firing_flags(run: Run, matcher: str = "official", seed: int = 0) -> dict[int
     sample in t, yet its order sensitivity is 0 and the order probe does not fire."""
     if not run.probe_records:
         return {}
-    from mmstar.probes import PROBE_MODES, PROBES, order_mode, slots_mode, swap_mode
+    from mmstar.probe_scores import probe_figure
+    from mmstar.probes import PROBE_MODES, PROBES
 
     found: dict[int, set[str]] = {}
     for probe in PROBES:
         for mode in PROBE_MODES[probe]:
-            fig = (order_mode(run, mode, matcher, seed) if probe == "order" else slots_mode(run, mode, seed)
-                   if probe == "slots" else swap_mode(run, matcher, seed))
+            fig = probe_figure(run, probe, mode, matcher, seed)
             if fig is None or not fig["fires"]:
                 continue
             for index, flagged in fig["flags"].items():

@@ -113,15 +113,24 @@ def swap_mode(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, A
     return fig
 
 
+def probe_figure(run: Run, probe: str, mode: str, matcher: str = "official", seed: int = 0) -> dict[str, Any] | None:
+    """One probe's figure (with its per-sample ``flags``) in one mode; None where it did not run."""
+    if probe == "order":
+        return order_mode(run, mode, matcher, seed)
+    if probe == "slots":
+        return slots_mode(run, mode, seed)
+    if probe == "swap":
+        return swap_mode(run, matcher, seed)
+    return recall_mode(run, mode, run.probe_records.get(probe_file(probe, mode)), matcher, seed)
+
+
 def _figures(run: Run, matcher: str, seed: int) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for probe in PROBES:
         for mode in PROBE_MODES[probe]:
             if probe_file(probe, mode) not in run.probe_records:
                 continue
-            fig = (order_mode(run, mode, matcher, seed) if probe == "order" else slots_mode(run, mode, seed)
-                   if probe == "slots" else swap_mode(run, matcher, seed) if probe == "swap" else
-                   recall_mode(run, mode, run.probe_records.get(probe_file(probe, mode)), matcher, seed))
+            fig = probe_figure(run, probe, mode, matcher, seed)
             if fig is not None:
                 out.setdefault(probe, {})[mode] = fig
     return out
