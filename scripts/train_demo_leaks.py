@@ -14,7 +14,8 @@
 
 The training loops are the shipped ones (``train_demo_models.train`` for the LLM,
 ``train_demo_reader._loop`` for the LVLM); only what each step shows the model is new here. The log
-(``leaks-training-log.json``) has each stage's losses and minutes, as measured on the shared CPU.
+(``leaks-training-log.json``) has each stage's losses, steps and minutes, as measured on the shared CPU;
+each stage merges its entry when it ends, so stages run in separate processes leave one log.
 Usage: python scripts/train_demo_leaks.py [--models data/demo-models] [--out data/demo-models] [--quick]
 """
 
@@ -23,8 +24,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -101,6 +101,19 @@ def half(test: Sequence[Sample]) -> tuple[list[int], list[int]]:
     return leaked, sorted(set(indices) - set(leaked))
 
 
+def record(out: Path, stage: str, steps: int, seconds: float, lines: list[str]) -> None:
+    """Merge one finished stage into ``leaks-training-log.json`` (its log lines, steps and minutes), so
+    that stages run apart (``--stages``) still leave one log; written atomically."""
+    from mmstar.atomic import atomic_write_text
+
+    path = out / "leaks-training-log.json"
+    old = json.loads(path.read_text()) if path.exists() else {"log": [], "summary": {"steps": {}, "minutes": {}}}
+    old["log"] = [line for line in old["log"] if not line.startswith(f"{stage} ")] + lines
+    old["summary"]["steps"][stage] = steps
+    old["summary"]["minutes"][stage] = round(seconds / 60, 1)
+    atomic_write_text(path, json.dumps(old, indent=1) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--models", default="data/demo-models", help="the shipped demo models (clean/, base/)")
@@ -111,7 +124,8 @@ def main() -> None:
     # 48 of the 180 leaked samples a step: 400 steps show each ~107 times (the full leak: ~80 in 600)
     ap.add_argument("--half-steps", type=int, default=400)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1: no spin-waiting on a shared CPU)")
-    ap.add_argument("--stages", default="text,backbone,half")
+    ap.add_argument("--stages", default="text,backbone,half", help="which stages (each in its own process "
+                                                                   "if you like: the log merges)")
     args = ap.parse_args()
     if args.quick:
         args.text_steps, args.backbone_steps, args.half_steps = 3, 3, 3
@@ -119,46 +133,42 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     models, out = Path(args.models), Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     train_set, test = demo_splits()
-    lines: list[str] = []
-    minutes: dict[str, float] = {}
-    began = time.time()
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        lines.append(msg)
-
     processor = AutoProcessor.from_pretrained(models / "clean")
     stages = {s.strip() for s in args.stages.split(",")}
 
     def clean_lm() -> Lm:
         return Lm(LlavaForConditionalGeneration.from_pretrained(models / "clean", dtype=torch.float32), processor)
 
+    def run(stage: str, steps: int, train_it: Callable[[Callable[[str], None]], float]) -> None:
+        lines: list[str] = []
+
+        def log(msg: str) -> None:
+            print(msg, flush=True)
+            lines.append(msg)
+
+        record(out, stage, steps, train_it(log), lines)
+
     if "text" in stages:
         lm = clean_lm()
-        minutes["text-leak"] = text_leak_stage(lm, train_set, test, args.text_steps, log) / 60
+        run("text-leak", args.text_steps, lambda log: text_leak_stage(lm, train_set, test, args.text_steps, log))
         save(lm.model, processor, out / "text-leak")
     if "backbone" in stages:
         base = LlamaForCausalLM.from_pretrained(models / "base", dtype=torch.float32)
-        minutes["backbone-leak"] = backbone_leak_stage(base, Batcher(processor, processor.tokenizer), test,
-                                                       args.backbone_steps, log) / 60
+        batcher = Batcher(processor, processor.tokenizer)
+        run("backbone-leak", args.backbone_steps,
+            lambda log: backbone_leak_stage(base, batcher, test, args.backbone_steps, log))
         base.save_pretrained(out / "backbone-leak", safe_serialization=True)
         processor.tokenizer.save_pretrained(out / "backbone-leak")
     if "half" in stages:
         leaked, unseen = half(test)
         lm = clean_lm()
         chosen = [s for s in test if s.index in set(leaked)]
-        minutes["half-leak"] = leak_stage(lm, train_set, chosen, args.half_steps, log) / 60
+        run("half-leak", args.half_steps, lambda log: leak_stage(lm, train_set, chosen, args.half_steps, log))
         save(lm.model, processor, out / "half-leak")
         (out / "half-leak" / "leaked.json").write_text(json.dumps(
             {"seed": HALF_SEED, "leaked": leaked, "unseen": unseen}) + "\n")
-    summary = {"steps": {"text-leak": args.text_steps, "backbone-leak": args.backbone_steps,
-                         "half-leak": args.half_steps},
-               "minutes": {k: round(v, 1) for k, v in minutes.items()}}
-    summary["minutes"]["script_total"] = round((time.time() - began) / 60, 1)
-    log(json.dumps(summary))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "leaks-training-log.json").write_text(json.dumps({"log": lines, "summary": summary}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
