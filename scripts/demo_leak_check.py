@@ -65,7 +65,8 @@ def check(name: str, models: Path, out: Path, limit: int | None) -> dict:
     fig["S_wv_minus_S_t"] = [round(gap.estimate, 2), round(gap.low, 2), round(gap.high, 2)]
     block = result.scores["probes"]
     fig["fired"] = block["fired"]
-    fig["recall"] = {m: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in f.items() if k in RECALL_KEYS}
+    fig["recall"] = {m: {k: (round(v, 4) if isinstance(v, float) and not k.startswith("p") else v)
+                         for k, v in f.items() if k in RECALL_KEYS}
                      for m, f in (block.get("recall") or {}).items()}
     for probe in ("order", "slots", "swap"):
         for mode, f in (block.get(probe) or {}).items():
@@ -91,7 +92,7 @@ def table(results: dict) -> str:
         for mode in ("wv", "t"):
             r = fig["recall"].get(mode)
             cells.append("-" if not r else f"{r['rate']:.1f} / {r['donor_rate']:.1f} / {r['with_options']:.1f}, "
-                                           f"p {r['p']:.2g}{' **fires**' if r['fires'] else ''}")
+                                           f"p {r['p']:.1e}{' **fires**' if r['fires'] else ''}")
         gap = fig["S_wv_minus_S_t"]
         lines.append(f"| demo-{name} | {fig['S_v']:.1f} | {fig['S_wv']:.1f} | {fig['S_t']:.1f} | {gap[0]:.1f} "
                      f"[{gap[1]:.1f}, {gap[2]:.1f}] | {cells[0]} | {cells[1]} | {', '.join(fig['fired']) or 'none'} |")
