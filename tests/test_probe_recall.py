@@ -148,3 +148,22 @@ def test_a_backend_that_cannot_score_is_refused_before_loading(tmp_path):
                    "--limit", "4", "--no-progress", "--out", str(tmp_path))
     assert_clean_error(proc, "probe recall", "the openai backend cannot", "--backend hf or vllm")
     assert not list(tmp_path.rglob("*.jsonl"))  # nothing ran
+
+
+def test_the_text_leak_fires_recall_and_its_flags_are_leakage_evidence(tmp_path):
+    """The shipped text-leak demo model (scripts/train_demo_leaks.py): recall fires in wv on the first
+    36 samples, and the leaked-sample list names recall as evidence exactly where it flagged (before
+    probe_scores.probe_figure, metrics/leakage scored any probe after slots as swap)."""
+    from mmstar.metrics.leakage import firing_flags, leakage_rows
+
+    result = mmstar.evaluate(str(DEMO_MODELS / "text-leak"), data=DEMO, backbone=str(DEMO_MODELS / "base"),
+                             modes=["wv", "t"], limit=36, out=tmp_path, shots=0, max_new_tokens=4, batch_size=16,
+                             progress=False, probes=["recall"])
+    fig = result.scores["probes"]["recall"]["wv"]
+    assert fig["fires"] and fig["p"] < 0.005 and fig["rate"] > fig["donor_rate"] + 30, fig
+    assert result.scores["probes"]["fired"] == ["recall"]
+    run = mmstar.open_run(result.run_dir)
+    flagged = {i for i, f in sample_flags(run).items() if f.get("recalls_answer_text")}
+    assert flagged and {i for i, probes in firing_flags(run).items() if "recall" in probes} <= flagged
+    rows = leakage_rows(run)
+    assert rows and all(("recall" in r["evidence"]) == (r["index"] in flagged) for r in rows)
