@@ -167,3 +167,16 @@ def test_the_text_leak_fires_recall_and_its_flags_are_leakage_evidence(tmp_path)
     assert flagged and {i for i, probes in firing_flags(run).items() if "recall" in probes} <= flagged
     rows = leakage_rows(run)
     assert rows and all(("recall" in r["evidence"]) == (r["index"] in flagged) for r in rows)
+
+
+def test_run_options_refuse_recall_on_a_backend_without_scoring():
+    """Checked with the options (so sweeps and sweep files refuse it before their first model too)."""
+    from mmstar.evaluators.run.pipeline import RunOptions
+
+    from mmstar.errors import MmstarError
+
+    with pytest.raises(MmstarError, match=r"probe recall .* the openai backend cannot"):
+        RunOptions.from_mapping({"backend": "openai", "probes": "recall", "modes": "wv,t", "base_url": "http://x/v1"})
+    assert RunOptions.from_mapping({"backend": "openai", "probes": "order", "modes": "wv,t",
+                                    "base_url": "http://x/v1"}).probes == ("order",)
+    assert RunOptions.from_mapping({"backend": "hf", "probes": "recall", "modes": "wv,t"}).probes == ("recall",)
