@@ -191,7 +191,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--probes", default="", metavar="P[,P...]",
                    help="leakage probes beside the modes: order (every rotation of the options, in the modes "
-                        "asked), slots (fill in a masked wrong option, wv/t), swap (another sample's image, v)")
+                        "asked), slots (fill in a masked wrong option, wv/t), swap (another sample's image, v), recall "
+                        "(each option's text scored as the reply to the question without options, wv/t; hf, vllm)")
     p.add_argument("--probe-seed", type=int, default=0, help="seed of the probes' variants (masks, image swap)")
     p.add_argument("--probe-words", action="store_true",
                    help="slots also masks a content word of each question (chosen by the seed)")

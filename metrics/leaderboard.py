@@ -45,18 +45,19 @@ def _with_ci(*names: str) -> list[str]:
 # probe, so the columns of a table without probes stay as 0.1.0 wrote them
 # each verdict (probe, mode) gives its p against its null and Holm's adjusted p over the run
 VERDICTS = [("order", "v"), ("order", "wv"), ("order", "t"), ("slots", "wv"), ("slots", "t"), ("swap", "v"),
-            ("backbone", "t")]
+            ("recall", "wv"), ("recall", "t"), ("backbone", "t")]
 P_COLUMNS = [f"{probe}_{mode}_{key}" for probe, mode in VERDICTS for key in ("p", "p_adjusted")]
 PROBE_COLUMNS = [*_with_ci(*(f"order_circular_{m}" for m in ("v", "wv", "t")),
                            *(f"order_sensitivity_{m}" for m in ("v", "wv", "t")), "slot_rate_wv", "slot_rate_t",
                            "swap_S", "image_dependence", "swap_excess"), "probes_fired",
-                 *_with_ci("backbone_gap"), *P_COLUMNS]
+                 *_with_ci("backbone_gap"), *P_COLUMNS, *_with_ci("recall_wv", "recall_t")]
 # (column, probe, mode, key in the probe's figures)
 _PROBE_SOURCES = [
     *((f"order_{fig}_{m}", "order", m, fig) for fig in ("circular", "sensitivity") for m in ("v", "wv", "t")),
     *((f"slot_rate_{m}", "slots", m, "rate") for m in ("wv", "t")),
     ("swap_S", "swap", "v", "S_swap"), ("image_dependence", "swap", "v", "image_dependence"),
-    ("swap_excess", "swap", "v", "excess"), ("backbone_gap", "backbone", "t", "gap")]
+    ("swap_excess", "swap", "v", "excess"), ("backbone_gap", "backbone", "t", "gap"),
+    *((f"recall_{m}", "recall", m, "rate") for m in ("wv", "t"))]
 
 
 def _r(x: float | None, nd: int = 2) -> float | None:

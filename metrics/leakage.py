@@ -41,7 +41,8 @@ def average_gain_leakage(per_bench: Sequence[BenchScores]) -> tuple[float | None
 
 # the per-sample flags of the leakage probes (mmstar.probes.sample_flags) -> the probe's short name
 PROBE_FLAGS = {"drops_when_moved": "order", "follows_position": "order", "reproduces_masked": "slots",
-               "right_any_image": "swap", "same_answer_any_image": "swap", "backbone_knows": "backbone"}
+               "right_any_image": "swap", "same_answer_any_image": "swap", "backbone_knows": "backbone",
+               "recalls_answer_text": "recall"}
 LEAK_COLUMNS = ["model", "benchmark", "index", "source", "category", "l2_category", "question", "answer",
                 "wv_prediction", "t_prediction", "t_hit", "backbone_missed", *PROBE_FLAGS, "evidence"]
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from .intervals import bootstrap_mean, bootstrap_paired_difference, bootstrap_score
 from .probe_figures import order_figures, rate_figures, swap_figures
 from .probe_nulls import apply_holm, excess_test, mcnemar_upper, order_test
+from .probe_recall import recall_mode
 from .probe_variants import PROBE_MODES, PROBE_PROMPT_VERSION, PROBES, probe_file, slot_reply_matches
 from .scoring import hit_of
 
@@ -30,7 +31,7 @@ Run = Any
 
 # the per-sample evidence flag of each verdict (``fig["flags"]``); ``fig["more_flags"]`` adds others
 EVIDENCE_FLAGS = {"order": "drops_when_moved", "slots": "reproduces_masked", "swap": "right_any_image",
-                  "backbone": "backbone_knows"}
+                  "recall": "recalls_answer_text", "backbone": "backbone_knows"}
 SIGNALS = (*PROBES, "backbone")  # the block's verdicts, in the order the table lists them
 _PER_SAMPLE = ("flags", "more_flags", "rows")  # kept out of scores.json
 
@@ -152,6 +153,18 @@ def swap_mode(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, A
     return fig
 
 
+def probe_figure(run: Run, probe: str, mode: str, matcher: str = "official", seed: int = 0) -> dict[str, Any] | None:
+    """One probe's figure (with its per-sample ``flags``) in one mode; None where it did not run."""
+    if probe == "order":
+        return order_mode(run, mode, matcher, seed)
+    if probe == "slots":
+        return slots_mode(run, mode, seed)
+    if probe == "swap":
+        return swap_mode(run, matcher, seed)
+    return recall_mode(run, mode, run.probe_records.get(probe_file(probe, mode)), matcher, seed)
+
+
+
 def backbone_mode(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, Any] | None:
     """The backbone signal: S_t with its interval against chance (1/k per sample) and against the
     chance of its own letter choices (``p_chance``, reported: text-answerable samples lift it on a
@@ -186,8 +199,7 @@ def figures(run: Run, matcher: str = "official", seed: int = 0) -> dict[str, dic
         for mode in PROBE_MODES[probe]:
             if probe_file(probe, mode) not in run.probe_records:
                 continue
-            fig = (order_mode(run, mode, matcher, seed) if probe == "order" else slots_mode(run, mode, seed)
-                   if probe == "slots" else swap_mode(run, matcher, seed))
+            fig = probe_figure(run, probe, mode, matcher, seed)
             if fig is not None:
                 out.setdefault(probe, {})[mode] = fig
     if run.probe_records:
@@ -215,7 +227,7 @@ def probe_block(run: Run, matcher: str = "official", seed: int = 0) -> dict[str,
 def sample_flags(run: Run, matcher: str = "official") -> dict[int, dict[str, bool]]:
     """index -> the flags of the probes that ran, each set in any mode: per signal its evidence flag
     (EVIDENCE_FLAGS: ``drops_when_moved``, ``reproduces_masked``, ``right_any_image``,
-    ``backbone_knows``) and the others (``follows_position``, ``same_answer_any_image``,
+    ``backbone_knows``, ``recalls_answer_text``) and the others (``follows_position``, ``same_answer_any_image``,
     ``right_in_t``)."""
     out: dict[int, dict[str, bool]] = defaultdict(dict)
     for probe, per_mode in figures(run, matcher, 0).items():
@@ -256,6 +268,9 @@ def probe_table(block: dict[str, Any]) -> str:
         lines.append(f"  swap   {mode:<2}  n {fig['n']:<5} S_swap {iv(fig, 'S_swap')}  over chance "
                      f"{iv(fig, 'excess')}  image dependence {iv(fig, 'image_dependence')}  same answer "
                      f"{fig['same_answer']}  right any image {fig.get('right_any_image', 0)}" + _p(fig))
+    for mode, fig in (block.get("recall") or {}).items():
+        lines.append(f"  recall {mode:<2}  n {fig['n']:<5} right text first {iv(fig, 'rate')}  stem of another "
+                     f"{iv(fig, 'donor_rate')}  with options {iv(fig, 'with_options')}" + _p(fig))
     for mode, fig in (block.get("backbone") or {}).items():
         lines.append(f"  backbone {mode:<2} n {fig['n']:<5} S_t {iv(fig, 'S_t')}  "
                      f"over chance {iv(fig, 'excess')} (p {fig['p_chance']:.2g} against its letters, not a verdict)  "

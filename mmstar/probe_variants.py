@@ -24,7 +24,7 @@ from .errors import DataError, MmstarError
 from .options import OptionParseError, ParsedQuestion, parse_question
 from .sample import Benchmark, Sample
 
-PROBES = ("order", "slots", "swap")
+PROBES = ("order", "slots", "swap", "recall")  # recall: mmstar/probe_recall.py
 # recorded in the manifest: a figure is comparable under one version. v2: a mask never hides a text
 # that another option or the question still shows (v1 did, 13 times in 4 seeds on MMStar)
 PROBE_PROMPT_VERSION = "mmstar-probes-v2"
@@ -41,7 +41,7 @@ SLOT_WORD_PROMPT = (
 )
 # where each probe runs: order in every mode asked; slots without the image (a model that saw the
 # image could read the text off it); swap with an image, by construction
-PROBE_MODES = {"order": ("v", "wv", "t"), "slots": ("wv", "t"), "swap": ("v",)}
+PROBE_MODES = {"order": ("v", "wv", "t"), "slots": ("wv", "t"), "swap": ("v",), "recall": ("wv", "t")}
 # words that carry no content: masking one tests grammar, not memory
 _STOPWORDS = frozenset(
     "about above after again also among answer based been before being below between both could does each "
@@ -294,7 +294,9 @@ def check_probe_input(bench: Benchmark, probes: Sequence[str]) -> None:
 
 
 def probe_items(bench: Benchmark, probe: str, mode: str, seed: int = 0, words: bool = False) -> list[ProbeItem]:
-    """Every request of ``probe`` in ``mode``, in sample order (rotations of a sample adjacent)."""
+    """Every request of ``probe`` in ``mode``, in sample order (rotations of a sample adjacent). The
+    recall probe's items come from its own module (``mmstar.probes.probe_items`` joins them): it imports
+    this one, so this one must not import it."""
     if probe == "order":
         return [_order_item(s, shift, mode) for s in bench for shift in range(1, len(s.options))]
     if probe == "slots":
@@ -320,6 +322,6 @@ def _order_item(sample: Sample, shift: int, mode: str) -> ProbeItem:
 
 
 def probe_prompts() -> dict[str, str]:
-    """The fixed prompt texts, for the manifest: a figure is comparable under one text."""
+    """The fixed prompt texts of the generated probes (``mmstar.probes.probe_prompts`` adds recall's)."""
     return {"slots-option": SLOT_PROMPT, "slots-word": SLOT_WORD_PROMPT}
 

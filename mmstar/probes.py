@@ -13,6 +13,7 @@ from .probe_figures import (
     swap_figures,
 )
 from .probe_nulls import apply_holm, excess_test, holm, mcnemar_upper, order_test
+from .probe_recall import RECALL_PROMPT, recall_items
 from .probe_scores import (
     EVIDENCE_FLAGS,
     SIGNALS,
@@ -41,9 +42,7 @@ from .probe_variants import (
     parse_probes,
     probe_file,
     probe_files,
-    probe_items,
     probe_modes,
-    probe_prompts,
     render_question,
     rotate,
     rotations,
@@ -53,6 +52,22 @@ from .probe_variants import (
     swap_images,
     word_question,
 )
+from .probe_variants import probe_items as _generated_items
+from .probe_variants import probe_prompts as _generated_prompts
+from .sample import Benchmark
+
+
+def probe_items(bench: Benchmark, probe: str, mode: str, seed: int = 0, words: bool = False) -> list[ProbeItem]:
+    """Every request of ``probe`` in ``mode``, in sample order: the recall probe's from its own module
+    (stems without options, each option's text scored), the others' from ``probe_variants``."""
+    if probe == "recall":
+        return recall_items(bench, mode, seed)
+    return _generated_items(bench, probe, mode, seed, words)
+
+
+def probe_prompts() -> dict[str, str]:
+    """The fixed prompt texts, for the manifest: a figure is comparable under one text."""
+    return {**_generated_prompts(), "recall": RECALL_PROMPT}
 
 __all__ = [
     "EVIDENCE_FLAGS",

@@ -30,6 +30,7 @@ FLAG_COLUMNS = {
                                            "was wrong text-only"),
     "backbone knows": ("backbone_knows", "backbone signal: the LLM backbone right text-only, the LVLM wrong "
                                          "without the image"),
+    "recalls answer text": ("recalls_answer_text", "recall probe: the right text ranked first, options hidden"),
 }
 # (probe, the block's figure key, its label, the block's count of flagged samples or None); the
 # verdict's p sits on the row of the figure its test is about (VERDICT_FIGURE)
@@ -43,9 +44,12 @@ FIGURES = (
     ("backbone", "S_t", "S_t (the LLM backbone, text only)", None),
     ("backbone", "excess", "S_t over chance", None),
     ("backbone", "gap", "S_wv - S_t (below 0: the backbone knows more)", "backbone_knows"),
+    ("recall", "rate", "right text first without options", "recalled"),
+    ("recall", "donor_rate", "right text first after another stem", None),
+    ("recall", "with_options", "accuracy with options shown", None),
 )
-VERDICT_FIGURE = {"order": "sensitivity", "slots": "rate", "swap": "excess", "backbone": "gap"}
-SIGNAL_ORDER = ("order", "slots", "swap", "backbone")
+VERDICT_FIGURE = {"order": "sensitivity", "slots": "rate", "swap": "excess", "recall": "rate", "backbone": "gap"}
+SIGNAL_ORDER = ("order", "slots", "swap", "recall", "backbone")
 TABLE_COLUMNS = ["run", "probe", "mode", "n", "figure", "value", "low", "high", "flagged", "p", "p_adjusted", "null",
                  "fires"]
 

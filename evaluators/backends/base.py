@@ -66,7 +66,7 @@ class GenerationConfig:
 
 class Backend(Protocol):
     """What every backend implements. The optional protocols below are the capabilities a backend's
-    spec may claim (``BackendSpec.prepares``, ``auto_batch``, ``streams``, ``loglik``): the run loop
+    spec may claim (``BackendSpec.prepares``, ``auto_batch``, ``streams``, ``loglik``, ``continuations``): the run loop
     branches on the spec and then calls these members; it never probes a backend for them, and
     ``registry.register`` refuses a spec that claims a capability its class does not implement."""
 
@@ -81,6 +81,14 @@ class RanksLetters(Protocol):
     """Capability ``loglik``: rank each request's option letters by log-likelihood (``--scoring loglik``)."""
 
     def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]: ...
+
+
+class ScoresContinuations(Protocol):
+    """Capability ``continuations``: each given text's log-likelihood after its prompt, in
+    ``Response.extra`` (``loglik``, ``tokens``; the contract is in continuations.py): the recall probe."""
+
+    def score_continuations(self, requests: Sequence[Request],
+                            continuations: Sequence[Sequence[str]]) -> list[Response]: ...
 
 
 class PreparesBatches(Protocol):

@@ -431,6 +431,13 @@ class HFBackend:
                                     extra={"logprobs": scores})
         return responses
 
+    def score_continuations(self, requests: Sequence[Request],
+                            continuations: Sequence[Sequence[str]]) -> list[Response]:
+        """Each continuation's log-likelihood after its prompt, batched (``continuations.py``)."""
+        from .continuations import hf_scores
+
+        return hf_scores(self, requests, continuations)
+
     def _letter_id(self, text: str) -> int | None:
         ids = self.tokenizer.encode(text, add_special_tokens=False)
         return ids[0] if len(ids) == 1 else None

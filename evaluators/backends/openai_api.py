@@ -239,6 +239,13 @@ class OpenAIBackend:
     def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]:
         raise MmstarError("--scoring loglik needs the hf backend (chat APIs do not expose next-token scores)")
 
+    def score_continuations(self, requests: Sequence[Request],
+                            continuations: Sequence[Sequence[str]]) -> list[Response]:
+        from .continuations import CANNOT
+
+        raise MmstarError(CANNOT.format(what="the openai backend", why="a chat completions API returns the "
+                                        "reply's log-probabilities, not those of a text it did not write"))
+
     def payload(self, req: Request) -> dict[str, Any]:
         body: dict[str, Any] = {"model": self.model, "messages": to_openai_messages(req.messages),
                                 self.budget_key: self.gen.max_new_tokens}

@@ -23,7 +23,15 @@ from typing import Any, Literal
 
 from mmstar.errors import MmstarError
 
-from .base import Backend, GenerationConfig, PreparesBatches, RanksLetters, Streams, protocol_members
+from .base import (
+    Backend,
+    GenerationConfig,
+    PreparesBatches,
+    RanksLetters,
+    ScoresContinuations,
+    Streams,
+    protocol_members,
+)
 
 BackendFactory = Callable[[str, str], Backend]  # (model id, "vlm" | "llm") -> backend
 DtypeRule = Literal["device", "engine", "server"]
@@ -63,6 +71,7 @@ class BackendSpec:
     prepares: bool = False
     auto_batch: bool = False  # reports a batch that does not fit, so --batch-size auto can probe (needs prepares)
     loglik: bool = False  # can rank option letters by log-likelihood (--scoring loglik)
+    continuations: bool = False  # can score given texts after a prompt (score_continuations: the recall probe)
     servable: bool = False  # `mmstar serve` can put it behind its endpoint (takes a per-call gen)
     # takes requests one at a time (``submit(request) -> Future[Response]``, ``window``): the run loop
     # then sends every mode's pending samples as one continuous stream and writes each answer as it arrives
@@ -91,7 +100,7 @@ class BackendSpec:
 
 # the capability a spec claims -> the protocol of evaluators/backends/base.py its class must implement
 CAPABILITIES: dict[str, type] = {"prepares": PreparesBatches, "auto_batch": PreparesBatches, "streams": Streams,
-                                 "loglik": RanksLetters}
+                                 "loglik": RanksLetters, "continuations": ScoresContinuations}
 
 
 def unimplemented(spec: BackendSpec, cls: type) -> str | None:
@@ -175,14 +184,14 @@ register(BackendSpec(
             "torchvision where installed), torchvision, pil (the slow reference path)",
             choices=("auto", "torchvision", "pil"))),
     extra="hf", requires="transformers", local=True, prepares=True, auto_batch=True, loglik=True, servable=True,
-    defaults_from_entry=("device_map",)), check=False)
+    continuations=True, defaults_from_entry=("device_map",)), check=False)
 register(BackendSpec(
     "vllm", "mmstar.evaluators.backends.vllm_backend:VLLMBackend", "vLLM's offline engine, in this process",
     (Option("tensor_parallel_size", 1, "vllm backend: GPUs per model", type=int),
      Option("max_model_len", None, "vllm backend: context length to reserve", type=int),
      Option("gpu_memory_utilization", 0.9, "vllm backend: GPU memory fraction", type=float),
      Option("images_per_prompt", 1, "vllm backend: images per prompt", type=int), DTYPE, TRUST, PREFIX),
-    extra="vllm", requires="vllm", local=True, dtype_rule="engine"), check=False)
+    extra="vllm", requires="vllm", local=True, dtype_rule="engine", continuations=True), check=False)
 register(BackendSpec(
     "openai", "mmstar.evaluators.backends.openai_api:OpenAIBackend",
     "any OpenAI-compatible server (vLLM, SGLang, TGI, LMDeploy, mmstar serve) or provider API",

@@ -63,6 +63,14 @@ class VLLMBackend:
     def rank_letters(self, requests: Sequence[Request], letters: Sequence[Sequence[str]]) -> list[Response]:
         raise MmstarError("--scoring loglik needs the hf backend")
 
+    def score_continuations(self, requests: Sequence[Request],
+                            continuations: Sequence[Sequence[str]]) -> list[Response]:
+        """Each continuation's log-likelihood after its prompt, from vLLM's prompt log-probabilities
+        (``continuations.py``)."""
+        from .continuations import vllm_scores
+
+        return vllm_scores(self, requests, continuations)
+
     def _token_ids(self, messages: list[dict[str, Any]]) -> list[int]:
         if self.has_template:
             text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False,

@@ -30,6 +30,7 @@ from .choices import PROMPTS, PROTOCOLS, SHOTS, THINKING
 from .judge import JudgeConfig
 from .probes import ProbePlan
 from .probes import after_modes as probe_hook
+from .recall import check_backend as check_recall_backend
 from .runner import EvalConfig, parse_modes, resolve_batch_size, run_eval
 
 if TYPE_CHECKING:
@@ -70,6 +71,7 @@ class RunOptions:
         object.__setattr__(self, "probes", parse_probes(self.probes))
         for probe in self.probes:  # a probe with none of its modes asked: one line now
             probe_modes(probe, self.modes)
+        check_recall_backend(self.probes, self.backend)  # recall on a backend that cannot score: one line now
         if isinstance(self.probe_seed, bool) or not isinstance(self.probe_seed, int) or self.probe_seed < 0:
             raise MmstarError(f"probe_seed must be a non-negative integer, not {self.probe_seed!r}")
         for name, value, allowed in (("prompt", self.prompt, PROMPTS), ("shots", self.shots, SHOTS),

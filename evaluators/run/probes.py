@@ -27,6 +27,7 @@ from mmstar.errors import MmstarError
 from mmstar.probes import (
     PROBE_MODES,
     PROBE_PROMPT_VERSION,
+    PROBES,
     ProbeItem,
     check_probe_input,
     probe_file,
@@ -40,6 +41,7 @@ from mmstar.records import Manifest, PredictionRecord
 from mmstar.runs import append_predictions, done_keys, probe_path, prune_errors, write_manifest
 from mmstar.sample import Benchmark
 
+from .recall import check_backend, run_recall
 from .steps import EvalConfig, _progress, prediction_record
 
 # as runner.AfterModes (not imported from there: the runner imports this module's users)
@@ -81,7 +83,7 @@ def record_plan(manifest: Manifest, plan: ProbePlan) -> dict[str, Any]:
             if old.get(key) != entry[key]:
                 raise MmstarError(f"this run's probes ran with {key} {old.get(key)!r}, not {entry[key]!r}; use "
                                   "another --out, or --overwrite to start over")
-        entry["names"] = sorted({*old.get("names", []), *entry["names"]}, key=("order", "slots", "swap").index)
+        entry["names"] = sorted({*old.get("names", []), *entry["names"]}, key=PROBES.index)
         entry["slot_words"] = bool(old.get("slot_words")) or plan.words
         entry["files"] = dict(old.get("files") or {})
     manifest.update(probes=entry)
@@ -139,7 +141,9 @@ def _pending(run_dir: Path, name: str, items: list[ProbeItem], config: EvalConfi
 
 
 def after_modes(plan: ProbePlan, config: EvalConfig, streams: bool, strict: bool = True) -> AfterModes:
-    """The hook ``run_eval`` calls once the modes are done: the probes in ``config.modes``."""
+    """The hook ``run_eval`` calls once the modes are done: the probes in ``config.modes``. A probe the
+    backend cannot run (recall on a chat API) is refused here, before a model loads."""
+    check_backend(plan.probes, config.backend)
     def run(run_dir: Path, manifest: Manifest, bench: Benchmark, backend_of: Callable[[str], Backend]) -> None:
         run_probes(run_dir, manifest, bench, plan, config, backend_of, streams, strict)
     return run
@@ -151,6 +155,7 @@ def run_probes(run_dir: Path, manifest: Manifest, bench: Benchmark, plan: ProbeP
     Jobs on the model loaded last (the last mode's) go first: a local backend loads once less."""
     if config.scoring != "generate":
         raise MmstarError("the probes need generated replies; they do not run with letter log-likelihood scoring")
+    check_backend(plan.probes, config.backend)
     jobs = plan.jobs(bench, config.modes, strict)
     if not jobs:
         return {}
@@ -165,8 +170,9 @@ def run_probes(run_dir: Path, manifest: Manifest, bench: Benchmark, plan: ProbeP
         _run_streamed(run_dir, pending, config, backend_of)
     else:
         for name, (mode, todo, stats) in pending.items():
-            if todo:
-                _run_batched(run_dir, name, mode, todo, stats, config, backend_of, manifest)
+            if todo:  # recall scores option texts (recall.py); the others generate
+                run = run_recall if name.startswith("recall-") else _run_batched
+                run(run_dir, name, mode, todo, stats, config, backend_of, manifest)
             entry["files"] = {**entry.get("files", {}), name: stats}
             write_manifest(run_dir, manifest)
     entry["files"] = {**entry.get("files", {}), **{name: stats for name, (_m, _t, stats) in pending.items()}}
