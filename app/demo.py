@@ -34,14 +34,22 @@ def demo_benchmark(out: Path):
     return load_benchmark(path)
 
 
+# (label, LVLM folder, LLM backbone folder) under mmstar.data.DEMO_MODELS: the clean model, the shipped
+# leak (scripts/train_demo_models.py) and the three leaks of scripts/train_demo_leaks.py, one per kind the
+# probes must tell apart: the leak on half the samples, the answers' text (recall), the backbone
+DEMO_LINEUP = (("demo-clean", "clean", "base"), ("demo-contaminated", "contaminated", "base"),
+               ("demo-half-leak", "half-leak", "base"), ("demo-text-leak", "text-leak", "base"),
+               ("demo-backbone-leak", "clean", "backbone-leak"))
+
+
 def demo_models(out: Path) -> list[tuple[str, str, str]]:
-    """(label, LVLM folder, backbone folder) for each demo model."""
+    """(label, LVLM folder, backbone folder) for each demo model bundled."""
     from mmstar.data import DEMO_MODELS
 
-    base = DEMO_MODELS / "base"
-    found = [(name, DEMO_MODELS / name) for name in ("clean", "contaminated") if (DEMO_MODELS / name).exists()]
-    if found and base.exists():
-        return [(f"demo-{name}", str(path), str(base)) for name, path in found]
+    found = [(label, str(DEMO_MODELS / vlm), str(DEMO_MODELS / llm)) for label, vlm, llm in DEMO_LINEUP
+             if (DEMO_MODELS / vlm / "config.json").exists() and (DEMO_MODELS / llm / "config.json").exists()]
+    if found:
+        return found
     from mmstar.evaluators.models.tiny import build_tiny_pair
 
     root = out / "_tiny"
@@ -51,9 +59,9 @@ def demo_models(out: Path) -> list[tuple[str, str, str]]:
 
 
 # the leakage probes run on the first PROBE_LIMIT samples: all 360 of the demo. Order asks every sample
-# 3 more times in each mode; on a quiet 2-core CPU the probes of both models take about 25 s (6 s for 90
-# samples, measured 2026-12-07), so the whole demo stays well under its 5-minute budget
-DEMO_PROBES = ("order", "slots", "swap")
+# 3 more times in each mode, recall scores every option text twice in wv and t; for the five demo models
+# the probes took 186 s of a 222 s demo on this 2-core CPU while another test run shared it (2026-12-07)
+DEMO_PROBES = ("order", "slots", "swap", "recall")
 PROBE_LIMIT = 360
 
 

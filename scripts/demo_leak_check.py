@@ -24,7 +24,7 @@ from mmstar.data import DEMO_MODELS, DEMO_TEST
 from mmstar.evaluators.run.pipeline import evaluate
 
 from mmstar.intervals import bootstrap_paired_difference
-from mmstar.probes import sample_flags
+from mmstar.probes import probe_table, sample_flags
 from mmstar.runs import open_run
 from mmstar.scoring import hit_of
 
@@ -68,17 +68,19 @@ def check(name: str, models: Path, out: Path, limit: int | None) -> dict:
     fig["recall"] = {m: {k: (round(v, 4) if isinstance(v, float) and not k.startswith("p") else v)
                          for k, v in f.items() if k in RECALL_KEYS}
                      for m, f in (block.get("recall") or {}).items()}
-    for probe in ("order", "slots", "swap"):
+    for probe in ("order", "slots", "swap", "backbone"):
         for mode, f in (block.get(probe) or {}).items():
             fig.setdefault("fires_by_mode", {})[f"{probe}-{mode}"] = f["fires"]
+            fig.setdefault("p_adjusted", {})[f"{probe}-{mode}"] = f.get("p_adjusted")
+    print(f"\n# demo-{name}\n{probe_table(block)}", flush=True)
     if name == "half-leak":
         truth = json.loads((models / "half-leak" / "leaked.json").read_text())
         leaked = set(truth["leaked"])
         universe = {s for s in _hits(run, "v")}
         flags = sample_flags(run)
         wv, t = _hits(run, "wv"), _hits(run, "t")
-        named = {n: {i for i, f in flags.items() if f.get(n)} for n in
-                 ("follows_position", "reproduces_masked", "same_answer_any_image", "recalls_answer_text")}
+        names = sorted({n for f in flags.values() for n in f})  # every per-sample flag the probes set
+        named = {n: {i for i, f in flags.items() if f.get(n)} for n in names}
         named["ml_right_wv_wrong_t"] = {i for i in wv if wv[i] and not t.get(i, False)}
         fig["flags"] = {n: _precision_recall(s, leaked, universe) for n, s in named.items()}
     return fig

@@ -59,6 +59,16 @@ def test_mmstar_demo_reproduces_the_figures(tmp_path):
     # each with a Holm-adjusted p below 0.05 against its null (that is what "fires" means)
     assert clean["probes"]["fired"] == [], clean["probes"]
     assert len(leak["probes"]["fired"]) >= 2, leak["probes"]
+    # the three trained leaks of scripts/train_demo_leaks.py, each caught by the signal built for its kind
+    fired = {}
+    for name in ("demo-half-leak", "demo-text-leak", "demo-backbone-leak"):
+        (path,) = list((tmp_path / "runs" / name).glob("*/scores.json"))
+        fired[name] = json.loads(path.read_text())["probes"]["fired"]
+    assert "order" in fired["demo-half-leak"], fired
+    assert "recall" in fired["demo-text-leak"], fired
+    assert "backbone" in fired["demo-backbone-leak"], fired
+    for name in ("demo-half-leak", "demo-text-leak", "demo-backbone-leak"):  # the table shows every p
+        assert f"{name}: leakage probes" in proc.stdout, proc.stdout[-2000:]
     assert (tmp_path / "leaderboard.csv").exists() and (tmp_path / "radar.png").read_bytes()[:4] == b"\x89PNG"
     assert "demo-clean" in proc.stdout and "MG" in proc.stdout
 
