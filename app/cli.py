@@ -14,7 +14,7 @@ from mmstar.errors import MmstarError
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
-    from mmstar.evaluators.run.judge import judge_config
+    from mmstar.evaluators.run.judge_config import judge_config
 
     from mmstar.predictions import check_unique, read_predictions
     from mmstar.report import score_table
@@ -93,7 +93,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--matcher", choices=("official", "robust"), default="official")
     p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    from mmstar.evaluators.run.judge import add_judge_args
+    from mmstar.evaluators.run.judge_config import add_judge_args
 
     add_judge_args(p)
     p.set_defaults(func=_cmd_score)

@@ -55,7 +55,7 @@ def run_options(args: argparse.Namespace) -> RunOptions:
 
 def _cmd_sweep(args: argparse.Namespace) -> int:
     """Several models and/or a --config file: every (model, benchmark) pair, failures reported at the end."""
-    from mmstar.evaluators.run.judge import judge_config
+    from mmstar.evaluators.run.judge_config import judge_config
     from mmstar.evaluators.run.pipeline import RunOptions
     from mmstar.evaluators.run.sweep import evaluate_sweep, load_sweep_config, sweep_from_flags
 
@@ -78,7 +78,7 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
-    from mmstar.evaluators.run.judge import judge_config
+    from mmstar.evaluators.run.judge_config import judge_config
     from mmstar.evaluators.run.pipeline import load_data, plan, resolve_entry, run_planned
     from mmstar.evaluators.run.sweep import split_list
 
@@ -197,7 +197,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--probe-words", action="store_true",
                    help="slots also masks a content word of each question (chosen by the seed)")
     add_backend_arguments(p)  # --backend and each backend's own options, from the backend registry
-    from mmstar.evaluators.run.judge import add_judge_args
+    from mmstar.evaluators.run.judge_config import add_judge_args
 
     add_judge_args(p)
     p.set_defaults(func=_cmd_eval)
@@ -327,7 +327,7 @@ def add_more_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--benchmark", help="benchmark name (default: from the file name)")
     p.add_argument("--out", default="runs")
     p.add_argument("--acc", help="VLMEvalKit's own *_acc.csv (default: {stem}_acc.csv next to the file, if any)")
-    from mmstar.evaluators.run.judge import add_judge_args
+    from mmstar.evaluators.run.judge_config import add_judge_args
 
     add_judge_args(p)
     p.set_defaults(func=_cmd_import)

@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import DataError, MmstarError
-from .matching import extract_choice, official_match
 from .sample import Benchmark, ImageRef, Sample
 
 if TYPE_CHECKING:  # the real imports happen on call: `import mmstar` stays light
     import pandas as pd
 
     from .evaluators.run.pipeline import EvalResult
+    from .matching import extract_choice, official_match
     from .runs import Run
 
 __version__ = "0.1.0"
@@ -67,3 +67,13 @@ def leaderboard(paths: Iterable[str | Path], matcher: str = "official", seed: in
     from .metrics.leaderboard import leaderboard_frame
 
     return leaderboard_frame(paths, matcher=matcher, seed=seed)
+
+
+def __getattr__(name: str) -> Any:
+    """``mmstar.extract_choice`` and ``mmstar.official_match`` load the extractor on first use: its
+    tables and patterns cost every command ~60 ms at start-up otherwise (``mmstar --help`` included)."""
+    if name in ("extract_choice", "official_match"):
+        from . import matching
+
+        return getattr(matching, name)
+    raise AttributeError(f"module 'mmstar' has no attribute {name!r}")

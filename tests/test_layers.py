@@ -200,13 +200,15 @@ def test_the_document_names_the_same_layers(layer):
 
 def test_building_the_command_line_imports_no_builder_and_no_run_machinery():
     """``mmstar eval --help`` and ``mmstar --version`` build the whole parser: it must not import the tiny
-    builders (one help string needed their names) nor the run loop (four option choices needed it)."""
+    builders (one help string needed their names), the run loop (four option choices needed it), nor the
+    answer extractor (the judge's flags and ``import mmstar`` pulled its tables in: ~60 ms)."""
     import subprocess
     import sys
 
     code = ("import sys; from mmstar.app.cli import build_parser; p = build_parser();"
             "print(sorted(m for m in sys.modules if m.startswith(('mmstar.evaluators.models.tiny', "
-            "'mmstar.evaluators.run.runner', 'mmstar.evaluators.run.pipeline', 'torch', 'pandas'))));"
+            "'mmstar.evaluators.run.runner', 'mmstar.evaluators.run.pipeline', 'mmstar.matching', 'mmstar.extract', "
+            "'torch', 'pandas'))));"
             "print(p._subparsers._group_actions[0].choices['tiny-models'].format_help())")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO.parent)
     assert proc.returncode == 0, proc.stderr
