@@ -7,9 +7,9 @@ import zipfile
 import pytest
 from conftest import REPO
 
-SUBPACKAGES = ["mmstar", "mmstar.app", "mmstar.evaluators", "mmstar.evaluators.backends", "mmstar.evaluators.models",
-               "mmstar.evaluators.models.tiny", "mmstar.evaluators.run", "mmstar.metrics", "mmstar.curation",
-               "mmstar.review_app", "mmstar.viewer"]
+SUBPACKAGES = ["mmstar", "mmstar.extract", "mmstar.app", "mmstar.evaluators", "mmstar.evaluators.backends",
+               "mmstar.evaluators.models", "mmstar.evaluators.models.tiny", "mmstar.evaluators.run", "mmstar.metrics",
+               "mmstar.curation", "mmstar.review_app", "mmstar.viewer"]
 HEAVY = ["torch", "transformers", "vllm", "streamlit", "datasets", "matplotlib"]
 
 
