@@ -47,8 +47,10 @@ FIGURES = (
     ("recall", "rate", "right text first without options", "recalled"),
     ("recall", "donor_rate", "right text first after another stem", None),
     ("recall", "with_options", "accuracy with options shown", None),
+    ("recall", "over_donor", "right text first, over another stem (paired)", None),
+    ("recall", "over_options", "right text first, over the options shown (paired)", None),
 )
-VERDICT_FIGURE = {"order": "sensitivity", "slots": "rate", "swap": "excess", "recall": "rate", "backbone": "gap"}
+VERDICT_FIGURE = {"order": "sensitivity", "slots": "rate", "swap": "excess", "recall": "over_donor", "backbone": "gap"}
 SIGNAL_ORDER = ("order", "slots", "swap", "recall", "backbone")
 TABLE_COLUMNS = ["run", "probe", "mode", "n", "figure", "value", "low", "high", "flagged", "p", "p_adjusted", "null",
                  "fires"]
