@@ -17,7 +17,7 @@ from mmstar.runs import open_run
 pytestmark = pytest.mark.skipif(not (DEMO_MODELS / "clean" / "model.safetensors").exists(),
                                 reason="demo models not built (python scripts/train_demo_models.py)")
 
-WHERE = {"order": {"v", "wv", "t"}, "slots": {"wv", "t"}, "swap": {"v"}}
+WHERE = {"order": {"v", "wv", "t"}, "slots": {"wv", "t"}, "swap": {"v"}, "recall": {"wv", "t"}}
 
 
 def _check_block(block, n):
@@ -43,12 +43,14 @@ def test_probe_demo_runs_every_probe_where_it_belongs(tmp_path):
     asked = {k: len({r.index for r in v}) for k, v in run.probe_records.items()}
     assert set(asked) == {f"{p}-{m}" for p, modes in WHERE.items() for m in modes}
     assert asked["order-v"] == asked["order-wv"] == asked["order-t"] == asked["swap-v"] == 12
+    assert asked["recall-wv"] == asked["recall-t"] == 12
     # slots hides only wrong options worth remembering (two words or more): some samples have none
     assert 0 < asked["slots-wv"] == asked["slots-t"] <= 12
     assert run.scores["probes"] == block  # what scores.json holds
     table = probe_table(block)
     assert table.count(" order ") == 3 and table.count(" slots ") == 2 and table.count(" swap ") == 1
-    assert table.count("\n  backbone ") == 1 and table.count(" adj ") == 7  # every verdict's p and Holm's p
+    assert table.count(" recall ") == 2 and table.count("\n  backbone ") == 1
+    assert table.count(" adj ") == 9  # every verdict's p and Holm's p
     # a second call resumes: nothing left to ask, the same block
     assert probe_demo(label, vlm, backbone, bench, tmp_path, quiet=True, limit=12) == block
 
@@ -60,14 +62,14 @@ def test_mmstar_demo_prints_the_probe_table_and_reports_it(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     out = proc.stdout
     n = min(PROBE_LIMIT, 360)
-    assert f"leakage probes (order, slots, swap) on the first {n} of 360 samples:" in out
+    assert f"leakage probes (order, slots, swap, recall) on the first {n} of 360 samples:" in out
     for label in ("demo-clean", "demo-contaminated"):
         assert f"{label}: leakage probes (mmstar-probes-v2, seed 0)" in out
         _check_block(open_run(tmp_path / "runs" / label / "mmstar-demo").scores["probes"], n)
     assert re.search(r"probes took \d+\.\d s", out)
     report = (tmp_path / "report.html").read_text()
     assert "<h2>Leakage evidence</h2>" in report
-    for label in ("demo-clean", "demo-contaminated"):  # 14 figures, 7 of them verdicts with p and Holm's p
+    for label in ("demo-clean", "demo-contaminated"):  # 24 figures, 9 of them verdicts with p and Holm's p
         assert len(re.findall(rf'data-run="{label} / mmstar-demo" data-probe="\w+" data-mode="\w+" data-fig=',
-                              report)) == 14
-        assert len(re.findall(rf'data-run="{label} / mmstar-demo" [^>]* data-p="p_adjusted">\d', report)) == 7
+                              report)) == 24
+        assert len(re.findall(rf'data-run="{label} / mmstar-demo" [^>]* data-p="p_adjusted">\d', report)) == 9
