@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from mmstar.app.demo import DEMO_LINEUP
 from test_viewer import IMG_PRED, SCRIPT_Q, write_runs
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -85,7 +86,7 @@ def test_viewer_shows_the_scores_of_the_demo_runs(browser, demo, viewer, tmp_pat
     page.get_by_role("heading", name="Leaderboard").wait_for(timeout=90_000)
     page.locator('[role="gridcell"]').first.wait_for(state="attached", timeout=30_000)
     rows = {r["model"]: r for r in _grid(page)}
-    assert set(rows) == {"demo-clean", "demo-contaminated"}
+    assert set(rows) == {label for label, *_ in DEMO_LINEUP}  # clean, contaminated and the three trained leaks
     for model, row in rows.items():
         scores = json.loads((demo / "runs" / model / "mmstar-demo" / "scores.json").read_text())
         assert [float(row[k]) for k in FIGURES] == [round(scores[k], 2) for k in FIGURES], model
